@@ -1,0 +1,9 @@
+//! Clerk webhooks: Svix signature verification, the typed event envelope, redaction of
+//! secrets, and the rules that keep contacts in step with Clerk.
+
+pub mod envelope;
+pub mod redact;
+pub mod settings;
+pub mod signature;
+pub mod sync;
+pub mod webhook;

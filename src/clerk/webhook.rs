@@ -1,0 +1,130 @@
+//! `POST /webhooks/clerk`: verify, then store the event and apply its contact change in
+//! one short transaction, then answer. Svix retries anything but a 2xx, so a 200 is only
+//! ever sent for an event that is durably stored.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
+use chrono::Utc;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::envelope::{Envelope, EnvelopeError};
+use super::redact::redact;
+use super::settings::ClerkSettings;
+use super::signature::{SignatureError, SignatureVerifier};
+use super::sync::ContactEvent;
+use crate::db;
+use crate::events::insert_clerk_event;
+use crate::telemetry::error_chain;
+
+/// Clerk's payloads are a few KiB; anything over this is refused before it is read whole.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("the body is larger than 1 MiB")]
+    TooLarge,
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    #[error("the database is unavailable, retry later")]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    #[error("the event could not be stored")]
+    Unexpected(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for WebhookError {
+    fn from(error: sqlx::Error) -> Self {
+        if db::is_transient(&error) {
+            Self::DatabaseUnavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
+    }
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::Envelope(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %error_chain(self), "webhook failed");
+        } else {
+            tracing::info!(status = status.as_u16(), reason = %self, "webhook refused");
+        }
+        HttpResponse::build(status).json(json!({ "error": self.to_string() }))
+    }
+}
+
+#[post("/webhooks/clerk")]
+pub async fn receive_clerk_webhook(
+    request: HttpRequest,
+    payload: web::Payload,
+    verifier: web::Data<SignatureVerifier>,
+    settings: web::Data<ClerkSettings>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, WebhookError> {
+    let body = payload
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| WebhookError::TooLarge)?
+        .map_err(|_| WebhookError::UnreadableBody)?;
+    let svix_id = verifier.verify(request.headers(), &body)?;
+    let mut envelope = Envelope::parse(&body)?;
+    let contact_event = ContactEvent::from_envelope(&envelope, &settings)?;
+    redact(&envelope.event_type, &mut envelope.payload);
+    let occurred_at = envelope.timestamp.unwrap_or_else(Utc::now);
+    let event_type = envelope.event_type.as_str();
+
+    let mut tx = pool.begin().await?;
+    let stored = insert_clerk_event(
+        &mut tx,
+        &svix_id,
+        event_type,
+        occurred_at,
+        &envelope.payload,
+    )
+    .await?;
+    if !stored {
+        tracing::info!(svix_id, event_type, "duplicate delivery");
+        return Ok(answer("duplicate", &svix_id, event_type, None));
+    }
+    let change = match &contact_event {
+        Some(event) => Some(event.apply(&mut tx, occurred_at).await?),
+        None => None,
+    };
+    tx.commit().await?;
+
+    let status = if change.is_some() {
+        "processed"
+    } else {
+        "ignored"
+    };
+    tracing::info!(svix_id, event_type, status, contact = ?change, "webhook stored");
+    Ok(answer(status, &svix_id, event_type, change))
+}
+
+fn answer(
+    status: &str,
+    svix_id: &str,
+    event_type: &str,
+    change: Option<super::sync::ContactChange>,
+) -> HttpResponse {
+    let mut body = json!({ "status": status, "svixId": svix_id, "type": event_type });
+    if let Some(change) = change {
+        body["contact"] = json!(change);
+    }
+    HttpResponse::Ok().json(body)
+}

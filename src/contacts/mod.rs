@@ -1,0 +1,32 @@
+//! Contacts: the audience. The row type and the repository functions every writer
+//! (Clerk sync now, the API later) shares.
+
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// One contact as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub source: String,
+    pub subscribed: bool,
+    pub user_group: Option<String>,
+    pub user_id: Option<String>,
+    pub mailing_lists: serde_json::Value,
+    pub properties: serde_json::Value,
+    pub opt_in_status: Option<String>,
+    pub clerk_updated_at: Option<DateTime<Utc>>,
+    pub graduated_at: Option<DateTime<Utc>>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+    pub waitlist_entry_id: Option<String>,
+    pub waitlist_status: Option<String>,
+    pub waitlist_joined_at: Option<DateTime<Utc>>,
+    pub waitlist_updated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -1,0 +1,10 @@
+//! Roster: a self-hosted audience manager for apps built on Clerk.
+
+pub mod clerk;
+pub mod config;
+pub mod contacts;
+pub mod db;
+pub mod events;
+pub mod health;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,74 @@
+//! The `roster` command line. Everything it runs lives in the library.
+
+use clap::{Parser, Subcommand};
+use roster::config::Settings;
+use roster::startup::Application;
+use roster::{db, telemetry};
+
+/// Roster: a self-hosted audience manager for apps built on Clerk.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve HTTP (webhooks, API, dashboard) and run the worker.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the environment and the config file (ROSTER_CONFIG), then exit.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("roster: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    // A .env file fills in what the real environment does not set.
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => anyhow::bail!("cannot read .env: {e}"),
+    }
+    let settings = Settings::from_env()?;
+    match command {
+        Command::Check => {
+            println!(
+                "configuration is valid ({})",
+                settings.config_path.display()
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            telemetry::init()?;
+            let pool = db::connect_lazy(settings.require_database_url()?, &settings.database)?;
+            db::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            telemetry::init()?;
+            let pool = db::connect_lazy(settings.require_database_url()?, &settings.database)?;
+            db::migrate(&pool).await?;
+            if settings.clerk_webhook_secrets.is_empty() {
+                tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
+            }
+            let app = Application::build(&settings, pool)?;
+            tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+    }
+}

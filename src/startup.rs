@@ -1,0 +1,54 @@
+//! Builds the HTTP application from `Settings`; `roster serve` and the tests both use it.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use sqlx::PgPool;
+use tracing_actix_web::TracingLogger;
+
+use crate::clerk::signature::SignatureVerifier;
+use crate::clerk::webhook::receive_clerk_webhook;
+use crate::config::Settings;
+use crate::health;
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.addr` (port 0 picks a free port) and wires the routes.
+    pub fn build(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
+        let port = listener.local_addr()?.port();
+        let pool = web::Data::new(pool);
+        let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
+        let clerk_settings = web::Data::new(settings.file.clerk.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(pool.clone())
+                .app_data(verifier.clone())
+                .app_data(clerk_settings.clone())
+                .service(health::healthz)
+                .service(health::readyz)
+                .service(receive_clerk_webhook)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

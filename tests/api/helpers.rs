@@ -1,0 +1,199 @@
+//! The test harness: a Roster app on a free port over this test's own database, a Svix
+//! signer, Clerk fixtures, and a TCP proxy that can cut the database off.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use roster::config::{ConfigFile, Settings};
+use roster::contacts::Contact;
+use roster::startup::Application;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use svix::webhooks::Webhook;
+use uuid::Uuid;
+
+use crate::db_proxy::DbProxy;
+
+/// The secret Clerk signs with in tests (base64 of "roster-test-secret-0123456789").
+pub const SECRET: &str = "whsec_cm9zdGVyLXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk=";
+/// A second secret, as during a rotation.
+pub const ROTATED_SECRET: &str = "whsec_cm90YXRlZC1zZWNyZXQtYWJjZGVmZ2hpams=";
+
+pub struct TestApp {
+    pub address: String,
+    /// A pool of the test's own, straight to the database (not through any proxy).
+    pub db: PgPool,
+    pub client: reqwest::Client,
+}
+
+/// Options for `spawn_app_with`.
+#[derive(Default)]
+pub struct AppOptions {
+    /// TOML of the config file; empty means built-in defaults.
+    pub config_toml: &'static str,
+    /// Route the app's database connections through this proxy.
+    pub proxy: Option<&'static DbProxy>,
+}
+
+pub async fn spawn_app(connect: PgConnectOptions) -> TestApp {
+    spawn_app_with(connect, AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> TestApp {
+    let env = HashMap::from([
+        ("ROSTER_ADDR", "127.0.0.1:0".to_owned()),
+        ("CLERK_WEBHOOK_SECRET", format!("{SECRET} {ROTATED_SECRET}")),
+    ]);
+    let mut settings =
+        Settings::from_lookup(|name| env.get(name).cloned()).expect("valid settings");
+    settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
+
+    let app_connect = match options.proxy {
+        Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
+        None => connect.clone(),
+    };
+    let app_pool = short_lived_connections()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(app_connect);
+    let app = Application::build(&settings, app_pool).expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let db = short_lived_connections()
+        .max_connections(2)
+        .connect_with(connect)
+        .await
+        .expect("test pool connects");
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// Connections close when released, so none is open when `#[sqlx::test]` drops the
+/// test's database at the end (Postgres would wait 5 s for them).
+fn short_lived_connections() -> PgPoolOptions {
+    PgPoolOptions::new().after_release(|_, _| Box::pin(async { Ok(false) }))
+}
+
+/// A Clerk fixture from `tests/fixtures/clerk/`, as JSON to edit.
+pub fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/clerk/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists")).unwrap()
+}
+
+/// A fresh Svix message ID.
+pub fn svix_id() -> String {
+    format!("msg_{}", Uuid::new_v4().simple())
+}
+
+/// A signed delivery, built step by step so tests can break any part of it.
+pub struct Delivery {
+    pub body: Vec<u8>,
+    pub id: String,
+    pub timestamp: i64,
+    pub secret: &'static str,
+    /// `svix` or `webhook`: the header spelling.
+    pub header_prefix: &'static str,
+    pub signature: Option<String>,
+}
+
+impl Delivery {
+    pub fn of(event: &Value) -> Self {
+        Self::raw(serde_json::to_vec(event).unwrap())
+    }
+
+    pub fn raw(body: Vec<u8>) -> Self {
+        Self {
+            body,
+            id: svix_id(),
+            timestamp: Utc::now().timestamp(),
+            secret: SECRET,
+            header_prefix: "svix",
+            signature: None,
+        }
+    }
+
+    pub fn signature(&self) -> String {
+        self.signature.clone().unwrap_or_else(|| {
+            Webhook::new(self.secret)
+                .unwrap()
+                .sign(&self.id, self.timestamp, &self.body)
+                .unwrap()
+        })
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, delivery: &Delivery) -> reqwest::Response {
+        let prefix = delivery.header_prefix;
+        self.client
+            .post(format!("{}/webhooks/clerk", self.address))
+            .header("content-type", "application/json")
+            .header(format!("{prefix}-id"), &delivery.id)
+            .header(
+                format!("{prefix}-timestamp"),
+                delivery.timestamp.to_string(),
+            )
+            .header(format!("{prefix}-signature"), delivery.signature())
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Delivers `event` correctly signed and returns the status and JSON body.
+    pub async fn deliver(&self, event: &Value) -> (u16, Value) {
+        let response = self.send(&Delivery::of(event)).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    pub async fn contact_by_user_id(&self, user_id: &str) -> Option<Contact> {
+        sqlx::query_as::<_, Contact>("select * from contacts where user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn contact_by_email(&self, email: &str) -> Option<Contact> {
+        sqlx::query_as::<_, Contact>("select * from contacts where lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &'static str) -> i64 {
+        let sql = match table {
+            "contacts" => "select count(*) from contacts",
+            "clerk_events" => "select count(*) from clerk_events",
+            other => panic!("no count for {other}"),
+        };
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
+    /// The stored (redacted) payload of one delivery.
+    pub async fn stored_payload(&self, svix_id: &str) -> Option<Value> {
+        sqlx::query_scalar("select payload from clerk_events where svix_id = $1")
+            .bind(svix_id)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+/// Sets a value at a JSON pointer such as `/data/updated_at`.
+pub fn set(event: &mut Value, pointer: &str, value: Value) {
+    *event
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer} exists")) = value;
+}

@@ -1,0 +1,8 @@
+//! Roster's integration tests: one binary, a real PostgreSQL database per test.
+
+mod clerk_sync;
+mod db_proxy;
+mod health;
+mod helpers;
+mod webhook_delivery;
+mod webhook_signature;
