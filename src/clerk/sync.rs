@@ -111,7 +111,6 @@ async fn upsert_user(
     };
     store::lock_email(conn, email).await?;
 
-    let by_email = store::find_contact_by_email(conn, email).await?;
     let (id, change) = match store::find_contact_by_user_id(conn, &user.id).await? {
         Some(contact)
             if contact
@@ -121,7 +120,14 @@ async fn upsert_user(
             return Ok(ContactChange::Stale);
         }
         Some(contact) => {
-            if let Some(other) = by_email.filter(|other| other.id != contact.id)
+            let holder = if contact.email.to_lowercase() != email.to_lowercase() {
+                store::find_contact_by_email(conn, email)
+                    .await?
+                    .filter(|other| other.id != contact.id)
+            } else {
+                None
+            };
+            if let Some(other) = holder
                 && !take_email_from(conn, &contact, &other).await?
             {
                 tracing::warn!(
@@ -135,7 +141,7 @@ async fn upsert_user(
             (contact.id, ContactChange::Updated)
         }
         // The waitlist graduation case: a contact known by email becomes this user.
-        None => match by_email {
+        None => match store::find_contact_by_email(conn, email).await? {
             Some(contact) => {
                 let graduates = contact.user_id.is_none() && contact.waitlist_entry_id.is_some();
                 let change = if graduates {

@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub config_toml: &'static str,
     /// Route the app's database connections through this proxy.
     pub proxy: Option<&'static DbProxy>,
+    /// Size of the app's pool (default 10).
+    pub max_connections: Option<u32>,
 }
 
 pub async fn spawn_app(connect: PgConnectOptions) -> TestApp {
@@ -55,7 +57,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         None => connect.clone(),
     };
     let app_pool = short_lived_connections()
-        .max_connections(10)
+        .max_connections(options.max_connections.unwrap_or(10))
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(app_connect);
     let app = Application::build(&settings, app_pool).expect("app builds");

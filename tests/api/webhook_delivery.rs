@@ -169,6 +169,42 @@ async fn database_down_answers_503_and_the_retry_succeeds(_: PgPoolOptions, db: 
 }
 
 #[sqlx::test]
+async fn exhausted_pool_answers_503(_: PgPoolOptions, db: PgConnectOptions) {
+    let options = AppOptions {
+        max_connections: Some(1),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(db, options).await;
+    // Hold the user's lock, so the first delivery keeps the app's only connection busy.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind("user:user_2q8XfA1bC3dE4fG5hI6jK7lM8nO")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = Delivery::of(&fixture("user.created"));
+    let second = Delivery::of(&fixture("session.created"));
+    let (first_response, second_response) = tokio::join!(app.send(&first), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let response = app.send(&second).await;
+        blocker.rollback().await.unwrap();
+        response
+    });
+    assert_eq!(
+        second_response.status().as_u16(),
+        503,
+        "no connection within the timeout"
+    );
+    assert_eq!(
+        first_response.status().as_u16(),
+        200,
+        "the blocked delivery completes"
+    );
+    assert!(app.stored_payload(&second.id).await.is_none());
+    assert_eq!(app.deliver(&fixture("session.created")).await.0, 200);
+}
+
+#[sqlx::test]
 async fn no_configured_secret_refuses_every_delivery(_: PgPoolOptions, db: PgConnectOptions) {
     use roster::config::Settings;
     use roster::startup::Application;
