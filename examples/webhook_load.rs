@@ -1,7 +1,9 @@
 //! Load generator for `POST /webhooks/clerk`: realistic Clerk `user.created` deliveries
-//! (the shared fixture, a new user each), signed with Svix's own signer before the clock
-//! starts, sent over `--concurrency` keep-alive connections. Prints throughput and
-//! latency percentiles as one JSON line. Driven by `bench/webhook-ingest.sh`.
+//! (the shared fixture, a new user each), signed with Svix's own signer and written out
+//! as raw HTTP/1.1 requests before the clock starts, then sent over `--concurrency`
+//! keep-alive connections from one thread, so the generator's own CPU stays small (like
+//! pgbench's client). Prints throughput and latency percentiles as one JSON line.
+//! Driven by `bench/webhook-ingest.sh`.
 //!
 //! Usage: webhook_load URL SECRET [--requests N] [--concurrency C]
 
@@ -11,17 +13,39 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use svix::webhooks::Webhook;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const FIXTURE: &str = include_str!("../tests/fixtures/clerk/user.created.json");
 
-struct Request {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: Vec<u8>,
+/// Reads one HTTP/1.1 response (headers and a `content-length` body) and returns its
+/// status code. Enough for a keep-alive connection to our own server.
+async fn read_response(connection: &mut TcpStream, buffer: &mut Vec<u8>) -> u16 {
+    buffer.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = connection.read(&mut chunk).await.expect("response read");
+        assert!(read > 0, "server closed the connection");
+        buffer.extend_from_slice(&chunk[..read]);
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = std::str::from_utf8(&buffer[..end]).expect("ASCII headers");
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        if buffer.len() >= end + 4 + length {
+            return head[9..12].parse().expect("a status code");
+        }
+    }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args.get(1).expect("URL").clone();
@@ -35,19 +59,22 @@ async fn main() {
     };
     let total = flag("--requests", 20_000);
     let concurrency = flag("--concurrency", 32);
+    let (host, path) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("an http:// URL");
+    let (host, path) = (host.to_owned(), format!("/{path}"));
 
-    let requests = Arc::new(signed_requests(&secret, total));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
+    let requests = Arc::new(signed_requests(&secret, total, &host, &path));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, url, requests, next) =
-            (client.clone(), url.clone(), requests.clone(), next.clone());
+        let (host, requests, next) = (host.clone(), requests.clone(), next.clone());
         tasks.spawn(async move {
+            let mut connection = TcpStream::connect(&host).await.expect("server is up");
+            connection.set_nodelay(true).unwrap();
+            let mut buffer = Vec::with_capacity(4096);
             let mut latencies = Vec::new();
             let mut failures = 0usize;
             loop {
@@ -56,21 +83,15 @@ async fn main() {
                     break;
                 };
                 let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("svix-id", &request.id)
-                    .header("svix-timestamp", &request.timestamp)
-                    .header("svix-signature", &request.signature)
-                    .body(request.body.clone())
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies.push(sent.elapsed());
-                    }
-                    _ => failures += 1,
+                connection
+                    .write_all(request)
+                    .await
+                    .expect("request written");
+                let status = read_response(&mut connection, &mut buffer).await;
+                if status == 200 {
+                    latencies.push(sent.elapsed());
+                } else {
+                    failures += 1;
                 }
             }
             (latencies, failures)
@@ -111,7 +132,7 @@ async fn main() {
 /// One signed `user.created` per request, each for a new user. Signing up front keeps
 /// the generator's CPU out of the measurement; runs are far shorter than Svix's 5-minute
 /// timestamp tolerance.
-fn signed_requests(secret: &str, count: usize) -> Vec<Request> {
+fn signed_requests(secret: &str, count: usize, host: &str, path: &str) -> Vec<Vec<u8>> {
     let webhook = Webhook::new(secret).expect("a whsec_ secret");
     let template: Value = serde_json::from_str(FIXTURE).unwrap();
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -128,12 +149,15 @@ fn signed_requests(secret: &str, count: usize) -> Vec<Request> {
             let id = format!("msg_{run}_{i}");
             let timestamp = chrono::Utc::now().timestamp();
             let signature = webhook.sign(&id, timestamp, &body).unwrap();
-            Request {
-                id,
-                timestamp: timestamp.to_string(),
-                signature,
-                body,
-            }
+            let mut request = format!(
+                "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nsvix-id: {id}\r\nsvix-timestamp: {timestamp}\r\n\
+                 svix-signature: {signature}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&body);
+            request
         })
         .collect()
 }

@@ -21,6 +21,9 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     pub database: DatabaseSettings,
     pub addr: SocketAddr,
+    /// HTTP worker threads, each with its own database pool. Not in the environment
+    /// contract: one per core, as actix-web does.
+    pub http_workers: usize,
     pub api_key: Option<SecretString>,
     /// Svix signing secrets (`whsec_...`), several during a rotation; checked as base64.
     pub clerk_webhook_secrets: Vec<SecretString>,
@@ -35,6 +38,7 @@ pub struct Settings {
 /// Pool limits. Not in the environment contract: tests and benchmarks set them in code.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
+    /// Connections in all, shared out between the HTTP workers' pools.
     pub max_connections: u32,
     /// How long a request waits for a connection before answering 503.
     pub acquire_timeout: Duration,
@@ -141,6 +145,7 @@ impl Settings {
             database_url,
             database: DatabaseSettings::default(),
             addr,
+            http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             api_key: var("ROSTER_API_KEY").map(SecretString::from),
             clerk_webhook_secrets,
             smtp_url,

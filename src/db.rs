@@ -9,15 +9,50 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseSettings;
 
-/// Builds the pool without connecting: the server starts even while Postgres is down,
-/// and `/readyz` tells when it is back.
-pub fn connect_lazy(url: &SecretString, settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?;
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_lazy_with(options))
+/// How to open connection pools. Each HTTP worker (actix-web runs one single-threaded
+/// runtime per worker) opens a pool of its own: a sqlx connection's socket belongs to
+/// the runtime that opened it, so one pool shared by all workers makes every database
+/// reply wake two threads (about a quarter fewer webhooks per second, BENCHMARKS.md).
+#[derive(Debug, Clone)]
+pub struct Database {
+    connect: PgConnectOptions,
+    pool: PgPoolOptions,
+    /// Connections in all, shared out between the pools.
+    max_connections: u32,
+}
+
+impl Database {
+    pub fn new(connect: PgConnectOptions, pool: PgPoolOptions, max_connections: u32) -> Self {
+        Self {
+            connect,
+            pool,
+            max_connections,
+        }
+    }
+
+    /// The production pools for `DATABASE_URL`.
+    pub fn from_settings(url: &SecretString, settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let connect = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(settings.acquire_timeout)
+            // sqlx already pings every connection when it is released; a second ping on
+            // acquire would add a round trip to every request. A connection that died
+            // while idle fails its first query instead, which answers 503 and is retried.
+            .test_before_acquire(false);
+        Ok(Self::new(connect, pool, settings.max_connections))
+    }
+
+    /// A pool for one of `pools` users, with its share of the connections. It connects
+    /// lazily, so the server starts while Postgres is down and `/readyz` tells when it
+    /// is back.
+    pub fn pool(&self, pools: usize) -> PgPool {
+        let pools = u32::try_from(pools.max(1)).unwrap_or(u32::MAX);
+        self.pool
+            .clone()
+            .max_connections((self.max_connections / pools).max(1))
+            .connect_lazy_with(self.connect.clone())
+    }
 }
 
 /// Applies the migrations in `migrations/`, embedded in the binary.

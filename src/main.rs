@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use roster::config::Settings;
+use roster::db::Database;
 use roster::startup::Application;
 use roster::{db, telemetry};
 
@@ -53,19 +54,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             telemetry::init()?;
-            let pool = db::connect_lazy(settings.require_database_url()?, &settings.database)?;
-            db::migrate(&pool).await?;
+            let database =
+                Database::from_settings(settings.require_database_url()?, &settings.database)?;
+            db::migrate(&database.pool(1)).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Serve => {
             telemetry::init()?;
-            let pool = db::connect_lazy(settings.require_database_url()?, &settings.database)?;
-            db::migrate(&pool).await?;
+            let database =
+                Database::from_settings(settings.require_database_url()?, &settings.database)?;
+            db::migrate(&database.pool(1)).await?;
             if settings.clerk_webhook_secrets.is_empty() {
                 tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
             }
-            let app = Application::build(&settings, pool)?;
+            let app = Application::build(&settings, database)?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
             app.run_until_stopped().await?;
             Ok(())

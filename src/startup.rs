@@ -4,12 +4,12 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
 use crate::config::Settings;
+use crate::db::Database;
 use crate::health;
 
 /// A bound, not yet running server.
@@ -20,23 +20,26 @@ pub struct Application {
 
 impl Application {
     /// Binds `settings.addr` (port 0 picks a free port) and wires the routes.
-    pub fn build(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+    pub fn build(settings: &Settings, database: Database) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
         let port = listener.local_addr()?.port();
-        let pool = web::Data::new(pool);
+        let workers = settings.http_workers;
         let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
         let clerk_settings = web::Data::new(settings.file.clerk.clone());
         let server = HttpServer::new(move || {
+            // Runs on each worker's thread: the pool's connections belong to its runtime.
+            let pool = web::Data::new(database.pool(workers));
             App::new()
                 .wrap(TracingLogger::default())
-                .app_data(pool.clone())
+                .app_data(pool)
                 .app_data(verifier.clone())
                 .app_data(clerk_settings.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(receive_clerk_webhook)
         })
+        .workers(workers)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();

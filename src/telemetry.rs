@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` with the filter from `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; fails with a clear message on a bad `RUST_LOG`.
@@ -12,6 +14,7 @@ pub fn init() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
 }

@@ -2,17 +2,37 @@
 //! typed `data` of the five events that change contacts.
 
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
-/// A verified delivery whose body is a Clerk event. `payload` is the whole JSON body.
+use super::redact::redact;
+
+/// A verified delivery whose body is a Clerk event. It borrows the body: `data` is
+/// parsed only into the typed struct an event needs, and the body is stored as it came
+/// unless it has secrets to remove.
 #[derive(Debug)]
-pub struct Envelope {
-    pub event_type: String,
+pub struct Envelope<'a> {
+    pub event_type: Cow<'a, str>,
     /// Envelope `timestamp` (milliseconds); absent in some older payloads.
     pub timestamp: Option<DateTime<Utc>>,
-    pub payload: Value,
+    data: &'a RawValue,
+    body: &'a str,
+}
+
+/// The envelope's fields, all optional so that what is missing gets its own message.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    event_type: Option<Cow<'a, str>>,
+    timestamp: Option<i64>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 /// What the body lacks to be a Clerk event envelope, said to the sender.
@@ -21,53 +41,56 @@ pub enum EnvelopeError {
     #[error("the body is not valid JSON")]
     NotJson,
     #[error("the body is not a Clerk event: {0}")]
-    NotAnEvent(&'static str),
+    NotAnEvent(String),
     #[error("the data of this {event_type} event is malformed: {reason}")]
     MalformedData { event_type: String, reason: String },
 }
 
-impl Envelope {
-    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        let payload: Value = serde_json::from_slice(body).map_err(|_| EnvelopeError::NotJson)?;
-        let object = payload
-            .as_object()
-            .ok_or(EnvelopeError::NotAnEvent("it is not a JSON object"))?;
-        if object.get("object").is_some_and(|o| o != "event") {
-            return Err(EnvelopeError::NotAnEvent("`object` is not \"event\""));
+impl<'a> Envelope<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
+        let body = std::str::from_utf8(body).map_err(|_| EnvelopeError::NotJson)?;
+        let raw: RawEnvelope<'a> = serde_json::from_str(body).map_err(|e| match e.classify() {
+            Category::Data => EnvelopeError::NotAnEvent(e.to_string()),
+            _ => EnvelopeError::NotJson,
+        })?;
+        let not_an_event = |reason: &str| EnvelopeError::NotAnEvent(reason.to_owned());
+        if raw.object.as_deref().is_some_and(|o| o != "event") {
+            return Err(not_an_event("`object` is not \"event\""));
         }
-        let event_type = object
-            .get("type")
-            .and_then(Value::as_str)
+        let event_type = raw
+            .event_type
             .filter(|t| !t.is_empty())
-            .ok_or(EnvelopeError::NotAnEvent("`type` is missing"))?
-            .to_owned();
-        if !object.get("data").is_some_and(Value::is_object) {
-            return Err(EnvelopeError::NotAnEvent("`data` is not an object"));
-        }
-        let timestamp = match object.get("timestamp") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(
-                value
-                    .as_i64()
-                    .and_then(DateTime::from_timestamp_millis)
-                    .ok_or(EnvelopeError::NotAnEvent(
-                        "`timestamp` is not a time in milliseconds",
-                    ))?,
+            .ok_or_else(|| not_an_event("`type` is missing"))?;
+        let data = raw
+            .data
+            .filter(|d| d.get().starts_with('{'))
+            .ok_or_else(|| not_an_event("`data` is not an object"))?;
+        let timestamp = match raw.timestamp {
+            None => None,
+            Some(ms) => Some(
+                DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| not_an_event("`timestamp` is out of range"))?,
             ),
         };
         Ok(Self {
             event_type,
             timestamp,
-            payload,
+            data,
+            body,
         })
     }
 
     /// Parses `data` as `T`, naming the event type in the error.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, EnvelopeError> {
-        T::deserialize(&self.payload["data"]).map_err(|e| EnvelopeError::MalformedData {
-            event_type: self.event_type.clone(),
+        serde_json::from_str(self.data.get()).map_err(|e| EnvelopeError::MalformedData {
+            event_type: self.event_type.to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// The JSON to keep in the raw event log: the body with secrets removed.
+    pub fn payload_to_store(&self) -> Cow<'a, str> {
+        redact(&self.event_type, self.body)
     }
 }
 

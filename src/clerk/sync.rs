@@ -45,10 +45,10 @@ impl<'a> ContactEvent<'a> {
     /// The contact change this envelope asks for: `None` when the event type changes no
     /// contact or is turned off in the settings.
     pub fn from_envelope(
-        envelope: &Envelope,
+        envelope: &Envelope<'_>,
         settings: &'a ClerkSettings,
     ) -> Result<Option<Self>, EnvelopeError> {
-        let event = match envelope.event_type.as_str() {
+        let event = match envelope.event_type.as_ref() {
             "user.created" if settings.user_created.enabled => {
                 Self::UserUpserted(envelope.data()?, &settings.user_created)
             }
@@ -99,40 +99,40 @@ async fn upsert_user(
     settings: &UserEventSettings,
     version: DateTime<Utc>,
 ) -> sqlx::Result<ContactChange> {
-    store::lock_user_id(conn, &user.id).await?;
+    let email = user.primary_email();
+    store::lock_person(conn, Some(&user.id), email).await?;
     if deleted_at(conn, &user.id)
         .await?
         .is_some_and(|deleted| version <= deleted)
     {
         return Ok(ContactChange::Stale);
     }
-    let Some(email) = user.primary_email() else {
+    let Some(email) = email else {
         return Ok(ContactChange::NoEmail);
     };
-    store::lock_email(conn, email).await?;
 
-    let (id, change) = match store::find_contact_by_user_id(conn, &user.id).await? {
-        Some(contact)
+    let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
+    // Only a new contact, or a changed address, needs to know who holds the address.
+    let holder = match &by_user_id {
+        Some(contact) if contact.email.to_lowercase() == email.to_lowercase() => None,
+        _ => store::find_contact_by_email(conn, email)
+            .await?
+            .filter(|holder| by_user_id.as_ref().is_none_or(|c| c.id != holder.id)),
+    };
+    let (id, change) = match (by_user_id, holder) {
+        (Some(contact), _)
             if contact
                 .clerk_updated_at
                 .is_some_and(|applied| applied >= version) =>
         {
             return Ok(ContactChange::Stale);
         }
-        Some(contact) => {
-            let holder = if contact.email.to_lowercase() != email.to_lowercase() {
-                store::find_contact_by_email(conn, email)
-                    .await?
-                    .filter(|other| other.id != contact.id)
-            } else {
-                None
-            };
-            if let Some(other) = holder
-                && !take_email_from(conn, &contact, &other).await?
-            {
+        // The user's new primary email is held by another contact.
+        (Some(contact), Some(holder)) => {
+            if !take_email_from(conn, &contact, &holder).await? {
                 tracing::warn!(
                     contact_id = %contact.id,
-                    other_contact_id = %other.id,
+                    other_contact_id = %holder.id,
                     "primary email belongs to another Clerk user's contact; keeping the old email"
                 );
                 update_user_contact(conn, contact.id, user, None, settings, version, false).await?;
@@ -140,30 +140,30 @@ async fn upsert_user(
             }
             (contact.id, ContactChange::Updated)
         }
+        (Some(contact), None) => (contact.id, ContactChange::Updated),
         // The waitlist graduation case: a contact known by email becomes this user.
-        None => match store::find_contact_by_email(conn, email).await? {
-            Some(contact) => {
-                let graduates = contact.user_id.is_none() && contact.waitlist_entry_id.is_some();
-                let change = if graduates {
-                    ContactChange::Graduated
-                } else {
-                    ContactChange::Updated
-                };
-                (contact.id, change)
-            }
-            None => {
-                let new = NewContact {
-                    email,
-                    source: CLERK_SOURCE,
-                    user_id: Some(&user.id),
-                    ..NewContact::default()
-                };
-                (
-                    store::insert_contact(conn, &new).await?,
-                    ContactChange::Created,
-                )
-            }
-        },
+        (None, Some(contact)) => {
+            let graduates = contact.user_id.is_none() && contact.waitlist_entry_id.is_some();
+            let change = if graduates {
+                ContactChange::Graduated
+            } else {
+                ContactChange::Updated
+            };
+            (contact.id, change)
+        }
+        (None, None) => {
+            let new = NewContact {
+                email,
+                first_name: user.first_name.as_deref(),
+                last_name: user.last_name.as_deref(),
+                source: CLERK_SOURCE,
+                user_group: settings.user_group.as_deref(),
+                user_id: Some(&user.id),
+                clerk_updated_at: Some(version),
+            };
+            store::insert_contact(conn, &new).await?;
+            return Ok(ContactChange::Created);
+        }
     };
     let graduated = change == ContactChange::Graduated;
     update_user_contact(conn, id, user, Some(email), settings, version, graduated).await?;
@@ -255,7 +255,7 @@ async fn delete_user(
     action: DeletedUserAction,
     deleted_at: DateTime<Utc>,
 ) -> sqlx::Result<ContactChange> {
-    store::lock_user_id(conn, user_id).await?;
+    store::lock_person(conn, Some(user_id), None).await?;
     sqlx::query!(
         "insert into clerk_user_deletions (user_id, deleted_at) values ($1, $2)
          on conflict (user_id) do update
@@ -302,7 +302,7 @@ async fn upsert_waitlist_entry(
     if email.is_empty() {
         return Ok(ContactChange::NoEmail);
     }
-    store::lock_email(conn, email).await?;
+    store::lock_person(conn, None, Some(email)).await?;
     let (id, change) = match store::find_contact_by_email(conn, email).await? {
         Some(contact)
             if contact

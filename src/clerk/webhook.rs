@@ -9,7 +9,6 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::envelope::{Envelope, EnvelopeError};
-use super::redact::redact;
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
 use super::sync::ContactEvent;
@@ -30,6 +29,8 @@ pub enum WebhookError {
     TooLarge,
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the body contains text PostgreSQL cannot store (such as \\u0000)")]
+    Unstorable,
     #[error("the database is unavailable, retry later")]
     DatabaseUnavailable(#[source] sqlx::Error),
     #[error("the event could not be stored")]
@@ -38,7 +39,13 @@ pub enum WebhookError {
 
 impl From<sqlx::Error> for WebhookError {
     fn from(error: sqlx::Error) -> Self {
-        if db::is_transient(&error) {
+        // 22P05: a \u0000 escape, which jsonb refuses; the same body would fail forever.
+        let untranslatable = error
+            .as_database_error()
+            .is_some_and(|e| e.code().as_deref() == Some("22P05"));
+        if untranslatable {
+            Self::Unstorable
+        } else if db::is_transient(&error) {
             Self::DatabaseUnavailable(error)
         } else {
             Self::Unexpected(error)
@@ -50,7 +57,7 @@ impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
-            Self::Envelope(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::Envelope(_) | Self::UnreadableBody | Self::Unstorable => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -82,21 +89,14 @@ pub async fn receive_clerk_webhook(
         .map_err(|_| WebhookError::TooLarge)?
         .map_err(|_| WebhookError::UnreadableBody)?;
     let svix_id = verifier.verify(request.headers(), &body)?;
-    let mut envelope = Envelope::parse(&body)?;
+    let envelope = Envelope::parse(&body)?;
     let contact_event = ContactEvent::from_envelope(&envelope, &settings)?;
-    redact(&envelope.event_type, &mut envelope.payload);
+    let payload = envelope.payload_to_store();
     let occurred_at = envelope.timestamp.unwrap_or_else(Utc::now);
-    let event_type = envelope.event_type.as_str();
+    let event_type = envelope.event_type.as_ref();
 
     let mut tx = pool.begin().await?;
-    let stored = insert_clerk_event(
-        &mut tx,
-        &svix_id,
-        event_type,
-        occurred_at,
-        &envelope.payload,
-    )
-    .await?;
+    let stored = insert_clerk_event(&mut tx, &svix_id, event_type, occurred_at, &payload).await?;
     if !stored {
         tracing::info!(svix_id, event_type, "duplicate delivery");
         return Ok(answer("duplicate", &svix_id, event_type, None));

@@ -1,28 +1,32 @@
-//! SQL on the contacts table shared by every writer. Writers serialise on a key
-//! (`lock_email`, `lock_user_id`) before they look a contact up and write it, so two
-//! deliveries about one person never race into a unique violation.
+//! SQL on the contacts table shared by every writer. Writers serialise on the person
+//! (`lock_person`) before they look a contact up and write it, so two deliveries about
+//! one person never race into a unique violation.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::Contact;
 
-/// Takes the transaction-scoped lock for an email address (case-insensitive).
-pub async fn lock_email(conn: &mut PgConnection, email: &str) -> sqlx::Result<()> {
-    let key = format!("email:{}", email.to_lowercase());
-    lock_key(conn, &key).await
-}
-
-/// Takes the transaction-scoped lock for a Clerk user ID.
-pub async fn lock_user_id(conn: &mut PgConnection, user_id: &str) -> sqlx::Result<()> {
-    lock_key(conn, &format!("user:{user_id}")).await
-}
-
-async fn lock_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<()> {
-    // Released at commit or rollback; never held across anything but this transaction.
-    sqlx::query!("select pg_advisory_xact_lock(hashtextextended($1, 0))", key)
-        .execute(conn)
-        .await?;
+/// Takes the transaction-scoped locks for a person: their Clerk user ID and their email
+/// address (case-insensitive), either of which may be absent. One statement, user before
+/// email, so writers never wait on each other in a cycle.
+pub async fn lock_person(
+    conn: &mut PgConnection,
+    user_id: Option<&str>,
+    email: Option<&str>,
+) -> sqlx::Result<()> {
+    let user_key = user_id.map(|id| format!("user:{id}"));
+    let email_key = email.map(|email| format!("email:{}", email.to_lowercase()));
+    // A null key skips its lock: the functions are strict. Released at commit/rollback.
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended($1, 0)),
+                pg_advisory_xact_lock(hashtextextended($2, 0))",
+        user_key,
+        email_key,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -61,14 +65,16 @@ pub struct NewContact<'a> {
     pub source: &'a str,
     pub user_group: Option<&'a str>,
     pub user_id: Option<&'a str>,
+    pub clerk_updated_at: Option<DateTime<Utc>>,
 }
 
 /// Inserts a contact; the caller holds the email lock (and the user lock, with a user ID).
 pub async fn insert_contact(conn: &mut PgConnection, new: &NewContact<'_>) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query!(
-        "insert into contacts (id, email, first_name, last_name, source, user_group, user_id)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into contacts
+             (id, email, first_name, last_name, source, user_group, user_id, clerk_updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
         id,
         new.email,
         new.first_name,
@@ -76,6 +82,7 @@ pub async fn insert_contact(conn: &mut PgConnection, new: &NewContact<'_>) -> sq
         new.source,
         new.user_group,
         new.user_id,
+        new.clerk_updated_at,
     )
     .execute(conn)
     .await?;

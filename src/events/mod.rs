@@ -2,7 +2,6 @@
 //! analytics and for replaying into contacts.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::PgConnection;
 
 /// Stores one event; returns `false` when this `svix-id` was stored before (a duplicate
@@ -12,16 +11,16 @@ pub async fn insert_clerk_event(
     svix_id: &str,
     event_type: &str,
     occurred_at: DateTime<Utc>,
-    payload: &Value,
+    payload_json: &str,
 ) -> sqlx::Result<bool> {
     let inserted = sqlx::query!(
         "insert into clerk_events (svix_id, event_type, occurred_at, payload)
-         values ($1, $2, $3, $4)
+         values ($1, $2, $3, $4::text::jsonb)
          on conflict (svix_id) do nothing",
         svix_id,
         event_type,
         occurred_at,
-        payload,
+        payload_json,
     )
     .execute(conn)
     .await?

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use roster::config::{ConfigFile, Settings};
 use roster::contacts::Contact;
+use roster::db::Database;
 use roster::startup::Application;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -35,7 +36,7 @@ pub struct AppOptions {
     pub config_toml: &'static str,
     /// Route the app's database connections through this proxy.
     pub proxy: Option<&'static DbProxy>,
-    /// Size of the app's pool (default 10).
+    /// Connections of the app in all (default 10); 1 also means one HTTP worker.
     pub max_connections: Option<u32>,
 }
 
@@ -56,11 +57,13 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
         None => connect.clone(),
     };
-    let app_pool = short_lived_connections()
-        .max_connections(options.max_connections.unwrap_or(10))
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with(app_connect);
-    let app = Application::build(&settings, app_pool).expect("app builds");
+    let pool_options = short_lived_connections().acquire_timeout(Duration::from_secs(2));
+    let max_connections = options.max_connections.unwrap_or(10);
+    if max_connections == 1 {
+        settings.http_workers = 1;
+    }
+    let database = Database::new(app_connect, pool_options, max_connections);
+    let app = Application::build(&settings, database).expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
@@ -78,7 +81,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
 
 /// Connections close when released, so none is open when `#[sqlx::test]` drops the
 /// test's database at the end (Postgres would wait 5 s for them).
-fn short_lived_connections() -> PgPoolOptions {
+pub fn short_lived_connections() -> PgPoolOptions {
     PgPoolOptions::new().after_release(|_, _| Box::pin(async { Ok(false) }))
 }
 

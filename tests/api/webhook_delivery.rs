@@ -5,7 +5,9 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::db_proxy::DbProxy;
-use crate::helpers::{AppOptions, Delivery, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{
+    AppOptions, Delivery, fixture, short_lived_connections, spawn_app, spawn_app_with,
+};
 
 #[sqlx::test]
 async fn duplicate_svix_id_is_acknowledged_and_stored_once(_: PgPoolOptions, db: PgConnectOptions) {
@@ -207,14 +209,14 @@ async fn exhausted_pool_answers_503(_: PgPoolOptions, db: PgConnectOptions) {
 #[sqlx::test]
 async fn no_configured_secret_refuses_every_delivery(_: PgPoolOptions, db: PgConnectOptions) {
     use roster::config::Settings;
+    use roster::db::Database;
     use roster::startup::Application;
     let settings =
         Settings::from_lookup(|name| (name == "ROSTER_ADDR").then(|| "127.0.0.1:0".into()))
             .unwrap();
-    let pool = PgPoolOptions::new()
-        .after_release(|_, _| Box::pin(async { Ok(false) }))
-        .connect_lazy_with(db);
-    let app = Application::build(&settings, pool.clone()).unwrap();
+    let database = Database::new(db, short_lived_connections(), 2);
+    let pool = database.pool(1);
+    let app = Application::build(&settings, database).unwrap();
     let address = format!("http://127.0.0.1:{}/webhooks/clerk", app.port());
     tokio::spawn(app.run_until_stopped());
     let delivery = Delivery::of(&fixture("user.created"));
@@ -240,4 +242,14 @@ async fn no_configured_secret_refuses_every_delivery(_: PgPoolOptions, db: PgCon
         .await
         .unwrap();
     assert_eq!(stored, 0);
+}
+
+#[sqlx::test]
+async fn nul_escape_that_jsonb_refuses_is_a_bad_request(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let mut event = fixture("session.created");
+    event["data"]["client_id"] = json!("nul\u{0}byte");
+    let response = app.send(&Delivery::of(&event)).await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(app.count("clerk_events").await, 0);
 }
