@@ -112,6 +112,10 @@ async fn upsert_user(
     };
 
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
+    let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
+    if applied.is_some_and(|applied| applied >= version) {
+        return Ok(ContactChange::Stale);
+    }
     // Only a new contact, or a changed address, needs to know who holds the address.
     let holder = match &by_user_id {
         Some(contact) if contact.email.to_lowercase() == email.to_lowercase() => None,
@@ -120,13 +124,6 @@ async fn upsert_user(
             .filter(|holder| by_user_id.as_ref().is_none_or(|c| c.id != holder.id)),
     };
     let (id, change) = match (by_user_id, holder) {
-        (Some(contact), _)
-            if contact
-                .clerk_updated_at
-                .is_some_and(|applied| applied >= version) =>
-        {
-            return Ok(ContactChange::Stale);
-        }
         // The user's new primary email is held by another contact.
         (Some(contact), Some(holder)) => {
             if !take_email_from(conn, &contact, &holder).await? {

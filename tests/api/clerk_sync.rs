@@ -5,7 +5,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{AppOptions, TestApp, fixture, set, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, fixture, set, spawn_app, spawn_app_with_config};
 
 const USER_ID: &str = "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO";
 const EMAIL: &str = "ada@example.com";
@@ -91,14 +91,7 @@ async fn deleted_user_is_unsubscribed_by_default(_: PgPoolOptions, db: PgConnect
 #[sqlx::test]
 async fn deleted_user_is_removed_in_delete_mode(_: PgPoolOptions, db: PgConnectOptions) {
     let config = "[clerk.user_deleted]\naction = \"delete\"\n";
-    let app = spawn_app_with(
-        db,
-        AppOptions {
-            config_toml: config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with_config(db, config).await;
     deliver_ok(&app, &fixture("user.created")).await;
     let body = deliver_ok(&app, &fixture("user.deleted")).await;
     assert_eq!(body["contact"], "deleted");
@@ -109,14 +102,7 @@ async fn deleted_user_is_removed_in_delete_mode(_: PgPoolOptions, db: PgConnectO
 #[sqlx::test]
 async fn late_update_after_delete_does_not_bring_user_back(_: PgPoolOptions, db: PgConnectOptions) {
     let config = "[clerk.user_deleted]\naction = \"delete\"\n";
-    let app = spawn_app_with(
-        db,
-        AppOptions {
-            config_toml: config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with_config(db, config).await;
     deliver_ok(&app, &fixture("user.created")).await;
     deliver_ok(&app, &fixture("user.deleted")).await;
     for late in ["user.updated", "user.created"] {
@@ -197,14 +183,7 @@ async fn user_groups_follow_the_settings(_: PgPoolOptions, db: PgConnectOptions)
         [clerk.user_created]
         user_group = "Users"
     "#;
-    let app = spawn_app_with(
-        db,
-        AppOptions {
-            config_toml: config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with_config(db, config).await;
     deliver_ok(&app, &fixture("waitlistEntry.created")).await;
     assert_eq!(
         app.contact_by_email(EMAIL)
@@ -235,14 +214,7 @@ async fn user_groups_follow_the_settings(_: PgPoolOptions, db: PgConnectOptions)
 #[sqlx::test]
 async fn names_are_kept_when_update_names_is_off(_: PgPoolOptions, db: PgConnectOptions) {
     let config = "[clerk.user_updated]\nupdate_names = false\n";
-    let app = spawn_app_with(
-        db,
-        AppOptions {
-            config_toml: config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with_config(db, config).await;
     deliver_ok(&app, &fixture("user.created")).await;
     deliver_ok(&app, &fixture("user.updated")).await;
     let contact = app.contact_by_user_id(USER_ID).await.unwrap();
@@ -316,14 +288,7 @@ async fn user_without_email_changes_no_contact(_: PgPoolOptions, db: PgConnectOp
 #[sqlx::test]
 async fn disabled_event_is_stored_but_ignored(_: PgPoolOptions, db: PgConnectOptions) {
     let config = "[clerk.user_created]\nenabled = false\n";
-    let app = spawn_app_with(
-        db,
-        AppOptions {
-            config_toml: config,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app_with_config(db, config).await;
     let body = deliver_ok(&app, &fixture("user.created")).await;
     assert_eq!(body["status"], "ignored");
     assert_eq!(app.count("contacts").await, 0);

@@ -44,6 +44,18 @@ pub async fn spawn_app(connect: PgConnectOptions) -> TestApp {
     spawn_app_with(connect, AppOptions::default()).await
 }
 
+/// An app with this TOML as its config file.
+pub async fn spawn_app_with_config(
+    connect: PgConnectOptions,
+    config_toml: &'static str,
+) -> TestApp {
+    let options = AppOptions {
+        config_toml,
+        ..AppOptions::default()
+    };
+    spawn_app_with(connect, options).await
+}
+
 pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> TestApp {
     let env = HashMap::from([
         ("ROSTER_ADDR", "127.0.0.1:0".to_owned()),

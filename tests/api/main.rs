@@ -1,6 +1,7 @@
 //! Roster's integration tests: one binary, a real PostgreSQL database per test.
 
 mod clerk_sync;
+mod cli;
 mod db_proxy;
 mod health;
 mod helpers;

@@ -1,0 +1,114 @@
+//! The `roster` binary itself: `check`, start-up errors, and shutdown on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+fn roster() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+    // Only what each test sets: no DATABASE_URL or secrets from the outer environment,
+    // and a working directory without a .env file.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+#[test]
+fn check_accepts_the_example_config() {
+    let output = roster()
+        .args(["check"])
+        .env("ROSTER_CONFIG", "roster.example.toml")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn check_names_every_problem_and_fails() {
+    let dir = std::env::temp_dir().join(format!("roster-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("roster.toml");
+    std::fs::write(&config, "[clerk.user_deleted]\naction = \"archive\"\n").unwrap();
+    let output = roster()
+        .args(["check"])
+        .env("ROSTER_CONFIG", &config)
+        .env("CLERK_WEBHOOK_SECRET", "whsec_%%%")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("roster.toml"), "{stderr}");
+    assert!(stderr.contains("archive"), "{stderr}");
+    assert!(stderr.contains("not valid base64"), "{stderr}");
+    assert!(!stderr.contains("%%%"), "the secret leaked: {stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn serve_without_database_url_says_so() {
+    let output = roster().args(["serve"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+}
+
+#[sqlx::test]
+async fn serve_migrates_and_stops_cleanly_on_sigterm(_: PgPoolOptions, db: PgConnectOptions) {
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        db.get_username(),
+        db.get_host(),
+        db.get_port(),
+        db.get_database().unwrap()
+    );
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = roster()
+        .args(["serve"])
+        .env("DATABASE_URL", url)
+        .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = reqwest::get(&ready).await
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "roster did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "roster did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
