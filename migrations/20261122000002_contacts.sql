@@ -31,9 +31,12 @@ create unique index contacts_email_lower on contacts (lower(email));
 create index contacts_created_at on contacts (created_at);
 
 -- A Clerk user deleted at `deleted_at` (the envelope time of `user.deleted`). Kept after
--- the contact is gone so that a late, older `user.created`/`user.updated` cannot bring
--- the user back.
+-- the contact is gone so that a late, older `user.created`/`user.updated`, or waitlist
+-- event for the address the user had, cannot bring the person back.
 create table clerk_user_deletions (
     user_id    text        primary key,
-    deleted_at timestamptz not null
+    deleted_at timestamptz not null,
+    email      text
 );
+
+create index clerk_user_deletions_email_lower on clerk_user_deletions (lower(email));

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
-use super::sync::ContactEvent;
+use super::sync::{ContactChange, ContactEvent, SyncError};
 use crate::db;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
@@ -31,6 +31,8 @@ pub enum WebhookError {
     UnreadableBody,
     #[error("the body contains text PostgreSQL cannot store (such as \\u0000)")]
     Unstorable,
+    #[error("{0}; retry later")]
+    Conflict(SyncError),
     #[error("the database is unavailable, retry later")]
     DatabaseUnavailable(#[source] sqlx::Error),
     #[error("the event could not be stored")]
@@ -53,13 +55,22 @@ impl From<sqlx::Error> for WebhookError {
     }
 }
 
+impl From<SyncError> for WebhookError {
+    fn from(error: SyncError) -> Self {
+        match error {
+            SyncError::Database(error) => error.into(),
+            conflict => Self::Conflict(conflict),
+        }
+    }
+}
+
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::Envelope(_) | Self::UnreadableBody | Self::Unstorable => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) | Self::Conflict(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,7 +131,7 @@ fn answer(
     status: &str,
     svix_id: &str,
     event_type: &str,
-    change: Option<super::sync::ContactChange>,
+    change: Option<ContactChange>,
 ) -> HttpResponse {
     let mut body = json!({ "status": status, "svixId": svix_id, "type": event_type });
     if let Some(change) = change {

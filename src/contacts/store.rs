@@ -16,14 +16,13 @@ pub async fn lock_person(
     user_id: Option<&str>,
     email: Option<&str>,
 ) -> sqlx::Result<()> {
-    let user_key = user_id.map(|id| format!("user:{id}"));
-    let email_key = email.map(|email| format!("email:{}", email.to_lowercase()));
-    // A null key skips its lock: the functions are strict. Released at commit/rollback.
+    // A null key skips its lock: the functions are strict. The address is lowered by
+    // Postgres, as the unique index on contacts lowers it. Released at commit/rollback.
     sqlx::query!(
-        "select pg_advisory_xact_lock(hashtextextended($1, 0)),
-                pg_advisory_xact_lock(hashtextextended($2, 0))",
-        user_key,
-        email_key,
+        "select pg_advisory_xact_lock(hashtextextended('user:' || $1, 0)),
+                pg_advisory_xact_lock(hashtextextended('email:' || lower($2), 0))",
+        user_id,
+        email,
     )
     .execute(conn)
     .await?;
@@ -87,11 +86,4 @@ pub async fn insert_contact(conn: &mut PgConnection, new: &NewContact<'_>) -> sq
     .execute(conn)
     .await?;
     Ok(id)
-}
-
-pub async fn delete_contact(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from contacts where id = $1", id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -338,3 +338,116 @@ async fn concurrent_waitlist_entry_and_sign_up_make_one_contact(
     assert_eq!(contact.user_id.as_deref(), Some(USER_ID));
     assert_eq!(contact.waitlist_status.as_deref(), Some("pending"));
 }
+
+#[sqlx::test]
+async fn address_still_on_another_live_user_waits_for_that_user(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app(db).await;
+    deliver_ok(&app, &fixture("user.created")).await;
+    // In Clerk, Ada moved to a new address and a second user took hers; the second
+    // user's sign-up arrives first.
+    let mut second = fixture("user.created");
+    set(&mut second, "/data/id", json!("user_second"));
+    let (status, body) = app.deliver(&second).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("retry later"));
+    assert_eq!(
+        app.contact_by_email(EMAIL)
+            .await
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some(USER_ID)
+    );
+
+    let mut moved = fixture("user.updated");
+    set(
+        &mut moved,
+        "/data/email_addresses/0/email_address",
+        json!("ada@lovelace.test"),
+    );
+    deliver_ok(&app, &moved).await;
+    let body = deliver_ok(&app, &second).await;
+    assert_eq!(
+        body["contact"], "created",
+        "Svix's retry applies once the address is free"
+    );
+    assert_eq!(
+        app.contact_by_email(EMAIL)
+            .await
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some("user_second")
+    );
+    assert_eq!(
+        app.contact_by_user_id(USER_ID).await.unwrap().email,
+        "ada@lovelace.test"
+    );
+}
+
+#[sqlx::test]
+async fn new_user_with_a_deleted_users_address_takes_the_contact_over(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app(db).await;
+    deliver_ok(&app, &fixture("user.created")).await;
+    deliver_ok(&app, &fixture("user.deleted")).await;
+    let mut again = fixture("user.created");
+    set(&mut again, "/data/id", json!("user_again"));
+    set(&mut again, "/data/updated_at", json!(1769904999000i64));
+    let body = deliver_ok(&app, &again).await;
+    assert_eq!(body["contact"], "updated");
+    let contact = app.contact_by_email(EMAIL).await.unwrap();
+    assert_eq!(contact.user_id.as_deref(), Some("user_again"));
+    assert_eq!(app.count("contacts").await, 1);
+}
+
+#[sqlx::test]
+async fn merging_a_contact_keeps_its_opt_out(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    deliver_ok(&app, &fixture("user.created")).await;
+    let mut joined = fixture("waitlistEntry.created");
+    set(
+        &mut joined,
+        "/data/email_address",
+        json!("ada@lovelace.test"),
+    );
+    deliver_ok(&app, &joined).await;
+    sqlx::query("update contacts set subscribed = false where email = 'ada@lovelace.test'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    let mut moved = fixture("user.updated");
+    set(
+        &mut moved,
+        "/data/email_addresses/0/email_address",
+        json!("ada@lovelace.test"),
+    );
+    deliver_ok(&app, &moved).await;
+    let contact = app.contact_by_user_id(USER_ID).await.unwrap();
+    assert_eq!(contact.email, "ada@lovelace.test");
+    assert!(!contact.subscribed, "the absorbed contact had unsubscribed");
+    assert_eq!(app.count("contacts").await, 1);
+}
+
+#[sqlx::test]
+async fn late_waitlist_event_does_not_bring_a_deleted_user_back(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app_with_config(db, "[clerk.user_deleted]\naction = \"delete\"\n").await;
+    deliver_ok(&app, &fixture("user.created")).await;
+    deliver_ok(&app, &fixture("user.deleted")).await;
+    let body = deliver_ok(&app, &fixture("waitlistEntry.updated")).await;
+    assert_eq!(body["contact"], "stale");
+    assert_eq!(app.count("contacts").await, 0);
+    // Joining the waitlist again after the deletion is a new start.
+    let mut rejoined = fixture("waitlistEntry.created");
+    set(&mut rejoined, "/data/updated_at", json!(1769904999000i64));
+    assert_eq!(deliver_ok(&app, &rejoined).await["contact"], "created");
+}

@@ -1,0 +1,119 @@
+//! The Clerk sync rules (CONTRACT 3.1): which contact an event is about, whether it is
+//! newer than what the contact reflects, and what it changes. Runs inside the webhook's
+//! transaction, after the event is stored.
+//!
+//! Writers serialise on the person: the Clerk user ID first, then email addresses (see
+//! `contacts::store::lock_person`), and read only after their locks are held.
+
+mod users;
+mod waitlist;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::envelope::{DeletedUserData, Envelope, EnvelopeError, UserData, WaitlistEntryData};
+use super::settings::{ClerkSettings, DeletedUserAction, UserEventSettings, WaitlistEventSettings};
+
+/// `source` of every contact Clerk creates.
+const CLERK_SOURCE: &str = "Clerk";
+
+/// An event that changes contacts, with the settings that govern it.
+#[derive(Debug)]
+pub enum ContactEvent<'a> {
+    UserUpserted(UserData, &'a UserEventSettings),
+    UserDeleted(DeletedUserData, DeletedUserAction),
+    WaitlistEntry(WaitlistEntryData, &'a WaitlistEventSettings),
+}
+
+/// What an event did to the contacts table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactChange {
+    Created,
+    Updated,
+    /// A waitlist contact became a Clerk user.
+    Graduated,
+    Unsubscribed,
+    Deleted,
+    /// Older than what the contact already reflects, or than the person's deletion.
+    Stale,
+    /// The event carries no email address, so there is no contact to keep.
+    NoEmail,
+    /// A deletion for a user Roster has no contact for.
+    NoContact,
+}
+
+/// Why an event cannot be applied now. Each is cured by time, so the delivery is
+/// answered 503 and Svix retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Clerk gave this user an address that Roster still has on another live user's
+    /// contact: that user's own update, which frees it, has not arrived yet.
+    #[error("the email address still belongs to another user's contact")]
+    EmailHeldByAnotherUser,
+    /// The row looked up was gone when written: a concurrent change won.
+    #[error("the contact changed while the event was applied")]
+    ContactChanged,
+}
+
+impl<'a> ContactEvent<'a> {
+    /// The contact change this envelope asks for: `None` when the event type changes no
+    /// contact or is turned off in the settings.
+    pub fn from_envelope(
+        envelope: &Envelope<'_>,
+        settings: &'a ClerkSettings,
+    ) -> Result<Option<Self>, EnvelopeError> {
+        let event = match envelope.event_type.as_ref() {
+            "user.created" if settings.user_created.enabled => {
+                Self::UserUpserted(envelope.data()?, &settings.user_created)
+            }
+            "user.updated" if settings.user_updated.enabled => {
+                Self::UserUpserted(envelope.data()?, &settings.user_updated)
+            }
+            "user.deleted" if settings.user_deleted.enabled => {
+                Self::UserDeleted(envelope.data()?, settings.user_deleted.action)
+            }
+            "waitlistEntry.created" if settings.waitlist_entry_created.enabled => {
+                Self::WaitlistEntry(envelope.data()?, &settings.waitlist_entry_created)
+            }
+            "waitlistEntry.updated" if settings.waitlist_entry_updated.enabled => {
+                Self::WaitlistEntry(envelope.data()?, &settings.waitlist_entry_updated)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(event))
+    }
+
+    /// Applies the event. `occurred_at` is the envelope time, used as the version of
+    /// deletions and of events whose `data.updated_at` is missing.
+    pub async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<ContactChange, SyncError> {
+        match self {
+            Self::UserUpserted(user, settings) => {
+                let version = user.updated_at.unwrap_or(occurred_at);
+                users::upsert_user(conn, user, settings, version).await
+            }
+            Self::UserDeleted(user, action) => {
+                users::delete_user(conn, &user.id, *action, occurred_at).await
+            }
+            Self::WaitlistEntry(entry, settings) => {
+                let version = entry.updated_at.unwrap_or(occurred_at);
+                waitlist::upsert_waitlist_entry(conn, entry, settings, version).await
+            }
+        }
+    }
+}
+
+/// Fails with `ContactChanged` unless the write touched exactly one row.
+fn expect_one_row(result: sqlx::postgres::PgQueryResult) -> Result<(), SyncError> {
+    match result.rows_affected() {
+        1 => Ok(()),
+        _ => Err(SyncError::ContactChanged),
+    }
+}

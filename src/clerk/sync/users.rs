@@ -1,0 +1,227 @@
+//! `user.created`, `user.updated` and `user.deleted`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{CLERK_SOURCE, ContactChange, SyncError, expect_one_row};
+use crate::clerk::envelope::UserData;
+use crate::clerk::settings::{DeletedUserAction, UserEventSettings};
+use crate::contacts::store::{self, NewContact};
+
+/// By user ID, else by primary email (the waitlist graduation case), else a new contact.
+pub(super) async fn upsert_user(
+    conn: &mut PgConnection,
+    user: &UserData,
+    settings: &UserEventSettings,
+    version: DateTime<Utc>,
+) -> Result<ContactChange, SyncError> {
+    let email = user.primary_email();
+    store::lock_person(conn, Some(&user.id), email).await?;
+    if deleted_at(conn, &user.id)
+        .await?
+        .is_some_and(|deleted| version <= deleted)
+    {
+        return Ok(ContactChange::Stale);
+    }
+    let Some(email) = email else {
+        return Ok(ContactChange::NoEmail);
+    };
+
+    let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
+    let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
+    if applied.is_some_and(|applied| applied >= version) {
+        return Ok(ContactChange::Stale);
+    }
+    let moved_from = by_user_id
+        .as_ref()
+        .map(|c| c.email.as_str())
+        .filter(|old| old.to_lowercase() != email.to_lowercase());
+    if let Some(old) = moved_from {
+        // A waitlist event for the old address waits until the move is done. Two users
+        // swapping addresses at one instant can deadlock here: Postgres breaks it and
+        // the loser answers 503, to be retried.
+        store::lock_person(conn, None, Some(old)).await?;
+    }
+    // Only a new contact, or a changed address, needs to know who holds the address.
+    let holder = match (&by_user_id, moved_from) {
+        (Some(_), None) => None,
+        _ => store::find_contact_by_email(conn, email).await?,
+    };
+    if let Some(other_user) = holder.as_ref().and_then(|h| h.user_id.as_deref())
+        && deleted_at(conn, other_user).await?.is_none()
+    {
+        // Clerk has moved the address from that user to this one; this event can only
+        // apply after that user's own update has freed it.
+        tracing::warn!(user_id = %user.id, other_user_id = %other_user, "email still on another user's contact");
+        return Err(SyncError::EmailHeldByAnotherUser);
+    }
+
+    let (id, change) = match (by_user_id, holder) {
+        (Some(contact), Some(holder)) => {
+            merge_contacts(conn, contact.id, holder.id).await?;
+            (contact.id, ContactChange::Updated)
+        }
+        (Some(contact), None) => (contact.id, ContactChange::Updated),
+        // A waitlist or API contact, or a deleted user's, becomes this user's.
+        (None, Some(holder)) => {
+            let graduates = holder.user_id.is_none() && holder.waitlist_entry_id.is_some();
+            let change = if graduates {
+                ContactChange::Graduated
+            } else {
+                ContactChange::Updated
+            };
+            (holder.id, change)
+        }
+        (None, None) => {
+            let new = NewContact {
+                email,
+                first_name: user.first_name.as_deref(),
+                last_name: user.last_name.as_deref(),
+                source: CLERK_SOURCE,
+                user_group: settings.user_group.as_deref(),
+                user_id: Some(&user.id),
+                clerk_updated_at: Some(version),
+            };
+            store::insert_contact(conn, &new).await?;
+            return Ok(ContactChange::Created);
+        }
+    };
+    let graduated = change == ContactChange::Graduated;
+    update_user_contact(conn, id, user, email, settings, version, graduated).await?;
+    Ok(change)
+}
+
+/// Writes a Clerk user's fields onto contact `id`. Names overwrite when `update_names`
+/// is on and otherwise only fill empty ones.
+async fn update_user_contact(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user: &UserData,
+    email: &str,
+    settings: &UserEventSettings,
+    version: DateTime<Utc>,
+    graduated: bool,
+) -> Result<(), SyncError> {
+    let result = sqlx::query!(
+        "update contacts set
+             email = $2,
+             first_name = case when $3 then $4 else coalesce(first_name, $4) end,
+             last_name = case when $3 then $5 else coalesce(last_name, $5) end,
+             user_group = coalesce($6, user_group),
+             user_id = $7,
+             clerk_updated_at = $8,
+             graduated_at = case when $9 then coalesce(graduated_at, $8) else graduated_at end,
+             updated_at = now()
+         where id = $1",
+        id,
+        email,
+        settings.update_names,
+        user.first_name,
+        user.last_name,
+        settings.user_group,
+        user.id,
+        version,
+        graduated,
+    )
+    .execute(conn)
+    .await?;
+    expect_one_row(result)
+}
+
+/// Folds contact `absorbed` (which holds the address a user moved to) into `kept`, and
+/// deletes it. Every opt-out survives: unsubscribed if either was.
+async fn merge_contacts(
+    conn: &mut PgConnection,
+    kept: Uuid,
+    absorbed: Uuid,
+) -> Result<(), SyncError> {
+    let result = sqlx::query!(
+        "with absorbed as (delete from contacts where id = $2 returning *)
+         update contacts c set
+             subscribed = c.subscribed and absorbed.subscribed,
+             unsubscribed_at = coalesce(c.unsubscribed_at, absorbed.unsubscribed_at),
+             opt_in_status = coalesce(c.opt_in_status, absorbed.opt_in_status),
+             first_name = coalesce(c.first_name, absorbed.first_name),
+             last_name = coalesce(c.last_name, absorbed.last_name),
+             user_group = coalesce(c.user_group, absorbed.user_group),
+             mailing_lists = absorbed.mailing_lists || c.mailing_lists,
+             properties = absorbed.properties || c.properties,
+             waitlist_entry_id = coalesce(c.waitlist_entry_id, absorbed.waitlist_entry_id),
+             waitlist_status = coalesce(c.waitlist_status, absorbed.waitlist_status),
+             waitlist_joined_at = coalesce(c.waitlist_joined_at, absorbed.waitlist_joined_at),
+             waitlist_updated_at = coalesce(c.waitlist_updated_at, absorbed.waitlist_updated_at),
+             updated_at = now()
+         from absorbed
+         where c.id = $1",
+        kept,
+        absorbed,
+    )
+    .execute(conn)
+    .await?;
+    expect_one_row(result)
+}
+
+async fn deleted_at(conn: &mut PgConnection, user_id: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        "select deleted_at from clerk_user_deletions where user_id = $1",
+        user_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Leaves a tombstone (with the address the user had, so that a late waitlist event
+/// cannot bring the person back either), then unsubscribes or deletes the contact.
+pub(super) async fn delete_user(
+    conn: &mut PgConnection,
+    user_id: &str,
+    action: DeletedUserAction,
+    deleted_at: DateTime<Utc>,
+) -> Result<ContactChange, SyncError> {
+    store::lock_person(conn, Some(user_id), None).await?;
+    let contact = store::find_contact_by_user_id(conn, user_id).await?;
+    if let Some(contact) = &contact {
+        // Writers that find the contact by address (waitlist events) wait for this one.
+        store::lock_person(conn, None, Some(&contact.email)).await?;
+    }
+    sqlx::query!(
+        "insert into clerk_user_deletions (user_id, deleted_at, email) values ($1, $2, $3)
+         on conflict (user_id) do update set
+             deleted_at = greatest(clerk_user_deletions.deleted_at, excluded.deleted_at),
+             email = coalesce(excluded.email, clerk_user_deletions.email)",
+        user_id,
+        deleted_at,
+        contact.as_ref().map(|c| c.email.as_str()),
+    )
+    .execute(&mut *conn)
+    .await?;
+    let Some(contact) = contact else {
+        return Ok(ContactChange::NoContact);
+    };
+    match action {
+        DeletedUserAction::Delete => {
+            let result = sqlx::query!("delete from contacts where id = $1", contact.id)
+                .execute(conn)
+                .await?;
+            expect_one_row(result)?;
+            Ok(ContactChange::Deleted)
+        }
+        DeletedUserAction::Unsubscribe => {
+            let result = sqlx::query!(
+                "update contacts set
+                     subscribed = false,
+                     unsubscribed_at = coalesce(unsubscribed_at, $2),
+                     clerk_updated_at = greatest(clerk_updated_at, $2),
+                     updated_at = now()
+                 where id = $1",
+                contact.id,
+                deleted_at,
+            )
+            .execute(conn)
+            .await?;
+            expect_one_row(result)?;
+            Ok(ContactChange::Unsubscribed)
+        }
+    }
+}

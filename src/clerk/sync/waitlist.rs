@@ -1,0 +1,91 @@
+//! `waitlistEntry.created` and `waitlistEntry.updated`: the contact with that email,
+//! created if missing.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::{CLERK_SOURCE, ContactChange, SyncError, expect_one_row};
+use crate::clerk::envelope::WaitlistEntryData;
+use crate::clerk::settings::WaitlistEventSettings;
+use crate::contacts::store::{self, NewContact};
+
+pub(super) async fn upsert_waitlist_entry(
+    conn: &mut PgConnection,
+    entry: &WaitlistEntryData,
+    settings: &WaitlistEventSettings,
+    version: DateTime<Utc>,
+) -> Result<ContactChange, SyncError> {
+    let email = entry.email_address.trim();
+    if email.is_empty() {
+        return Ok(ContactChange::NoEmail);
+    }
+    store::lock_person(conn, None, Some(email)).await?;
+    let (id, change) = match store::find_contact_by_email(conn, email).await? {
+        Some(contact) => {
+            if contact
+                .waitlist_updated_at
+                .is_some_and(|applied| applied >= version)
+            {
+                return Ok(ContactChange::Stale);
+            }
+            (contact.id, ContactChange::Updated)
+        }
+        None => {
+            if deleted_at_of_address(conn, email)
+                .await?
+                .is_some_and(|deleted| version <= deleted)
+            {
+                // The person's account was deleted (and its contact with it) after this.
+                return Ok(ContactChange::Stale);
+            }
+            let new = NewContact {
+                email,
+                source: CLERK_SOURCE,
+                ..NewContact::default()
+            };
+            (
+                store::insert_contact(conn, &new).await?,
+                ContactChange::Created,
+            )
+        }
+    };
+    // The waitlist user group is for people who are not users yet; a graduate keeps the
+    // group its user events gave it. A `completed` entry seen after the user's own event
+    // (out of order) still records the graduation.
+    let result = sqlx::query!(
+        "update contacts set
+             waitlist_entry_id = $2,
+             waitlist_status = $3,
+             waitlist_joined_at = coalesce($4, waitlist_joined_at),
+             waitlist_updated_at = $5,
+             user_group = case when user_id is null then coalesce($6, user_group) else user_group end,
+             graduated_at = case when user_id is not null and $3 = 'completed'
+                                 then coalesce(graduated_at, clerk_updated_at)
+                                 else graduated_at end,
+             updated_at = now()
+         where id = $1",
+        id,
+        entry.id,
+        entry.status,
+        entry.created_at,
+        version,
+        settings.user_group,
+    )
+    .execute(conn)
+    .await?;
+    expect_one_row(result)?;
+    Ok(change)
+}
+
+/// When the last Clerk user with this address was deleted, if one was.
+async fn deleted_at_of_address(
+    conn: &mut PgConnection,
+    email: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        "select max(deleted_at) from clerk_user_deletions where lower(email) = lower($1)",
+        email
+    )
+    .fetch_one(conn)
+    .await
+}
