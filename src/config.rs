@@ -33,6 +33,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub templates_dir: PathBuf,
     pub file: ConfigFile,
+    /// `RUST_LOG`, checked to be a valid `tracing` filter.
+    pub log_filter: String,
 }
 
 /// Pool limits. Not in the environment contract: tests and benchmarks set them in code.
@@ -141,6 +143,11 @@ impl Settings {
             ConfigFile::default()
         });
 
+        let log_filter = var("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            errors.push(format!("RUST_LOG is not a valid log filter: {e}"));
+        }
+
         let settings = Self {
             database_url,
             database: DatabaseSettings::default(),
@@ -154,6 +161,7 @@ impl Settings {
             config_path,
             templates_dir: PathBuf::from(var("ROSTER_TEMPLATES").unwrap_or("templates".into())),
             file,
+            log_filter,
         };
         if errors.is_empty() {
             Ok(settings)

@@ -24,10 +24,14 @@ enum Command {
     Check,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    // Before any thread exists: loading .env sets process environment variables.
+    let result = load_dotenv().and_then(|()| {
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(run(cli.command))
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("roster: {error:#}");
@@ -36,13 +40,20 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    // A .env file fills in what the real environment does not set.
-    match dotenvy::dotenv() {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
+/// A `.env` file in the working directory fills in what the real environment does not
+/// set. Its lines can hold secrets, so a malformed one is not quoted.
+fn load_dotenv() -> anyhow::Result<()> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(_, position)) => {
+            anyhow::bail!(".env has a malformed line (at character {position})")
+        }
         Err(e) => anyhow::bail!("cannot read .env: {e}"),
     }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
         Command::Check => {
@@ -53,7 +64,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            telemetry::init()?;
+            telemetry::init(&settings.log_filter);
             let database =
                 Database::from_settings(settings.require_database_url()?, &settings.database)?;
             db::migrate(&database.pool(1)).await?;
@@ -61,7 +72,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            telemetry::init()?;
+            telemetry::init(&settings.log_filter);
             let database =
                 Database::from_settings(settings.require_database_url()?, &settings.database)?;
             db::migrate(&database.pool(1)).await?;

@@ -4,19 +4,14 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; fails with a clear message on a bad `RUST_LOG`.
-pub fn init() -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(&value)
-            .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid log filter: {e}"))?,
-        _ => EnvFilter::new("info"),
-    };
+/// Installs the global subscriber with the `RUST_LOG` filter that the settings validated.
+pub fn init(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    Ok(())
 }
 
 /// An error and all its sources on one line, for the log (never for a client).

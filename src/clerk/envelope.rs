@@ -89,8 +89,8 @@ impl<'a> Envelope<'a> {
     }
 
     /// The JSON to keep in the raw event log: the body with secrets removed.
-    pub fn payload_to_store(&self) -> Cow<'a, str> {
-        redact(&self.event_type, self.body)
+    pub fn payload_to_store(&self) -> Result<Cow<'a, str>, EnvelopeError> {
+        redact(&self.event_type, self.body).map_err(|e| EnvelopeError::NotAnEvent(e.to_string()))
     }
 }
 

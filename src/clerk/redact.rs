@@ -1,12 +1,14 @@
 //! Removes secrets from a Clerk payload before it is stored: every `otp_code` (and any
-//! copy of its value elsewhere, such as an email subject), and the message bodies of
-//! `email.created` and `sms.created`.
+//! copy of its value elsewhere, such as an email subject), the message bodies of
+//! `email.created` and `sms.created`, and invitation tickets (`__clerk_ticket=` in URLs,
+//! which let anyone holding them sign up).
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 
 const REDACTED: &str = "[redacted]";
+const TICKET_PARAMETER: &str = "__clerk_ticket=";
 
 /// Body fields of the messages Clerk sends, by event type.
 fn message_body_fields(event_type: &str) -> &'static [&'static str] {
@@ -17,17 +19,22 @@ fn message_body_fields(event_type: &str) -> &'static [&'static str] {
     }
 }
 
-/// The body with secrets removed; borrowed as it is when there are none (most events),
-/// so the common case neither builds a JSON tree nor writes one out again.
-pub fn redact<'a>(event_type: &str, body: &'a str) -> Cow<'a, str> {
-    if message_body_fields(event_type).is_empty() && !body.contains("otp_code") {
-        return Cow::Borrowed(body);
+/// The body with secrets removed; borrowed as it is when it certainly has none (most
+/// events), so the common case neither builds a JSON tree nor writes one out again. A
+/// `\u` escape could spell a key in disguise, so it also takes the careful path. Fails
+/// only on JSON that the tree cannot hold (a number beyond f64), which is then not
+/// stored at all rather than stored unredacted.
+pub fn redact<'a>(event_type: &str, body: &'a str) -> Result<Cow<'a, str>, serde_json::Error> {
+    let certainly_clean = message_body_fields(event_type).is_empty()
+        && !body.contains("otp_code")
+        && !body.contains(TICKET_PARAMETER)
+        && !body.contains("\\u");
+    if certainly_clean {
+        return Ok(Cow::Borrowed(body));
     }
-    let Ok(mut payload) = serde_json::from_str::<Value>(body) else {
-        return Cow::Borrowed(body);
-    };
+    let mut payload = serde_json::from_str::<Value>(body)?;
     redact_value(event_type, &mut payload);
-    Cow::Owned(payload.to_string())
+    Ok(Cow::Owned(payload.to_string()))
 }
 
 /// Redacts `payload` (the whole envelope) in place.
@@ -39,9 +46,7 @@ fn redact_value(event_type: &str, payload: &mut Value) {
     }
     let mut codes = Vec::new();
     remove_otp_codes(payload, &mut codes);
-    if !codes.is_empty() {
-        replace_codes_in_strings(payload, &codes);
-    }
+    redact_strings(payload, &codes);
 }
 
 fn remove_otp_codes(value: &mut Value, codes: &mut Vec<String>) {
@@ -61,7 +66,8 @@ fn remove_otp_codes(value: &mut Value, codes: &mut Vec<String>) {
     }
 }
 
-fn replace_codes_in_strings(value: &mut Value, codes: &[String]) {
+/// Replaces copies of the OTP codes and the values of invitation tickets in every string.
+fn redact_strings(value: &mut Value, codes: &[String]) {
     match value {
         Value::String(s) => {
             for code in codes {
@@ -69,15 +75,31 @@ fn replace_codes_in_strings(value: &mut Value, codes: &[String]) {
                     *s = s.replace(code.as_str(), REDACTED);
                 }
             }
+            if s.contains(TICKET_PARAMETER) {
+                *s = redact_ticket(s);
+            }
         }
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|v| replace_codes_in_strings(v, codes)),
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|v| replace_codes_in_strings(v, codes)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_strings(v, codes)),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, codes)),
         _ => {}
     }
+}
+
+/// `...?__clerk_ticket=abc&x=1` becomes `...?__clerk_ticket=[redacted]&x=1`.
+fn redact_ticket(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(TICKET_PARAMETER) {
+        let value_start = start + TICKET_PARAMETER.len();
+        out.push_str(&rest[..value_start]);
+        out.push_str(REDACTED);
+        let value_end = rest[value_start..]
+            .find(['&', '#', '"', ' '])
+            .map_or(rest.len(), |end| value_start + end);
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -86,13 +108,37 @@ mod tests {
     use serde_json::json;
 
     fn redacted(event_type: &str, payload: Value) -> Value {
-        serde_json::from_str(&redact(event_type, &payload.to_string())).unwrap()
+        serde_json::from_str(&redact(event_type, &payload.to_string()).unwrap()).unwrap()
     }
 
     #[test]
     fn body_without_secrets_is_kept_as_it_came() {
         let body = r#"{"type": "user.created",  "data": {"id": "user_1"}}"#;
-        assert!(matches!(redact("user.created", body), Cow::Borrowed(b) if b == body));
+        assert!(matches!(redact("user.created", body), Ok(Cow::Borrowed(b)) if b == body));
+    }
+
+    #[test]
+    fn escaped_otp_code_key_is_still_found() {
+        let body = r#"{"data": {"otp\u005fcode": "424242", "subject": "424242 is your code"}}"#;
+        let stored = redact("email.created", body).unwrap();
+        assert!(!stored.contains("424242"), "{stored}");
+    }
+
+    #[test]
+    fn invitation_ticket_is_removed_from_urls() {
+        let payload = json!({ "data": { "invitation": {
+            "url": "https://accounts.acme.test/sign-up?__clerk_ticket=eyJhbGciOi.secret&redirect=1"
+        } } });
+        let payload = redacted("waitlistEntry.updated", payload);
+        assert_eq!(
+            payload["data"]["invitation"]["url"],
+            "https://accounts.acme.test/sign-up?__clerk_ticket=[redacted]&redirect=1"
+        );
+    }
+
+    #[test]
+    fn json_the_tree_cannot_hold_is_refused_not_stored_raw() {
+        assert!(redact("email.created", r#"{"data": {"otp_code": 1e400}}"#).is_err());
     }
 
     #[test]

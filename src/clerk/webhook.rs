@@ -102,7 +102,7 @@ pub async fn receive_clerk_webhook(
     let svix_id = verifier.verify(request.headers(), &body)?;
     let envelope = Envelope::parse(&body)?;
     let contact_event = ContactEvent::from_envelope(&envelope, &settings)?;
-    let payload = envelope.payload_to_store();
+    let payload = envelope.payload_to_store()?;
     let occurred_at = envelope.timestamp.unwrap_or_else(Utc::now);
     let event_type = envelope.event_type.as_ref();
 

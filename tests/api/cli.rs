@@ -8,11 +8,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 fn roster() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
     // Only what each test sets: no DATABASE_URL or secrets from the outer environment,
-    // and a working directory without a .env file.
+    // and a working directory without a .env file or roster.toml.
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        .current_dir(std::env::temp_dir());
     command
 }
 
@@ -20,7 +20,10 @@ fn roster() -> Command {
 fn check_accepts_the_example_config() {
     let output = roster()
         .args(["check"])
-        .env("ROSTER_CONFIG", "roster.example.toml")
+        .env(
+            "ROSTER_CONFIG",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/roster.example.toml"),
+        )
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -45,6 +48,19 @@ fn check_names_every_problem_and_fails() {
     assert!(stderr.contains("archive"), "{stderr}");
     assert!(stderr.contains("not valid base64"), "{stderr}");
     assert!(!stderr.contains("%%%"), "the secret leaked: {stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn malformed_dotenv_line_is_reported_without_its_secret() {
+    let dir = std::env::temp_dir().join(format!("roster-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".env"), "ROSTER_API_KEY='hunter2\n").unwrap();
+    let output = roster().args(["check"]).current_dir(&dir).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(".env"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the secret leaked: {stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
