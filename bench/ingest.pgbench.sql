@@ -4,7 +4,7 @@
 \set n random(1, 9000000000000000000)
 BEGIN;
 insert into clerk_events (svix_id, event_type, occurred_at, payload) select 'pgbench_' || :client_id::int || '_' || :n::bigint, 'user.created', now(), payload from bench_payload on conflict (svix_id) do nothing;
-select pg_advisory_xact_lock(hashtextextended('user:' || 'pgb_' || :client_id::int || '_' || :n::bigint, 0)), pg_advisory_xact_lock(hashtextextended('email:' || 'pgb' || :client_id::int || '_' || :n::bigint || '@bench.test', 0));
+select pg_advisory_xact_lock(hashtextextended('user:' || 'pgb_' || :client_id::int || '_' || :n::bigint, 0)), pg_advisory_xact_lock(hashtextextended('email:' || lower('pgb' || :client_id::int || '_' || :n::bigint || '@bench.test'), 0));
 select deleted_at from clerk_user_deletions where user_id = 'pgb_' || :client_id::int || '_' || :n::bigint;
 select * from contacts where user_id = 'pgb_' || :client_id::int || '_' || :n::bigint;
 select * from contacts where lower(email) = lower('pgb' || :client_id::int || '_' || :n::bigint || '@bench.test');

@@ -3,25 +3,32 @@
 # cluster, always on a port of our own. Sourced by scripts/run, scripts/test and the
 # benchmarks. Works as root (through the postgres user) and as a normal user.
 
+# The newest folder with PostgreSQL server binaries (the client package alone has none).
+pg_server_bindir() {
+  local ctl
+  ctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$ctl" ]; then ctl=$(command -v pg_ctl 2>/dev/null || true); fi
+  [ -n "$ctl" ] && dirname "$ctl"
+}
+
 # Finds pg_ctl, installing Debian's postgresql package when no server binaries exist.
 pg_find_bindir() {
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  if [ -z "$dir" ] && command -v pg_ctl >/dev/null 2>&1; then
-    dir=$(dirname "$(command -v pg_ctl)")
-  fi
+  dir=$(pg_server_bindir || true)
   if [ -z "$dir" ]; then
     echo "PostgreSQL server binaries not found: installing the postgresql package" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    # Ask Debian's packaging not to create (and start) a default cluster: we never use it.
+    # Ask Debian's packaging not to create (and start) a default cluster: we never use
+    # it. Only on a machine that never had PostgreSQL (no createcluster.conf yet); the
+    # file stays, as the package would have kept it.
     if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
       $sudo mkdir -p /etc/postgresql-common
       echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
     fi
     $sudo apt-get update -qq >&2 && $sudo env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql >&2 || return 1
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    dir=$(pg_server_bindir || true)
   fi
   [ -n "$dir" ] || { echo "could not find or install PostgreSQL" >&2; return 1; }
   PG_BINDIR="$dir"
@@ -50,7 +57,8 @@ pg_free_port() {
 }
 
 # pg_start DIR [extra postgres -c options...]: creates the cluster in DIR/data when
-# missing, then starts it on a free port. Sets PG_PORT and PG_DATA.
+# missing, then starts it on a free port (or finds it still running from an earlier
+# run that did not stop it). Sets PG_PORT and PG_DATA. TCP on 127.0.0.1 only.
 pg_start() {
   local dir=$1; shift
   pg_find_bindir || return 1
@@ -59,10 +67,14 @@ pg_start() {
   PG_DATA="$dir/data"
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     pg_as_owner "$PG_BINDIR/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 \
-      --no-instructions >"$dir/initdb.log" 2>&1 \
+      --locale=C.UTF-8 --no-instructions >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; return 1; }
   fi
-  local opts="-c listen_addresses=127.0.0.1 -k $dir"
+  if [ -f "$dir/port" ] && pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+    PG_PORT=$(cat "$dir/port")
+    return 0
+  fi
+  local opts="-c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
   local extra
   for extra in "$@"; do opts="$opts -c $extra"; done
   for _ in 1 2 3 4 5; do
@@ -80,10 +92,10 @@ pg_start() {
 # pg_stop DIR: stops the cluster started by pg_start, if it runs.
 pg_stop() {
   local dir=$1
-  [ -n "${PG_BINDIR:-}" ] || pg_find_bindir || return 0
-  if [ -f "$dir/data/postmaster.pid" ]; then
-    pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
-  fi
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  local bindir=${PG_BINDIR:-$(pg_server_bindir || true)}
+  [ -n "$bindir" ] || return 0
+  pg_as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 # pg_createdb NAME: creates database NAME on the running cluster unless it exists.
