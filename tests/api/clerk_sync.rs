@@ -20,6 +20,24 @@ async fn deliver_ok(app: &TestApp, event: &Value) -> Value {
     body
 }
 
+/// A waitlist entry for `address`.
+fn waitlist_entry_for(address: &str) -> Value {
+    let mut event = fixture("waitlistEntry.created");
+    set(&mut event, "/data/email_address", json!(address));
+    event
+}
+
+/// Ada's `user.updated`, with `address` as her primary email.
+fn ada_moved_to(address: &str) -> Value {
+    let mut event = fixture("user.updated");
+    set(
+        &mut event,
+        "/data/email_addresses/0/email_address",
+        json!(address),
+    );
+    event
+}
+
 /// A user event for another person: new user ID, new email.
 fn user_event(name: &str, n: usize) -> Value {
     let mut event = fixture(name);
@@ -140,8 +158,7 @@ async fn late_update_after_unsubscribing_delete_changes_nothing(
 #[sqlx::test]
 async fn waitlist_graduation_matches_email_in_any_case(_: PgPoolOptions, db: PgConnectOptions) {
     let app = spawn_app(db).await;
-    let mut joined = fixture("waitlistEntry.created");
-    set(&mut joined, "/data/email_address", json!("ADA@Example.COM"));
+    let joined = waitlist_entry_for("ADA@Example.COM");
     let body = deliver_ok(&app, &joined).await;
     assert_eq!(body["contact"], "created");
     let waitlisted = app.contact_by_email(EMAIL).await.unwrap();
@@ -247,29 +264,27 @@ async fn changed_primary_email_moves_the_contact(_: PgPoolOptions, db: PgConnect
 }
 
 #[sqlx::test]
-async fn changed_primary_email_absorbs_a_waitlist_contact(_: PgPoolOptions, db: PgConnectOptions) {
+async fn changed_primary_email_absorbs_a_waitlist_contact_and_its_opt_out(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
     let app = spawn_app(db).await;
     deliver_ok(&app, &fixture("user.created")).await;
-    let mut joined = fixture("waitlistEntry.created");
-    set(
-        &mut joined,
-        "/data/email_address",
-        json!("ada@lovelace.test"),
-    );
+    let joined = waitlist_entry_for("ada@lovelace.test");
     deliver_ok(&app, &joined).await;
     assert_eq!(app.count("contacts").await, 2);
+    sqlx::query("update contacts set subscribed = false where email = 'ada@lovelace.test'")
+        .execute(&app.db)
+        .await
+        .unwrap();
 
-    let mut update = fixture("user.updated");
-    set(
-        &mut update,
-        "/data/email_addresses/0/email_address",
-        json!("Ada@Lovelace.test"),
-    );
+    let update = ada_moved_to("Ada@Lovelace.test");
     deliver_ok(&app, &update).await;
     let contact = app.contact_by_user_id(USER_ID).await.unwrap();
     assert_eq!(contact.email, "Ada@Lovelace.test");
     assert_eq!(contact.waitlist_status.as_deref(), Some("pending"));
     assert_eq!(app.count("contacts").await, 1);
+    assert!(!contact.subscribed, "the absorbed contact had unsubscribed");
 }
 
 #[sqlx::test]
@@ -362,12 +377,7 @@ async fn address_still_on_another_live_user_waits_for_that_user(
         Some(USER_ID)
     );
 
-    let mut moved = fixture("user.updated");
-    set(
-        &mut moved,
-        "/data/email_addresses/0/email_address",
-        json!("ada@lovelace.test"),
-    );
+    let moved = ada_moved_to("ada@lovelace.test");
     deliver_ok(&app, &moved).await;
     let body = deliver_ok(&app, &second).await;
     assert_eq!(
@@ -403,35 +413,6 @@ async fn new_user_with_a_deleted_users_address_takes_the_contact_over(
     assert_eq!(body["contact"], "updated");
     let contact = app.contact_by_email(EMAIL).await.unwrap();
     assert_eq!(contact.user_id.as_deref(), Some("user_again"));
-    assert_eq!(app.count("contacts").await, 1);
-}
-
-#[sqlx::test]
-async fn merging_a_contact_keeps_its_opt_out(_: PgPoolOptions, db: PgConnectOptions) {
-    let app = spawn_app(db).await;
-    deliver_ok(&app, &fixture("user.created")).await;
-    let mut joined = fixture("waitlistEntry.created");
-    set(
-        &mut joined,
-        "/data/email_address",
-        json!("ada@lovelace.test"),
-    );
-    deliver_ok(&app, &joined).await;
-    sqlx::query("update contacts set subscribed = false where email = 'ada@lovelace.test'")
-        .execute(&app.db)
-        .await
-        .unwrap();
-
-    let mut moved = fixture("user.updated");
-    set(
-        &mut moved,
-        "/data/email_addresses/0/email_address",
-        json!("ada@lovelace.test"),
-    );
-    deliver_ok(&app, &moved).await;
-    let contact = app.contact_by_user_id(USER_ID).await.unwrap();
-    assert_eq!(contact.email, "ada@lovelace.test");
-    assert!(!contact.subscribed, "the absorbed contact had unsubscribed");
     assert_eq!(app.count("contacts").await, 1);
 }
 
