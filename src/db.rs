@@ -57,8 +57,11 @@ impl Database {
 
 /// Applies the migrations in `migrations/`, embedded in the binary.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await?;
-    Ok(())
+    use anyhow::Context;
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .context("cannot apply the database migrations (is DATABASE_URL reachable?)")
 }
 
 /// True when the error says the database is unreachable, overloaded or asked us to retry
