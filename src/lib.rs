@@ -6,5 +6,6 @@ pub mod contacts;
 pub mod db;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod startup;
 pub mod telemetry;

@@ -5,5 +5,6 @@ mod cli;
 mod db_proxy;
 mod health;
 mod helpers;
+mod jobs;
 mod webhook_delivery;
 mod webhook_signature;

@@ -1,0 +1,162 @@
+//! SQL on the jobs table. Workers pass `now` in, so tests can ask "what is due in two
+//! days" without waiting two days.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{Job, NOTIFY_CHANNEL, retry};
+
+/// A job to add.
+#[derive(Debug)]
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    /// Idempotency key: a second job with the same kind and key is not added.
+    pub key: Option<&'a str>,
+    pub payload: &'a serde_json::Value,
+    pub run_at: DateTime<Utc>,
+    pub max_attempts: i32,
+}
+
+/// Adds a job in the caller's transaction and wakes the workers when it commits.
+/// Returns the job's ID, or `None` when its key was enqueued before.
+pub async fn enqueue_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Option<i64>> {
+    let id = sqlx::query_scalar!(
+        "insert into jobs (kind, key, payload, run_at, max_attempts)
+         values ($1, $2, $3, $4, $5)
+         on conflict (kind, key) do nothing
+         returning id",
+        job.kind,
+        job.key,
+        job.payload,
+        job.run_at,
+        job.max_attempts,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if id.is_some() {
+        // Delivered at commit, and only then: a rolled-back job wakes nobody.
+        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(id)
+}
+
+/// Claims up to `limit` jobs due at `now`, oldest first: scheduled ones, and running
+/// ones whose lease has expired (their worker died). Each gets `lease` to finish.
+pub async fn claim_jobs(
+    pool: &PgPool,
+    worker: Uuid,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Job>> {
+    let locked_until = now + lease;
+    // Two index scans rather than an OR, so each reads only due rows whatever the
+    // number of future timers.
+    sqlx::query_as!(
+        Job,
+        "with due as (
+             select id from jobs
+             where state = 'scheduled' and run_at <= $1
+             order by run_at limit $4
+             for update skip locked
+         ), expired as (
+             select id from jobs
+             where state = 'running' and locked_until <= $1
+             order by locked_until limit $4
+             for update skip locked
+         )
+         update jobs set
+             state = 'running',
+             attempts = attempts + 1,
+             locked_by = $2,
+             locked_until = $3
+         where id in (
+             select id from (select id from expired union all select id from due) as claimable
+             limit $4
+         )
+         returning id, kind, payload, attempts, max_attempts, run_at",
+        now,
+        worker,
+        locked_until,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks a job done. `false` when this worker no longer holds it (its lease expired
+/// and another worker claimed it).
+pub async fn complete_job(pool: &PgPool, job_id: i64, worker: Uuid) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        "update jobs set state = 'done', finished_at = now(), locked_by = null, locked_until = null
+         where id = $1 and locked_by = $2 and state = 'running'",
+        job_id,
+        worker,
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// What became of a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedJob {
+    /// Scheduled again after a backoff.
+    Retrying,
+    /// Out of attempts: kept, with its error, for a person to look at or replay.
+    Dead,
+    /// This worker no longer held the job; nothing was changed.
+    NotHeld,
+}
+
+/// Records a failed attempt: scheduled again after `retry::backoff`, or dead after the
+/// last attempt. The error is kept either way.
+pub async fn fail_job(
+    pool: &PgPool,
+    job: &Job,
+    worker: Uuid,
+    error: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<FailedJob> {
+    let dead = job.attempts >= job.max_attempts;
+    let retry_at = now + retry::backoff(job.attempts);
+    let result = sqlx::query!(
+        "update jobs set
+             state = case when $3 then 'dead' else 'scheduled' end,
+             run_at = case when $3 then run_at else $4 end,
+             finished_at = case when $3 then now() end,
+             last_error = $5,
+             locked_by = null,
+             locked_until = null
+         where id = $1 and locked_by = $2 and state = 'running'",
+        job.id,
+        worker,
+        dead,
+        retry_at,
+        error,
+    )
+    .execute(pool)
+    .await?;
+    Ok(match (result.rows_affected(), dead) {
+        (0, _) => FailedJob::NotHeld,
+        (_, true) => FailedJob::Dead,
+        (_, false) => FailedJob::Retrying,
+    })
+}
+
+/// When the next job falls due (a scheduled run or an expiring lease), if any.
+pub async fn next_due_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        r#"select least(
+               (select min(run_at) from jobs where state = 'scheduled'),
+               (select min(locked_until) from jobs where state = 'running')
+           ) as "due_at""#
+    )
+    .fetch_one(pool)
+    .await
+}
