@@ -4,6 +4,7 @@ pub mod clerk;
 pub mod config;
 pub mod contacts;
 pub mod db;
+pub mod email;
 pub mod events;
 pub mod health;
 pub mod jobs;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use roster::config::Settings;
 use roster::db::Database;
+use roster::email::templates::{Templates, sample_context};
 use roster::startup::Application;
 use roster::{db, telemetry};
 
@@ -53,12 +54,27 @@ fn load_dotenv() -> anyhow::Result<()> {
     }
 }
 
+/// Loads every template and renders it against a sample contact; returns how many.
+/// A missing folder is an error only when `ROSTER_TEMPLATES` names it.
+fn check_templates(settings: &Settings) -> anyhow::Result<usize> {
+    if !settings.templates_dir.exists() && std::env::var_os("ROSTER_TEMPLATES").is_none() {
+        return Ok(0);
+    }
+    let templates = Templates::load(&settings.templates_dir)?;
+    let context = sample_context();
+    for name in templates.names() {
+        templates.render(name, &context)?;
+    }
+    Ok(templates.names().count())
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
         Command::Check => {
+            let templates = check_templates(&settings)?;
             println!(
-                "configuration is valid ({})",
+                "configuration is valid ({}); {templates} templates render",
                 settings.config_path.display()
             );
             Ok(())

@@ -17,17 +17,41 @@ fn roster() -> Command {
 }
 
 #[test]
-fn check_accepts_the_example_config() {
+fn check_accepts_the_example_config_and_shipped_templates() {
     let output = roster()
         .args(["check"])
         .env(
             "ROSTER_CONFIG",
             concat!(env!("CARGO_MANIFEST_DIR"), "/roster.example.toml"),
         )
+        .env(
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        )
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration is valid"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+    assert!(stdout.contains("4 templates render"), "{stdout}");
+}
+
+#[test]
+fn check_names_a_template_that_does_not_render() {
+    let dir = std::env::temp_dir().join(format!("roster-bad-template-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("promo")).unwrap();
+    std::fs::write(dir.join("promo/subject"), "Hi {{ contact.nickname }}").unwrap();
+    std::fs::write(dir.join("promo/body.txt"), "text").unwrap();
+    std::fs::write(dir.join("promo/body.html"), "<p>html</p>").unwrap();
+    let output = roster()
+        .args(["check"])
+        .env("ROSTER_TEMPLATES", &dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("promo/subject"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

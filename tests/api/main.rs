@@ -3,8 +3,10 @@
 mod clerk_sync;
 mod cli;
 mod db_proxy;
+mod email;
 mod health;
 mod helpers;
 mod jobs;
+mod smtp_server;
 mod webhook_delivery;
 mod webhook_signature;

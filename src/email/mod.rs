@@ -1,0 +1,6 @@
+//! Email: templates, message building and transport. Sending is the workflow engine's
+//! job; nothing here touches the database.
+
+pub mod message;
+pub mod templates;
+pub mod transport;

@@ -1,0 +1,150 @@
+//! Email templates: one folder per email under `ROSTER_TEMPLATES` (`subject`,
+//! `body.txt`, `body.html`), rendered with minijinja. Folders starting with `_` hold
+//! shared parts (`_layout.html`) that bodies extend or include. HTML is escaped, text
+//! and subject are not; an undefined variable is an error, so `roster check` catches a
+//! misspelt name before any contact gets an email with a hole in it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+/// The three parts every email folder has.
+const PARTS: [&str; 3] = ["subject", "body.txt", "body.html"];
+
+/// All templates, loaded and compiled once.
+pub struct Templates {
+    env: Environment<'static>,
+    names: BTreeSet<String>,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read the templates folder {}: {source}", .dir.display())]
+    Folder {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template {name}: {part} is missing")]
+    MissingPart { name: String, part: &'static str },
+    #[error("there is no template named {0:?}")]
+    Unknown(String),
+    #[error("template {name}/{part}: {message}")]
+    Invalid {
+        name: String,
+        part: &'static str,
+        message: String,
+    },
+    #[error("template {name}: the subject renders empty or over several lines")]
+    BadSubject { name: String },
+}
+
+impl Templates {
+    /// Loads every email folder of `dir` and compiles each part.
+    pub fn load(dir: &Path) -> Result<Self, TemplateError> {
+        let folder_error = |source| TemplateError::Folder {
+            dir: dir.to_owned(),
+            source,
+        };
+        let mut names = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).map_err(folder_error)? {
+            let entry = entry.map_err(folder_error)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && !name.starts_with(['_', '.']) {
+                for part in PARTS {
+                    if !entry.path().join(part).is_file() {
+                        return Err(TemplateError::MissingPart { name, part });
+                    }
+                }
+                names.insert(name);
+            }
+        }
+        let mut env = Environment::new();
+        env.set_loader(minijinja::path_loader(dir));
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        let templates = Self { env, names };
+        for name in &templates.names {
+            for part in PARTS {
+                templates
+                    .env
+                    .get_template(&format!("{name}/{part}"))
+                    .map_err(|e| invalid(name, part, &e))?;
+            }
+        }
+        Ok(templates)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    /// Renders template `name` with `context` (`contact`, `event`, `workflow`, ...).
+    pub fn render(&self, name: &str, context: &Value) -> Result<RenderedEmail, TemplateError> {
+        if !self.contains(name) {
+            return Err(TemplateError::Unknown(name.to_owned()));
+        }
+        let part = |part: &'static str| {
+            self.env
+                .get_template(&format!("{name}/{part}"))
+                .and_then(|template| template.render(context))
+                .map_err(|e| invalid(name, part, &e))
+        };
+        let subject = part("subject")?.trim().to_owned();
+        if subject.is_empty() || subject.contains('\n') {
+            return Err(TemplateError::BadSubject {
+                name: name.to_owned(),
+            });
+        }
+        Ok(RenderedEmail {
+            subject,
+            text: part("body.txt")?,
+            html: part("body.html")?,
+        })
+    }
+}
+
+/// What `roster check` renders every template with: a contact with every field set,
+/// the event and workflow a send has, and an unsubscribe link.
+pub fn sample_context() -> Value {
+    let contact = serde_json::json!({
+        "id": "0190b8a4-5b1e-7c3d-9f00-000000000000",
+        "email": "ada@example.com",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "source": "Clerk",
+        "subscribed": true,
+        "userGroup": "Users",
+        "userId": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
+    });
+    minijinja::context! {
+        contact => Value::from(minijinja::value::Serde(contact)),
+        event => minijinja::context! { name => "user.created" },
+        workflow => minijinja::context! { name => "onboarding" },
+        unsubscribe_url => "https://roster.example.test/unsubscribe/sample",
+    }
+}
+
+fn invalid(name: &str, part: &'static str, error: &minijinja::Error) -> TemplateError {
+    // minijinja's Display names the line; its detail says what is wrong there.
+    let mut message = error.to_string();
+    if let Some(detail) = error.detail() {
+        message = format!("{message} ({detail})");
+    }
+    TemplateError::Invalid {
+        name: name.to_owned(),
+        part,
+        message,
+    }
+}

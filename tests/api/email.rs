@@ -1,0 +1,204 @@
+//! Email: templates render, messages reach a real SMTP server on loopback with both
+//! parts and the unsubscribe headers, and SMTP failures are sorted right.
+
+use std::path::Path;
+
+use lettre::message::Mailbox;
+use minijinja::Value;
+use minijinja::value::Serde;
+use roster::email::message::{Envelope, build_message, new_message_id};
+use roster::email::templates::{TemplateError, Templates};
+use roster::email::transport::{Mailer, SendError};
+use serde_json::json;
+
+use crate::smtp_server::{Reply, SmtpServer};
+
+fn templates() -> Templates {
+    Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap()
+}
+
+fn context(first_name: Option<&str>, unsubscribe_url: Option<&str>) -> Value {
+    minijinja::context! {
+        contact => Value::from(Serde(json!({ "email": "ada@example.com", "firstName": first_name }))),
+        unsubscribe_url => unsubscribe_url,
+    }
+}
+
+async fn send_welcome(
+    mailer: &Mailer,
+    unsubscribe_url: Option<&str>,
+) -> (Result<String, SendError>, String) {
+    let from: Mailbox = "Acme <hello@acme.test>".parse().unwrap();
+    let rendered = templates()
+        .render("welcome", &context(Some("Ada"), unsubscribe_url))
+        .unwrap();
+    let message_id = new_message_id(&from);
+    let envelope = Envelope {
+        from: &from,
+        to: "Ada Lovelace <ada@example.com>".parse().unwrap(),
+        message_id: &message_id,
+        unsubscribe_url,
+    };
+    (
+        mailer
+            .send(build_message(&envelope, &rendered).unwrap())
+            .await,
+        message_id,
+    )
+}
+
+fn smtp_mailer(server: &SmtpServer) -> Mailer {
+    Mailer::new(Some(&server.url().into()), Path::new("outbox"), 2).unwrap()
+}
+
+#[test]
+fn shipped_templates_render_for_a_contact_without_a_name() {
+    let templates = templates();
+    let names: Vec<&str> = templates.names().collect();
+    assert_eq!(names, ["goodbye", "tips", "waitlist", "welcome"]);
+    for name in names {
+        let email = templates
+            .render(name, &context(None, Some("https://r.test/u/x")))
+            .unwrap();
+        assert!(!email.subject.is_empty(), "{name}");
+        assert!(email.html.contains("</html>"), "{name} uses the layout");
+    }
+}
+
+#[test]
+fn html_is_escaped_and_text_is_not() {
+    let email = templates()
+        .render("welcome", &context(Some("<Ada & Co>"), None))
+        .unwrap();
+    assert!(
+        email.html.contains("&lt;Ada &amp; Co&gt;"),
+        "{}",
+        email.html
+    );
+    assert!(email.text.contains("<Ada & Co>"));
+    assert_eq!(email.subject, "Welcome, <Ada & Co>!");
+}
+
+#[test]
+fn misspelt_variable_and_missing_part_are_named() {
+    let dir = std::env::temp_dir().join(format!("roster-templates-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("hello")).unwrap();
+    std::fs::write(dir.join("hello/subject"), "Hi {{ contact.frist_name }}").unwrap();
+    std::fs::write(dir.join("hello/body.txt"), "text").unwrap();
+    let error = Templates::load(&dir).err().expect("missing body.html");
+    assert!(
+        matches!(&error, TemplateError::MissingPart { name, part } if name == "hello" && *part == "body.html")
+    );
+
+    std::fs::write(dir.join("hello/body.html"), "<p>{{ contact.email }}</p>").unwrap();
+    let templates = Templates::load(&dir).unwrap();
+    let error = templates
+        .render("hello", &context(Some("Ada"), None))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("hello/subject"), "{error}");
+
+    std::fs::write(dir.join("hello/body.html"), "<p>{% if %}</p>").unwrap();
+    let error = Templates::load(&dir)
+        .err()
+        .expect("syntax error")
+        .to_string();
+    assert!(error.contains("hello/body.html"), "{error}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn marketing_email_reaches_smtp_with_both_parts_and_one_click_unsubscribe() {
+    let server = SmtpServer::start().await;
+    let url = "https://roster.acme.test/unsubscribe/token123";
+    let (sent, message_id) = send_welcome(&smtp_mailer(&server), Some(url)).await;
+    assert!(sent.unwrap().starts_with("250"));
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].recipients, ["ada@example.com"]);
+    let data = &messages[0].data;
+    assert!(
+        data.contains(&format!("Message-ID: {message_id}")),
+        "{data}"
+    );
+    assert!(
+        data.contains(&format!("List-Unsubscribe: <{url}>")),
+        "{data}"
+    );
+    assert!(
+        data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{data}"
+    );
+    assert!(data.contains("multipart/alternative"));
+    assert!(data.contains("text/plain") && data.contains("text/html"));
+    assert!(data.contains("Subject: Welcome, Ada!"));
+}
+
+#[tokio::test]
+async fn transactional_email_has_no_unsubscribe_headers() {
+    let server = SmtpServer::start().await;
+    let (sent, _) = send_welcome(&smtp_mailer(&server), None).await;
+    sent.unwrap();
+    assert!(!server.messages()[0].data.contains("List-Unsubscribe"));
+}
+
+#[tokio::test]
+async fn smtp_4xx_is_transient_and_5xx_is_permanent() {
+    let server = SmtpServer::start().await;
+    let mailer = smtp_mailer(&server);
+    server.set_reply(Reply::Transient);
+    let (sent, _) = send_welcome(&mailer, None).await;
+    assert!(
+        matches!(sent, Err(SendError::Transient(ref answer)) if answer.contains("451")),
+        "{sent:?}"
+    );
+    server.set_reply(Reply::Permanent);
+    let (sent, _) = send_welcome(&mailer, None).await;
+    assert!(
+        matches!(sent, Err(SendError::Permanent(ref answer)) if answer.contains("550")),
+        "{sent:?}"
+    );
+    server.set_reply(Reply::Accept);
+    assert!(
+        send_welcome(&mailer, None).await.0.is_ok(),
+        "the pooled connection still works"
+    );
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn smtp_server_down_is_transient() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mailer = Mailer::new(
+        Some(&format!("smtp://127.0.0.1:{port}").into()),
+        Path::new("outbox"),
+        1,
+    )
+    .unwrap();
+    let (sent, _) = send_welcome(&mailer, None).await;
+    assert!(matches!(sent, Err(SendError::Transient(_))), "{sent:?}");
+}
+
+#[tokio::test]
+async fn without_smtp_url_email_goes_to_the_outbox() {
+    let outbox = std::env::temp_dir().join(format!("roster-outbox-{}", std::process::id()));
+    let mailer = Mailer::new(None, &outbox, 1).unwrap();
+    let (sent, message_id) = send_welcome(&mailer, None).await;
+    sent.unwrap();
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].extension().is_some_and(|e| e == "eml"));
+    assert!(
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .contains(&message_id)
+    );
+    std::fs::remove_dir_all(outbox).unwrap();
+}

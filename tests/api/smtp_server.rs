@@ -1,0 +1,137 @@
+//! A small SMTP server on loopback for tests: it speaks real SMTP over TCP, keeps what
+//! it accepts, and answers 4xx or 5xx to recipients when told to.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the server answers `RCPT TO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    Accept,
+    /// 451: the client should retry later.
+    Transient,
+    /// 550: the address does not exist.
+    Permanent,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub recipients: Vec<String>,
+    /// The DATA section: headers and body, dot-unstuffed.
+    pub data: String,
+}
+
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    reply: Reply,
+    messages: Vec<ReceivedMessage>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = SmtpServer {
+            port: listener.local_addr().unwrap().port(),
+            state: Arc::new(Mutex::new(State {
+                reply: Reply::Accept,
+                messages: Vec::new(),
+            })),
+        };
+        let state = server.state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, state.clone()));
+            }
+        });
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_reply(&self, reply: Reply) {
+        self.state.lock().unwrap().reply = reply;
+    }
+
+    pub fn messages(&self) -> Vec<ReceivedMessage> {
+        self.state.lock().unwrap().messages.clone()
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    let mut recipients = Vec::new();
+    if writer
+        .write_all(b"220 roster-test ESMTP\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    while let Ok(Some(line)) = lines.next_line().await {
+        let command = line.to_ascii_uppercase();
+        let answer: String = if command.starts_with("EHLO") {
+            "250-roster-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
+        } else if command.starts_with("HELO") || command.starts_with("NOOP") {
+            "250 OK\r\n".into()
+        } else if command.starts_with("RSET") || command.starts_with("MAIL FROM") {
+            recipients.clear();
+            "250 OK\r\n".into()
+        } else if command.starts_with("RCPT TO") {
+            match state.lock().unwrap().reply {
+                Reply::Accept => {
+                    recipients.push(address_in(&line));
+                    "250 OK\r\n".into()
+                }
+                Reply::Transient => "451 4.2.1 Mailbox busy, try again later\r\n".into(),
+                Reply::Permanent => "550 5.1.1 No such user here\r\n".into(),
+            }
+        } else if command == "DATA" {
+            if writer
+                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut data = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "." {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                data.push('\n');
+            }
+            let mut state = state.lock().unwrap();
+            state.messages.push(ReceivedMessage {
+                recipients: std::mem::take(&mut recipients),
+                data,
+            });
+            format!("250 2.0.0 Ok: queued as {}\r\n", state.messages.len())
+        } else if command.starts_with("QUIT") {
+            let _ = writer.write_all(b"221 2.0.0 Bye\r\n").await;
+            return;
+        } else {
+            "502 5.5.2 Command not recognized\r\n".into()
+        };
+        if writer.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn address_in(line: &str) -> String {
+    line.split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(address, _)| address.to_owned())
+        .unwrap_or_default()
+}
