@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
 use crate::clerk::settings::ClerkSettings;
+use crate::workflows::definition::{WorkflowConfig, check_workflows};
 
 /// Everything Roster needs to run, validated.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     pub mail_from: Option<Mailbox>,
     pub public_url: Url,
+    /// `ROSTER_UNSUBSCRIBE_SECRET`: the key of the unsubscribe links' signatures.
+    pub unsubscribe_secret: Option<SecretString>,
     pub config_path: PathBuf,
     pub templates_dir: PathBuf,
     pub file: ConfigFile,
@@ -55,12 +58,12 @@ impl Default for DatabaseSettings {
     }
 }
 
-/// The TOML file named by `ROSTER_CONFIG`. Later sections (workflows, lists) sit beside
-/// `[clerk]`.
+/// The TOML file named by `ROSTER_CONFIG`: `[clerk.*]` settings and `[[workflows]]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
     pub clerk: ClerkSettings,
+    pub workflows: Vec<WorkflowConfig>,
 }
 
 /// Every problem found in the configuration, one sentence each.
@@ -142,6 +145,18 @@ impl Settings {
             errors.push(e);
             ConfigFile::default()
         });
+        // Templates are checked where they are loaded (serve, check).
+        if let Err(problems) = check_workflows(&file.workflows, None) {
+            errors.extend(problems);
+        }
+
+        let unsubscribe_secret = var("ROSTER_UNSUBSCRIBE_SECRET").map(SecretString::from);
+        if unsubscribe_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 16)
+        {
+            errors.push("ROSTER_UNSUBSCRIBE_SECRET must be at least 16 characters long".to_owned());
+        }
 
         let log_filter = var("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
@@ -158,6 +173,7 @@ impl Settings {
             smtp_url,
             mail_from,
             public_url,
+            unsubscribe_secret,
             config_path,
             templates_dir: PathBuf::from(var("ROSTER_TEMPLATES").unwrap_or("templates".into())),
             file,

@@ -10,3 +10,5 @@ pub mod health;
 pub mod jobs;
 pub mod startup;
 pub mod telemetry;
+pub mod web;
+pub mod workflows;

@@ -3,9 +3,17 @@
 use clap::{Parser, Subcommand};
 use roster::config::Settings;
 use roster::db::Database;
-use roster::email::templates::{Templates, sample_context};
+use std::path::Path;
+use std::sync::Arc;
+
+use roster::email::templates::sample_context;
+use roster::email::transport::Mailer;
+use roster::email::unsubscribe::UnsubscribeKey;
+use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
+use roster::workflows::{self, engine::Engine};
 use roster::{db, telemetry};
+use tokio_util::sync::CancellationToken;
 
 /// Roster: a self-hosted audience manager for apps built on Clerk.
 #[derive(Parser)]
@@ -54,18 +62,20 @@ fn load_dotenv() -> anyhow::Result<()> {
     }
 }
 
-/// Loads every template and renders it against a sample contact; returns how many.
-/// A missing folder is an error only when `ROSTER_TEMPLATES` names it.
+/// Checks workflows and templates, and renders every template against a sample
+/// contact; returns how many templates there are.
 fn check_templates(settings: &Settings) -> anyhow::Result<usize> {
-    if !settings.templates_dir.exists() && std::env::var_os("ROSTER_TEMPLATES").is_none() {
-        return Ok(0);
-    }
-    let templates = Templates::load(&settings.templates_dir)?;
+    let (_, templates) = workflows::load(settings, templates_named())?;
     let context = sample_context();
     for name in templates.names() {
         templates.render(name, &context)?;
     }
     Ok(templates.names().count())
+}
+
+/// Whether `ROSTER_TEMPLATES` names the folder (then it must exist).
+fn templates_named() -> bool {
+    std::env::var_os("ROSTER_TEMPLATES").is_some()
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -95,9 +105,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if settings.clerk_webhook_secrets.is_empty() {
                 tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
             }
-            let app = Application::build(&settings, database)?;
+            let (workflows, templates) = workflows::load(&settings, templates_named())?;
+            let workflows = Arc::new(workflows);
+            let engine = Engine {
+                pool: database.pool(1),
+                workflows: workflows.clone(),
+                templates: Arc::new(templates),
+                mailer: Mailer::new(settings.smtp_url.as_ref(), Path::new("outbox"), 8)?,
+                from: settings.mail_from.clone(),
+                public_url: settings.public_url.clone(),
+                unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
+            };
+            let worker = Worker::new(database.pool(1), engine, WorkerOptions::default());
+            let app = Application::build(&settings, database, workflows)?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
-            app.run_until_stopped().await?;
+            let shutdown = CancellationToken::new();
+            let worker = tokio::spawn(worker.run(shutdown.clone()));
+            // Returns on SIGINT/SIGTERM, once in-flight requests are done; then the
+            // worker finishes the jobs it has in flight.
+            let served = app.run_until_stopped().await;
+            shutdown.cancel();
+            worker.await?;
+            served?;
             Ok(())
         }
     }

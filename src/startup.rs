@@ -1,6 +1,7 @@
 //! Builds the HTTP application from `Settings`; `roster serve` and the tests both use it.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -10,7 +11,10 @@ use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
 use crate::config::Settings;
 use crate::db::Database;
+use crate::email::unsubscribe::UnsubscribeKey;
 use crate::health;
+use crate::web::unsubscribe;
+use crate::workflows::Workflows;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -20,13 +24,20 @@ pub struct Application {
 
 impl Application {
     /// Binds `settings.addr` (port 0 picks a free port) and wires the routes.
-    pub fn build(settings: &Settings, database: Database) -> anyhow::Result<Self> {
+    pub fn build(
+        settings: &Settings,
+        database: Database,
+        workflows: Arc<Workflows>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
         let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
         let clerk_settings = web::Data::new(settings.file.clerk.clone());
+        let workflows = web::Data::from(workflows);
+        let unsubscribe_key =
+            web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
         let server = HttpServer::new(move || {
             // Runs on each worker's thread: the pool's connections belong to its runtime.
             let pool = web::Data::new(database.pool(workers));
@@ -35,9 +46,13 @@ impl Application {
                 .app_data(pool)
                 .app_data(verifier.clone())
                 .app_data(clerk_settings.clone())
+                .app_data(workflows.clone())
+                .app_data(unsubscribe_key.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(receive_clerk_webhook)
+                .service(unsubscribe::confirm_unsubscribe)
+                .service(unsubscribe::unsubscribe)
         })
         .workers(workers)
         .shutdown_timeout(10)

@@ -1,5 +1,5 @@
-//! `POST /webhooks/clerk`: verify, then store the event and apply its contact change in
-//! one short transaction, then answer. Svix retries anything but a 2xx, so a 200 is only
+//! `POST /webhooks/clerk`: verify, then store the event, apply its contact change and
+//! start the workflows it triggers in one short transaction, then answer. Svix retries anything but a 2xx, so a 200 is only
 //! ever sent for an event that is durably stored.
 
 use actix_web::http::StatusCode;
@@ -11,10 +11,12 @@ use sqlx::PgPool;
 use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
-use super::sync::{ContactChange, ContactEvent, SyncError};
+use super::sync::{Applied, ContactChange, ContactEvent, SyncError};
 use crate::db;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
+use crate::workflows::Workflows;
+use crate::workflows::runs::{TriggerEvent, start_runs};
 
 /// Clerk's payloads are a few KiB; anything over this is refused before it is read whole.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -93,6 +95,7 @@ pub async fn receive_clerk_webhook(
     verifier: web::Data<SignatureVerifier>,
     settings: web::Data<ClerkSettings>,
     pool: web::Data<PgPool>,
+    workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, WebhookError> {
     let body = payload
         .to_bytes_limited(MAX_BODY_BYTES)
@@ -112,10 +115,29 @@ pub async fn receive_clerk_webhook(
         tracing::info!(svix_id, event_type, "duplicate delivery");
         return Ok(answer("duplicate", &svix_id, event_type, None));
     }
-    let change = match &contact_event {
+    let applied = match &contact_event {
         Some(event) => Some(event.apply(&mut tx, occurred_at).await?),
         None => None,
     };
+    let change = applied.as_ref().map(|applied| applied.change);
+    if let Some(Applied {
+        change,
+        contact: Some(contact),
+    }) = &applied
+    {
+        let lifecycle = change.lifecycle_event();
+        for name in std::iter::once(event_type).chain(lifecycle) {
+            if workflows.triggered_by(name).next().is_some() {
+                let data: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+                let trigger = TriggerEvent {
+                    name,
+                    key: &svix_id,
+                    data: &data,
+                };
+                start_runs(&mut tx, &workflows, &trigger, contact, Utc::now()).await?;
+            }
+        }
+    }
     tx.commit().await?;
 
     let status = if change.is_some() {

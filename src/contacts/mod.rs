@@ -4,6 +4,7 @@
 pub mod store;
 
 use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// One contact as stored.
@@ -29,4 +30,31 @@ pub struct Contact {
     pub waitlist_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Contact {
+    /// The contact as Loops shows it (and templates see it): camelCase fields, custom
+    /// properties at top level.
+    pub fn to_json(&self) -> Value {
+        let mut contact = json!({
+            "id": self.id,
+            "email": self.email,
+            "firstName": self.first_name,
+            "lastName": self.last_name,
+            "source": self.source,
+            "subscribed": self.subscribed,
+            "userGroup": self.user_group,
+            "userId": self.user_id,
+            "mailingLists": self.mailing_lists,
+            "optInStatus": self.opt_in_status,
+        });
+        if let (Some(fields), Some(properties)) =
+            (contact.as_object_mut(), self.properties.as_object())
+        {
+            for (name, value) in properties {
+                fields.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        contact
+    }
 }

@@ -68,13 +68,17 @@ pub struct NewContact<'a> {
 }
 
 /// Inserts a contact; the caller holds the email lock (and the user lock, with a user ID).
-pub async fn insert_contact(conn: &mut PgConnection, new: &NewContact<'_>) -> sqlx::Result<Uuid> {
-    let id = Uuid::now_v7();
-    sqlx::query!(
+pub async fn insert_contact(
+    conn: &mut PgConnection,
+    new: &NewContact<'_>,
+) -> sqlx::Result<Contact> {
+    sqlx::query_as!(
+        Contact,
         "insert into contacts
              (id, email, first_name, last_name, source, user_group, user_id, clerk_updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        id,
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         returning *",
+        Uuid::now_v7(),
         new.email,
         new.first_name,
         new.last_name,
@@ -83,7 +87,15 @@ pub async fn insert_contact(conn: &mut PgConnection, new: &NewContact<'_>) -> sq
         new.user_id,
         new.clerk_updated_at,
     )
-    .execute(conn)
-    .await?;
-    Ok(id)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn find_contact_by_id(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<Contact>> {
+    sqlx::query_as!(Contact, "select * from contacts where id = $1", id)
+        .fetch_optional(conn)
+        .await
 }

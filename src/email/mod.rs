@@ -4,3 +4,4 @@
 pub mod message;
 pub mod templates;
 pub mod transport;
+pub mod unsubscribe;

@@ -82,6 +82,14 @@ impl Templates {
         Ok(templates)
     }
 
+    /// No templates: for a configuration without a templates folder and without sends.
+    pub fn empty() -> Self {
+        Self {
+            env: Environment::new(),
+            names: BTreeSet::new(),
+        }
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(String::as_str)
     }

@@ -28,12 +28,64 @@ fn check_accepts_the_example_config_and_shipped_templates() {
             "ROSTER_TEMPLATES",
             concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
         )
+        .env("MAIL_FROM", "Acme <hello@acme.test>")
+        .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("configuration is valid"), "{stdout}");
-    assert!(stdout.contains("4 templates render"), "{stdout}");
+    assert!(stdout.contains("5 templates render"), "{stdout}");
+}
+
+#[test]
+fn check_names_the_workflow_and_step_that_are_wrong() {
+    let dir = std::env::temp_dir().join(format!("roster-bad-workflow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("roster.toml");
+    std::fs::write(
+        &config,
+        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
+         steps = [{ send = \"welcome\" }, { send = \"no_such_template\" }]\n",
+    )
+    .unwrap();
+    let output = roster()
+        .args(["check"])
+        .env("ROSTER_CONFIG", &config)
+        .env(
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        )
+        .env("MAIL_FROM", "Acme <hello@acme.test>")
+        .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains(r#"workflow "drip": step 2: there is no template named "no_such_template""#),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_says_a_sending_workflow_needs_mail_from() {
+    let output = roster()
+        .args(["check"])
+        .env(
+            "ROSTER_CONFIG",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/roster.example.toml"),
+        )
+        .env(
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("MAIL_FROM must be set"));
 }
 
 #[test]

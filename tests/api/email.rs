@@ -55,7 +55,10 @@ fn smtp_mailer(server: &SmtpServer) -> Mailer {
 fn shipped_templates_render_for_a_contact_without_a_name() {
     let templates = templates();
     let names: Vec<&str> = templates.names().collect();
-    assert_eq!(names, ["goodbye", "tips", "waitlist", "welcome"]);
+    assert_eq!(
+        names,
+        ["goodbye", "tips", "waitlist", "waitlist_update", "welcome"]
+    );
     for name in names {
         let email = templates
             .render(name, &context(None, Some("https://r.test/u/x")))

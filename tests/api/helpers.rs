@@ -15,7 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use svix::webhooks::Webhook;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use roster::email::transport::Mailer;
+use roster::email::unsubscribe::UnsubscribeKey;
+use roster::jobs::worker::{Worker, WorkerOptions};
+use roster::workflows::{self, engine::Engine};
+
 use crate::db_proxy::DbProxy;
+use crate::smtp_server::SmtpServer;
 
 /// The secret Clerk signs with in tests (base64 of "roster-test-secret-0123456789").
 pub const SECRET: &str = "whsec_cm9zdGVyLXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk=";
@@ -24,6 +32,9 @@ pub const ROTATED_SECRET: &str = "whsec_cm90YXRlZC1zZWNyZXQtYWJjZGVmZ2hpams=";
 
 pub struct TestApp {
     pub address: String,
+    /// The workflow engine's worker, run by hand with `run_jobs_at`.
+    pub worker: Worker<Engine>,
+    engine: Engine,
     /// A pool of the test's own, straight to the database (not through any proxy).
     pub db: PgPool,
     pub client: reqwest::Client,
@@ -38,6 +49,8 @@ pub struct AppOptions {
     pub proxy: Option<&'static DbProxy>,
     /// Connections of the app in all (default 10); 1 also means one HTTP worker.
     pub max_connections: Option<u32>,
+    /// Where email goes; without it, to an outbox folder of the test's own.
+    pub smtp: Option<SmtpServer>,
 }
 
 pub async fn spawn_app(connect: PgConnectOptions) -> TestApp {
@@ -57,13 +70,27 @@ pub async fn spawn_app_with_config(
 }
 
 pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> TestApp {
-    let env = HashMap::from([
+    let mut env = HashMap::from([
         ("ROSTER_ADDR", "127.0.0.1:0".to_owned()),
         ("CLERK_WEBHOOK_SECRET", format!("{SECRET} {ROTATED_SECRET}")),
+        ("MAIL_FROM", "Acme <hello@acme.test>".to_owned()),
+        (
+            "ROSTER_UNSUBSCRIBE_SECRET",
+            "test-unsubscribe-secret-0123456789".to_owned(),
+        ),
+        (
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates").to_owned(),
+        ),
     ]);
+    if let Some(smtp) = &options.smtp {
+        env.insert("SMTP_URL", smtp.url());
+    }
     let mut settings =
         Settings::from_lookup(|name| env.get(name).cloned()).expect("valid settings");
     settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
+    let (workflows, templates) = workflows::load(&settings, true).expect("valid workflows");
+    let workflows = Arc::new(workflows);
 
     let app_connect = match options.proxy {
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
@@ -75,9 +102,26 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         settings.http_workers = 1;
     }
     let database = Database::new(app_connect, pool_options, max_connections);
-    let app = Application::build(&settings, database).expect("app builds");
+    let engine_pool = database.pool(1);
+    let app = Application::build(&settings, database, workflows.clone()).expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
+
+    let outbox = std::env::temp_dir().join(format!("roster-test-outbox-{}", Uuid::new_v4()));
+    let engine = Engine {
+        pool: engine_pool,
+        workflows,
+        templates: Arc::new(templates),
+        mailer: Mailer::new(settings.smtp_url.as_ref(), &outbox, 2).unwrap(),
+        from: settings.mail_from.clone(),
+        public_url: format!("{address}/").parse().unwrap(),
+        unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
+    };
+    let worker = Worker::new(
+        engine.pool.clone(),
+        engine.clone(),
+        WorkerOptions::default(),
+    );
 
     let db = short_lived_connections()
         .max_connections(2)
@@ -88,6 +132,8 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         address,
         db,
         client: reqwest::Client::new(),
+        worker,
+        engine,
     }
 }
 
@@ -149,6 +195,20 @@ impl Delivery {
 }
 
 impl TestApp {
+    /// A second worker on the same database, as another `roster serve` would run.
+    pub fn another_worker(&self) -> Worker<Engine> {
+        Worker::new(
+            self.engine.pool.clone(),
+            self.engine.clone(),
+            WorkerOptions::default(),
+        )
+    }
+
+    /// Runs every job due at `now` (a test's clock), as the worker would.
+    pub async fn run_jobs_at(&self, now: chrono::DateTime<Utc>) -> usize {
+        self.worker.run_due(now).await.expect("jobs run")
+    }
+
     pub async fn send(&self, delivery: &Delivery) -> reqwest::Response {
         let prefix = delivery.header_prefix;
         self.client

@@ -10,3 +10,4 @@ mod jobs;
 mod smtp_server;
 mod webhook_delivery;
 mod webhook_signature;
+mod workflows;

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 
 use super::envelope::{DeletedUserData, Envelope, EnvelopeError, UserData, WaitlistEntryData};
 use super::settings::{ClerkSettings, DeletedUserAction, UserEventSettings, WaitlistEventSettings};
+use crate::contacts::Contact;
 
 /// `source` of every contact Clerk creates.
 const CLERK_SOURCE: &str = "Clerk";
@@ -42,6 +43,32 @@ pub enum ContactChange {
     NoEmail,
     /// A deletion for a user Roster has no contact for.
     NoContact,
+}
+
+impl ContactChange {
+    /// The lifecycle event Roster emits for this change, which workflows can trigger on.
+    pub fn lifecycle_event(self) -> Option<&'static str> {
+        match self {
+            Self::Created => Some("contact.created"),
+            Self::Graduated => Some("contact.graduated"),
+            Self::Unsubscribed => Some("contact.unsubscribed"),
+            _ => None,
+        }
+    }
+}
+
+/// What applying an event did, and the contact it is about: as it is now, or, for a
+/// deletion, as it was (a goodbye workflow still needs its address).
+#[derive(Debug)]
+pub struct Applied {
+    pub change: ContactChange,
+    pub contact: Option<Contact>,
+}
+
+impl Applied {
+    fn new(change: ContactChange, contact: Option<Contact>) -> Self {
+        Self { change, contact }
+    }
 }
 
 /// Why an event cannot be applied now. Each is cured by time, so the delivery is
@@ -93,7 +120,7 @@ impl<'a> ContactEvent<'a> {
         &self,
         conn: &mut PgConnection,
         occurred_at: DateTime<Utc>,
-    ) -> Result<ContactChange, SyncError> {
+    ) -> Result<Applied, SyncError> {
         match self {
             Self::UserUpserted(user, settings) => {
                 let version = user.updated_at.unwrap_or(occurred_at);
@@ -110,10 +137,7 @@ impl<'a> ContactEvent<'a> {
     }
 }
 
-/// Fails with `ContactChanged` unless the write touched exactly one row.
-fn expect_one_row(result: sqlx::postgres::PgQueryResult) -> Result<(), SyncError> {
-    match result.rows_affected() {
-        1 => Ok(()),
-        _ => Err(SyncError::ContactChanged),
-    }
+/// The written row, or `ContactChanged` when the write found no row.
+fn expect_row(row: Option<Contact>) -> Result<Contact, SyncError> {
+    row.ok_or(SyncError::ContactChanged)
 }

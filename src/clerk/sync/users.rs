@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{CLERK_SOURCE, ContactChange, SyncError, expect_one_row};
+use super::{Applied, CLERK_SOURCE, ContactChange, SyncError, expect_row};
 use crate::clerk::envelope::UserData;
 use crate::clerk::settings::{DeletedUserAction, UserEventSettings};
+use crate::contacts::Contact;
 use crate::contacts::store::{self, NewContact};
 
 /// By user ID, else by primary email (the waitlist graduation case), else a new contact.
@@ -15,23 +16,23 @@ pub(super) async fn upsert_user(
     user: &UserData,
     settings: &UserEventSettings,
     version: DateTime<Utc>,
-) -> Result<ContactChange, SyncError> {
+) -> Result<Applied, SyncError> {
     let email = user.primary_email();
     store::lock_person(conn, Some(&user.id), email).await?;
     if deleted_at(conn, &user.id)
         .await?
         .is_some_and(|deleted| version <= deleted)
     {
-        return Ok(ContactChange::Stale);
+        return Ok(Applied::new(ContactChange::Stale, None));
     }
     let Some(email) = email else {
-        return Ok(ContactChange::NoEmail);
+        return Ok(Applied::new(ContactChange::NoEmail, None));
     };
 
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
     let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
     if applied.is_some_and(|applied| applied >= version) {
-        return Ok(ContactChange::Stale);
+        return Ok(Applied::new(ContactChange::Stale, by_user_id));
     }
     let moved_from = by_user_id
         .as_ref()
@@ -83,13 +84,13 @@ pub(super) async fn upsert_user(
                 user_id: Some(&user.id),
                 clerk_updated_at: Some(version),
             };
-            store::insert_contact(conn, &new).await?;
-            return Ok(ContactChange::Created);
+            let contact = store::insert_contact(conn, &new).await?;
+            return Ok(Applied::new(ContactChange::Created, Some(contact)));
         }
     };
     let graduated = change == ContactChange::Graduated;
-    update_user_contact(conn, id, user, email, settings, version, graduated).await?;
-    Ok(change)
+    let contact = update_user_contact(conn, id, user, email, settings, version, graduated).await?;
+    Ok(Applied::new(change, Some(contact)))
 }
 
 /// Writes a Clerk user's fields onto contact `id`. Names overwrite when `update_names`
@@ -102,8 +103,9 @@ async fn update_user_contact(
     settings: &UserEventSettings,
     version: DateTime<Utc>,
     graduated: bool,
-) -> Result<(), SyncError> {
-    let result = sqlx::query!(
+) -> Result<Contact, SyncError> {
+    let row = sqlx::query_as!(
+        Contact,
         "update contacts set
              email = $2,
              first_name = case when $3 then $4 else coalesce(first_name, $4) end,
@@ -113,7 +115,8 @@ async fn update_user_contact(
              clerk_updated_at = $8,
              graduated_at = case when $9 then coalesce(graduated_at, $8) else graduated_at end,
              updated_at = now()
-         where id = $1",
+         where id = $1
+         returning *",
         id,
         email,
         settings.update_names,
@@ -124,9 +127,9 @@ async fn update_user_contact(
         version,
         graduated,
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    expect_one_row(result)
+    expect_row(row)
 }
 
 /// Folds contact `absorbed` (which holds the address a user moved to) into `kept`, and
@@ -159,7 +162,10 @@ async fn merge_contacts(
     )
     .execute(conn)
     .await?;
-    expect_one_row(result)
+    match result.rows_affected() {
+        1 => Ok(()),
+        _ => Err(SyncError::ContactChanged),
+    }
 }
 
 async fn deleted_at(conn: &mut PgConnection, user_id: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
@@ -178,7 +184,7 @@ pub(super) async fn delete_user(
     user_id: &str,
     action: DeletedUserAction,
     deleted_at: DateTime<Utc>,
-) -> Result<ContactChange, SyncError> {
+) -> Result<Applied, SyncError> {
     store::lock_person(conn, Some(user_id), None).await?;
     let contact = store::find_contact_by_user_id(conn, user_id).await?;
     if let Some(contact) = &contact {
@@ -197,31 +203,38 @@ pub(super) async fn delete_user(
     .execute(&mut *conn)
     .await?;
     let Some(contact) = contact else {
-        return Ok(ContactChange::NoContact);
+        return Ok(Applied::new(ContactChange::NoContact, None));
     };
     match action {
         DeletedUserAction::Delete => {
-            let result = sqlx::query!("delete from contacts where id = $1", contact.id)
-                .execute(conn)
-                .await?;
-            expect_one_row(result)?;
-            Ok(ContactChange::Deleted)
+            let row = sqlx::query_as!(
+                Contact,
+                "delete from contacts where id = $1 returning *",
+                contact.id
+            )
+            .fetch_optional(conn)
+            .await?;
+            Ok(Applied::new(ContactChange::Deleted, Some(expect_row(row)?)))
         }
         DeletedUserAction::Unsubscribe => {
-            let result = sqlx::query!(
+            let row = sqlx::query_as!(
+                Contact,
                 "update contacts set
                      subscribed = false,
                      unsubscribed_at = coalesce(unsubscribed_at, $2),
                      clerk_updated_at = greatest(clerk_updated_at, $2),
                      updated_at = now()
-                 where id = $1",
+                 where id = $1
+                 returning *",
                 contact.id,
                 deleted_at,
             )
-            .execute(conn)
+            .fetch_optional(conn)
             .await?;
-            expect_one_row(result)?;
-            Ok(ContactChange::Unsubscribed)
+            Ok(Applied::new(
+                ContactChange::Unsubscribed,
+                Some(expect_row(row)?),
+            ))
         }
     }
 }

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{CLERK_SOURCE, ContactChange, SyncError, expect_one_row};
+use super::{Applied, CLERK_SOURCE, ContactChange, SyncError, expect_row};
 use crate::clerk::envelope::WaitlistEntryData;
 use crate::clerk::settings::WaitlistEventSettings;
+use crate::contacts::Contact;
 use crate::contacts::store::{self, NewContact};
 
 pub(super) async fn upsert_waitlist_entry(
@@ -14,10 +15,10 @@ pub(super) async fn upsert_waitlist_entry(
     entry: &WaitlistEntryData,
     settings: &WaitlistEventSettings,
     version: DateTime<Utc>,
-) -> Result<ContactChange, SyncError> {
+) -> Result<Applied, SyncError> {
     let email = entry.email_address.trim();
     if email.is_empty() {
-        return Ok(ContactChange::NoEmail);
+        return Ok(Applied::new(ContactChange::NoEmail, None));
     }
     store::lock_person(conn, None, Some(email)).await?;
     let (id, change) = match store::find_contact_by_email(conn, email).await? {
@@ -26,7 +27,7 @@ pub(super) async fn upsert_waitlist_entry(
                 .waitlist_updated_at
                 .is_some_and(|applied| applied >= version)
             {
-                return Ok(ContactChange::Stale);
+                return Ok(Applied::new(ContactChange::Stale, Some(contact)));
             }
             (contact.id, ContactChange::Updated)
         }
@@ -36,7 +37,7 @@ pub(super) async fn upsert_waitlist_entry(
                 .is_some_and(|deleted| version <= deleted)
             {
                 // The person's account was deleted (and its contact with it) after this.
-                return Ok(ContactChange::Stale);
+                return Ok(Applied::new(ContactChange::Stale, None));
             }
             let new = NewContact {
                 email,
@@ -44,7 +45,7 @@ pub(super) async fn upsert_waitlist_entry(
                 ..NewContact::default()
             };
             (
-                store::insert_contact(conn, &new).await?,
+                store::insert_contact(conn, &new).await?.id,
                 ContactChange::Created,
             )
         }
@@ -52,7 +53,8 @@ pub(super) async fn upsert_waitlist_entry(
     // The waitlist user group is for people who are not users yet; a graduate keeps the
     // group its user events gave it. A `completed` entry seen after the user's own event
     // (out of order) still records the graduation.
-    let result = sqlx::query!(
+    let row = sqlx::query_as!(
+        Contact,
         "update contacts set
              waitlist_entry_id = $2,
              waitlist_status = $3,
@@ -63,7 +65,8 @@ pub(super) async fn upsert_waitlist_entry(
                                  then coalesce(graduated_at, clerk_updated_at)
                                  else graduated_at end,
              updated_at = now()
-         where id = $1",
+         where id = $1
+         returning *",
         id,
         entry.id,
         entry.status,
@@ -71,10 +74,9 @@ pub(super) async fn upsert_waitlist_entry(
         version,
         settings.user_group,
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    expect_one_row(result)?;
-    Ok(change)
+    Ok(Applied::new(change, Some(expect_row(row)?)))
 }
 
 /// When the last Clerk user with this address was deleted, if one was.

@@ -1,0 +1,3 @@
+//! Pages for people rather than programs.
+
+pub mod unsubscribe;

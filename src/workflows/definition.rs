@@ -1,0 +1,228 @@
+//! Workflows as code: the `[[workflows]]` tables of the config file, parsed and checked
+//! once at start (and by `roster check`), with errors that name the workflow and step.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use minijinja::Environment;
+use serde::Deserialize;
+
+use crate::email::templates::Templates;
+
+/// One `[[workflows]]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    pub name: String,
+    /// The event that starts a run: a Clerk event type, an API event name, or a
+    /// lifecycle event (`contact.created`, `contact.graduated`, `contact.unsubscribed`).
+    pub trigger: String,
+    #[serde(default)]
+    pub entry: EntryRule,
+    /// Sent even to unsubscribed contacts, without unsubscribe headers (account email).
+    #[serde(default)]
+    pub transactional: bool,
+    /// An expression over `contact` and `event`, checked before every step; the run
+    /// ends as soon as it holds.
+    pub exit_when: Option<String>,
+    pub steps: Vec<StepConfig>,
+}
+
+/// Whether a contact can be in a workflow more than once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryRule {
+    #[default]
+    Once,
+    EveryTime,
+}
+
+/// A step as written: `{ send = "welcome" }`, `{ wait = "2d" }` or `{ if = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum StepConfig {
+    Send {
+        send: String,
+    },
+    Wait {
+        wait: String,
+    },
+    If {
+        #[serde(rename = "if")]
+        condition: String,
+    },
+}
+
+/// A checked step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Send {
+        template: String,
+    },
+    Wait {
+        duration: Duration,
+    },
+    /// Continue only if the expression holds; otherwise the run exits.
+    If {
+        condition: String,
+    },
+}
+
+/// A checked workflow.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub trigger: String,
+    pub entry: EntryRule,
+    pub transactional: bool,
+    pub exit_when: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+/// Checks every workflow against the templates; all problems at once.
+pub fn check_workflows(
+    configs: &[WorkflowConfig],
+    templates: Option<&Templates>,
+) -> Result<Vec<Workflow>, Vec<String>> {
+    let expressions = Environment::new();
+    let mut errors = Vec::new();
+    let mut names = HashSet::new();
+    let mut workflows = Vec::new();
+    for config in configs {
+        let name = &config.name;
+        let mut fail = |problem: String| errors.push(format!("workflow {name:?}: {problem}"));
+        if name.trim().is_empty() {
+            fail("the name is empty".into());
+        }
+        if !names.insert(name.clone()) {
+            fail("another workflow has the same name".into());
+        }
+        if config.trigger.trim().is_empty() {
+            fail("the trigger is empty".into());
+        }
+        if config.steps.is_empty() {
+            fail("it has no steps".into());
+        }
+        if let Some(expr) = &config.exit_when
+            && let Err(e) = expressions.compile_expression(expr)
+        {
+            fail(format!("exit_when {expr:?} is not a valid expression: {e}"));
+        }
+        let mut steps = Vec::new();
+        for (index, step) in config.steps.iter().enumerate() {
+            let number = index + 1;
+            match step {
+                StepConfig::Send { send } => match templates {
+                    Some(templates) if !templates.contains(send) => fail(format!(
+                        "step {number}: there is no template named {send:?}"
+                    )),
+                    _ => steps.push(Step::Send {
+                        template: send.clone(),
+                    }),
+                },
+                StepConfig::Wait { wait } => match parse_duration(wait) {
+                    Some(duration) => steps.push(Step::Wait { duration }),
+                    None => fail(format!(
+                        "step {number}: wait {wait:?} is not a duration such as 30m, 12h, 2d or 1w"
+                    )),
+                },
+                StepConfig::If { condition } => match expressions.compile_expression(condition) {
+                    Ok(_) => steps.push(Step::If {
+                        condition: condition.clone(),
+                    }),
+                    Err(e) => fail(format!(
+                        "step {number}: if {condition:?} is not a valid expression: {e}"
+                    )),
+                },
+            }
+        }
+        workflows.push(Workflow {
+            name: name.clone(),
+            trigger: config.trigger.clone(),
+            entry: config.entry,
+            transactional: config.transactional,
+            exit_when: config.exit_when.clone(),
+            steps,
+        });
+    }
+    if errors.is_empty() {
+        Ok(workflows)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `45s`, `30m`, `12h`, `2d`, `1w`: a whole number and one unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        "w" => 7 * 24 * 60 * 60,
+        _ => return None,
+    };
+    Some(Duration::from_secs(number.checked_mul(seconds)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Vec<WorkflowConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            workflows: Vec<WorkflowConfig>,
+        }
+        toml::from_str::<File>(toml).unwrap().workflows
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("1w"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("2 days"), None);
+        assert_eq!(parse_duration("d"), None);
+        assert_eq!(parse_duration("-1h"), None);
+    }
+
+    #[test]
+    fn errors_name_the_workflow_and_the_step() {
+        let configs = parse(
+            r#"
+            [[workflows]]
+            name = "drip"
+            trigger = "user.created"
+            exit_when = "contact.userId ==="
+            steps = [{ send = "welcome" }, { wait = "2 days" }, { if = "contact.subscribed and" }]
+            "#,
+        );
+        let errors = check_workflows(&configs, None).unwrap_err().join("\n");
+        assert!(errors.contains(r#"workflow "drip": exit_when"#), "{errors}");
+        assert!(
+            errors.contains(r#"workflow "drip": step 2: wait "2 days""#),
+            "{errors}"
+        );
+        assert!(
+            errors.contains(r#"workflow "drip": step 3: if"#),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn misspelt_or_mixed_steps_are_refused_when_parsing() {
+        for steps in [
+            r#"[{ sned = "welcome" }]"#,
+            r#"[{ send = "welcome", wait = "1d" }]"#,
+        ] {
+            let toml = format!("name = \"a\"\ntrigger = \"x\"\nsteps = {steps}\n");
+            let error = toml::from_str::<WorkflowConfig>(&toml).expect_err(steps);
+            assert!(error.to_string().contains("steps"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Workflows: definitions from the config file, runs started by events in the same
+//! transaction as the event, and the engine that runs each step as a job.
+
+pub mod definition;
+pub mod delivery;
+pub mod engine;
+pub mod runs;
+
+use definition::{Workflow, check_workflows};
+
+use crate::config::Settings;
+use crate::email::templates::Templates;
+
+/// Job kind of one workflow step; payload `{"run": uuid, "step": n}`.
+pub const STEP_JOB: &str = "workflow.step";
+
+/// The checked workflows, looked up by trigger and by name.
+#[derive(Debug, Clone, Default)]
+pub struct Workflows {
+    list: Vec<Workflow>,
+}
+
+impl Workflows {
+    pub fn new(list: Vec<Workflow>) -> Self {
+        Self { list }
+    }
+
+    pub fn triggered_by<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Workflow> + 'a {
+        self.list.iter().filter(move |w| w.trigger == event)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Workflow> {
+        self.list.iter().find(|w| w.name == name)
+    }
+
+    /// Whether any workflow sends marketing email (which needs unsubscribe links).
+    pub fn sends_marketing(&self) -> bool {
+        self.list.iter().any(|w| {
+            !w.transactional
+                && w.steps
+                    .iter()
+                    .any(|s| matches!(s, definition::Step::Send { .. }))
+        })
+    }
+}
+
+/// Loads the templates and checks the workflows against them and the environment:
+/// what `roster serve` needs to run workflows, and what `roster check` checks. A
+/// missing templates folder is an error only when `ROSTER_TEMPLATES` names it or a
+/// workflow sends.
+pub fn load(settings: &Settings, templates_named: bool) -> anyhow::Result<(Workflows, Templates)> {
+    let sends = settings.file.workflows.iter().any(|w| {
+        w.steps
+            .iter()
+            .any(|s| matches!(s, definition::StepConfig::Send { .. }))
+    });
+    let templates = if templates_named || sends || settings.templates_dir.exists() {
+        Templates::load(&settings.templates_dir)?
+    } else {
+        Templates::empty()
+    };
+    let workflows = Workflows::new(
+        check_workflows(&settings.file.workflows, Some(&templates))
+            .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
+    );
+    if sends && settings.mail_from.is_none() {
+        anyhow::bail!("MAIL_FROM must be set: workflows send email");
+    }
+    if workflows.sends_marketing() && settings.unsubscribe_secret.is_none() {
+        anyhow::bail!(
+            "ROSTER_UNSUBSCRIBE_SECRET must be set: workflows send marketing email, whose unsubscribe links it signs"
+        );
+    }
+    Ok((workflows, templates))
+}

@@ -1,0 +1,153 @@
+//! Workflow runs in the database: started with their first step's job in the
+//! triggering transaction, moved on one step at a time, ended with a reason.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::definition::EntryRule;
+use super::{STEP_JOB, Workflows};
+use crate::contacts::Contact;
+use crate::jobs::queue::{NewJob, enqueue_job};
+
+/// Attempts a step job gets: SMTP outages of a few hours are retried through.
+const STEP_ATTEMPTS: i32 = 10;
+
+/// The event that triggers runs: its name, a key unique to this occurrence (the
+/// `svix-id`), and its JSON as templates see it.
+#[derive(Debug)]
+pub struct TriggerEvent<'a> {
+    pub name: &'a str,
+    pub key: &'a str,
+    pub data: &'a Value,
+}
+
+/// A run as the engine reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Run {
+    pub id: Uuid,
+    pub workflow: String,
+    pub contact_id: Option<Uuid>,
+    pub contact: Value,
+    pub event: Value,
+    pub state: String,
+    pub current_step: i32,
+}
+
+/// Starts the workflows `event` triggers for `contact`, in the caller's transaction.
+/// A contact deleted by this very event (`user.deleted` in delete mode) still gets its
+/// runs, linked to no contact row but carrying its copy.
+/// A workflow with entry `once` starts once per contact; a redelivered event starts
+/// nothing twice. Returns how many runs started.
+pub async fn start_runs(
+    conn: &mut PgConnection,
+    workflows: &Workflows,
+    event: &TriggerEvent<'_>,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> sqlx::Result<usize> {
+    let mut started = 0;
+    for workflow in workflows.triggered_by(event.name) {
+        let entry_key = match workflow.entry {
+            EntryRule::Once => contact.id.to_string(),
+            EntryRule::EveryTime => format!("{}:{}", contact.id, event.key),
+        };
+        let run_id = sqlx::query_scalar!(
+            "insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event)
+             values ($1, $2, $3, (select id from contacts where id = $4), $5, $6, $7)
+             on conflict (workflow, entry_key) do nothing
+             returning id",
+            Uuid::now_v7(),
+            workflow.name,
+            entry_key,
+            contact.id,
+            contact.to_json(),
+            event.name,
+            event.data,
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(run_id) = run_id {
+            enqueue_step(conn, run_id, 0, now).await?;
+            started += 1;
+        }
+    }
+    Ok(started)
+}
+
+/// Adds the job for step `step` of run `run_id`, due at `run_at`.
+async fn enqueue_step(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    step: i32,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let key = format!("{run_id}:{step}");
+    let payload = json!({ "run": run_id, "step": step });
+    let job = NewJob {
+        kind: STEP_JOB,
+        key: Some(&key),
+        payload: &payload,
+        run_at,
+        max_attempts: STEP_ATTEMPTS,
+    };
+    enqueue_job(conn, &job).await?;
+    Ok(())
+}
+
+pub async fn find_run(conn: &mut PgConnection, run_id: Uuid) -> sqlx::Result<Option<Run>> {
+    sqlx::query_as!(
+        Run,
+        "select id, workflow, contact_id, contact, event, state, current_step
+         from workflow_runs where id = $1",
+        run_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves the run from step `from` to the next, due at `run_at`; completes it after its
+/// last step. Does nothing if another worker moved it already.
+pub async fn advance_run(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    from: i32,
+    steps: usize,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let next = from + 1;
+    let finished = usize::try_from(next).is_ok_and(|next| next >= steps);
+    let moved = sqlx::query!(
+        "update workflow_runs set
+             current_step = $3,
+             state = case when $4 then 'completed' else state end,
+             finished_at = case when $4 then now() end,
+             updated_at = now()
+         where id = $1 and current_step = $2 and state = 'active'",
+        run_id,
+        from,
+        next,
+        finished,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved == 1 && !finished {
+        enqueue_step(conn, run_id, next, run_at).await?;
+    }
+    Ok(())
+}
+
+/// Ends the run early, keeping why.
+pub async fn exit_run(conn: &mut PgConnection, run_id: Uuid, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update workflow_runs set state = 'exited', exit_reason = $2, finished_at = now(), updated_at = now()
+         where id = $1 and state = 'active'",
+        run_id,
+        reason,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! Workflows end to end: Clerk webhooks start runs, the engine sends through a real SMTP
+//! server on loopback, and each (run, step) sends at most one email.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{AppOptions, Delivery, TestApp, fixture, set, spawn_app_with};
+use crate::smtp_server::{Reply, SmtpServer};
+
+/// The workflows of roster.example.toml, so the shipped defaults are what is tested.
+const EXAMPLE_CONFIG: &str = include_str!("../../roster.example.toml");
+
+async fn app_with_smtp(db: PgConnectOptions, config_toml: &'static str) -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start().await;
+    let options = AppOptions {
+        config_toml,
+        smtp: Some(smtp.clone()),
+        ..AppOptions::default()
+    };
+    (spawn_app_with(db, options).await, smtp)
+}
+
+fn subjects(smtp: &SmtpServer) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .filter_map(|m| {
+            m.data
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+        })
+        .collect()
+}
+
+async fn run_state(app: &TestApp, workflow: &str) -> (String, Option<String>) {
+    sqlx::query_as("select state, exit_reason from workflow_runs where workflow = $1")
+        .bind(workflow)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+fn unsubscribe_url(data: &str) -> String {
+    let line = data
+        .lines()
+        .find(|l| l.starts_with("List-Unsubscribe: <"))
+        .expect("header");
+    line.trim_start_matches("List-Unsubscribe: <")
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+#[sqlx::test]
+async fn welcome_is_sent_on_user_created_with_unsubscribe_headers(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    assert_eq!(app.deliver(&fixture("user.created")).await.0, 200);
+    app.run_jobs_at(Utc::now()).await;
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let data = &messages[0].data;
+    assert_eq!(messages[0].recipients, ["ada@example.com"]);
+    assert!(data.contains("Subject: Welcome, Ada!"), "{data}");
+    assert!(
+        data.contains("To: \"Ada Lovelace\" <ada@example.com>")
+            || data.contains("To: Ada Lovelace <ada@example.com>"),
+        "{data}"
+    );
+    assert!(unsubscribe_url(data).starts_with(&format!("{}/unsubscribe/", app.address)));
+    assert!(data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    let (state, message_id): (String, String) =
+        sqlx::query_as("select state, message_id from email_deliveries")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(state, "sent");
+    assert!(data.contains(&format!("Message-ID: {message_id}")));
+}
+
+#[sqlx::test]
+async fn redelivered_webhook_sends_nothing_twice(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let delivery = Delivery::of(&fixture("user.created"));
+    app.send(&delivery).await;
+    app.send(&delivery).await; // the same svix-id: a duplicate
+    app.deliver(&fixture("user.created")).await; // the same event under a new svix-id
+    app.run_jobs_at(Utc::now()).await;
+    app.run_jobs_at(Utc::now()).await;
+    assert_eq!(subjects(&smtp), ["Welcome, Ada!"]);
+}
+
+#[sqlx::test]
+async fn tips_follow_two_days_later(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    let now = Utc::now();
+    app.run_jobs_at(now).await;
+    app.run_jobs_at(now + Duration::days(1)).await;
+    assert_eq!(subjects(&smtp).len(), 1, "still waiting");
+    app.run_jobs_at(now + Duration::days(2) + Duration::minutes(1))
+        .await;
+    assert_eq!(
+        subjects(&smtp),
+        [
+            "Welcome, Ada!",
+            "Three tips to get more out of your account"
+        ]
+    );
+    assert_eq!(run_state(&app, "onboarding").await.0, "completed");
+}
+
+#[sqlx::test]
+async fn one_click_unsubscribe_between_steps_stops_the_drip(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    let now = Utc::now();
+    app.run_jobs_at(now).await;
+    let url = unsubscribe_url(&smtp.messages()[0].data);
+
+    let page = app.client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("ada@example.com"));
+    for _ in 0..2 {
+        // RFC 8058 one-click, twice: the second changes nothing.
+        let response = app
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        !app.contact_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+
+    app.run_jobs_at(now + Duration::days(3)).await;
+    assert_eq!(subjects(&smtp).len(), 1, "no tips after unsubscribing");
+    assert_eq!(
+        run_state(&app, "onboarding").await,
+        ("exited".into(), Some("the contact unsubscribed".into()))
+    );
+}
+
+#[sqlx::test]
+async fn forged_unsubscribe_token_changes_nothing(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    app.run_jobs_at(Utc::now()).await;
+    let url = unsubscribe_url(&smtp.messages()[0].data);
+    let forged = format!("{}A", &url[..url.len() - 1]);
+    let forged = if forged == url {
+        format!("{}B", &url[..url.len() - 1])
+    } else {
+        forged
+    };
+    let response = app.client.post(&forged).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        app.contact_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+}
+
+#[sqlx::test]
+async fn waitlist_drip_ends_on_graduation(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("waitlistEntry.created")).await;
+    let now = Utc::now();
+    app.run_jobs_at(now).await;
+    assert_eq!(subjects(&smtp), ["You're on the list"]);
+
+    app.deliver(&fixture("user.created")).await; // graduates
+    app.run_jobs_at(now + Duration::days(8)).await;
+    assert!(
+        !subjects(&smtp)
+            .iter()
+            .any(|s| s.starts_with("Still on the list")),
+        "{:?}",
+        subjects(&smtp)
+    );
+    let (state, reason) = run_state(&app, "waitlist").await;
+    assert_eq!(state, "exited");
+    assert_eq!(
+        reason.as_deref(),
+        Some("exit condition met: contact.userId")
+    );
+}
+
+#[sqlx::test]
+async fn goodbye_reaches_the_address_in_delete_mode(_: PgPoolOptions, db: PgConnectOptions) {
+    let config = Box::leak(
+        format!("{EXAMPLE_CONFIG}\n")
+            .replace("action = \"unsubscribe\"", "action = \"delete\"")
+            .into_boxed_str(),
+    );
+    let (app, smtp) = app_with_smtp(db, config).await;
+    app.deliver(&fixture("user.created")).await;
+    app.deliver(&fixture("user.deleted")).await;
+    assert_eq!(app.count("contacts").await, 0, "deleted");
+    app.run_jobs_at(Utc::now()).await;
+    let goodbye = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.data.contains("Subject: Your account has been deleted"))
+        .expect("goodbye sent");
+    assert_eq!(goodbye.recipients, ["ada@example.com"]);
+    assert!(!goodbye.data.contains("List-Unsubscribe"), "transactional");
+}
+
+#[sqlx::test]
+async fn transient_smtp_failure_is_retried_into_one_email(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    smtp.set_reply(Reply::Transient);
+    let now = Utc::now();
+    app.run_jobs_at(now).await;
+    assert!(smtp.messages().is_empty());
+    let (state, answer): (String, String) =
+        sqlx::query_as("select state, smtp_response from email_deliveries")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(state, "retrying");
+    assert!(answer.contains("451"), "{answer}");
+
+    smtp.set_reply(Reply::Accept);
+    app.run_jobs_at(now + Duration::hours(1)).await;
+    assert_eq!(subjects(&smtp), ["Welcome, Ada!"]);
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from email_deliveries")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("sent", 2));
+}
+
+#[sqlx::test]
+async fn permanent_smtp_failure_suppresses_the_address(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    smtp.set_reply(Reply::Permanent);
+    app.run_jobs_at(Utc::now()).await;
+    let (state, answer): (String, String) =
+        sqlx::query_as("select state, smtp_response from email_deliveries")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    assert!(answer.contains("550"));
+    let suppressed: Vec<String> = sqlx::query_scalar("select email from suppressions")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(suppressed, ["ada@example.com"]);
+    let (state, reason) = run_state(&app, "onboarding").await;
+    assert_eq!(state, "exited");
+    assert!(reason.unwrap().contains("550"));
+
+    // A later (transactional) send to the address is skipped with the reason.
+    smtp.set_reply(Reply::Accept);
+    app.deliver(&fixture("user.deleted")).await;
+    app.run_jobs_at(Utc::now()).await;
+    assert!(smtp.messages().is_empty());
+    assert_eq!(
+        run_state(&app, "goodbye").await.1.as_deref(),
+        Some("the address is suppressed after a hard bounce")
+    );
+}
+
+#[sqlx::test]
+async fn send_interrupted_by_a_crash_is_not_repeated(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    // What a worker killed between recording the delivery and SMTP's answer leaves.
+    sqlx::query(
+        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
+         select gen_random_uuid(), id, 0, 'welcome', 'ada@example.com', '<m@acme.test>', false, 1 from workflow_runs",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let now = Utc::now();
+    app.run_jobs_at(now).await;
+    assert!(smtp.messages().is_empty(), "not sent a second time");
+    let state: String = sqlx::query_scalar("select state from email_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(state, "unknown");
+    app.run_jobs_at(now + Duration::days(2) + Duration::minutes(1))
+        .await;
+    assert_eq!(
+        subjects(&smtp),
+        ["Three tips to get more out of your account"],
+        "the run goes on"
+    );
+}
+
+#[sqlx::test]
+async fn two_workers_never_send_the_same_step(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    for n in 0..20 {
+        let mut event = fixture("user.created");
+        set(&mut event, "/data/id", json!(format!("user_{n}")));
+        set(
+            &mut event,
+            "/data/email_addresses/0/email_address",
+            json!(format!("p{n}@example.com")),
+        );
+        assert_eq!(app.deliver(&event).await.0, 200);
+    }
+    let second = app.another_worker();
+    let now = Utc::now();
+    let (a, b) = tokio::join!(app.worker.run_due(now), second.run_due(now));
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        40,
+        "each run: the send step, then the wait step"
+    );
+    assert_eq!(smtp.messages().len(), 20);
+}
