@@ -136,6 +136,10 @@ pub async fn send(
     .await?;
 
     let outcome = engine.mailer.send(message).await;
+    tracing::info!(
+        run = %run.id, step, template, recipient = %mask(&recipient),
+        outcome = ?outcome.as_ref().map(|_| "sent"), "email handed to SMTP"
+    );
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let result = match &outcome {
         Ok(answer) => {
@@ -231,4 +235,15 @@ fn display_name(contact: Option<&Contact>, copy: &serde_json::Value) -> Option<S
         .collect::<Vec<_>>()
         .join(" ");
     (!name.trim().is_empty()).then_some(name)
+}
+
+/// `a***@example.com`: enough to tell deliveries apart in a log, not enough to read.
+fn mask(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
 }
