@@ -111,7 +111,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 pool: database.pool(1),
                 workflows: workflows.clone(),
                 templates: Arc::new(templates),
-                mailer: Mailer::new(settings.smtp_url.as_ref(), Path::new("outbox"), 8)?,
+                mailer: Mailer::new(settings.smtp_url.as_ref(), Path::new("outbox"), 16)?,
                 from: settings.mail_from.clone(),
                 public_url: settings.public_url.clone(),
                 unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),

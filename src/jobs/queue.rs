@@ -91,10 +91,14 @@ pub async fn claim_jobs(
 
 /// Marks a job done. `false` when this worker no longer holds it (its lease expired
 /// and another worker claimed it).
+///
+/// Committed without waiting for the WAL flush: a completion lost in a crash only
+/// means the job runs again, which jobs must survive anyway (they run at least once).
 pub async fn complete_job(pool: &PgPool, job_id: i64, worker: Uuid) -> sqlx::Result<bool> {
     let result = sqlx::query!(
         "update jobs set state = 'done', finished_at = now(), locked_by = null, locked_until = null
-         where id = $1 and locked_by = $2 and state = 'running'",
+         where id = $1 and locked_by = $2 and state = 'running'
+           and (select set_config('synchronous_commit', 'off', true)) is not null",
         job_id,
         worker,
     )

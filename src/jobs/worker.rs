@@ -89,13 +89,17 @@ impl<H: JobHandler> Worker<H> {
         let mut listener = self.listen().await;
         let mut running = JoinSet::new();
         tracing::info!(worker = %self.id, "job worker started");
+        // Claim in batches: when a quarter of the slots are free, or nothing runs.
+        let batch = (self.options.concurrency / 4).max(1);
+        let mut queue_drained = true;
         while !shutdown.is_cancelled() {
             let free = self.options.concurrency.saturating_sub(running.len());
-            if free > 0 {
+            if free >= batch || running.is_empty() {
                 let now = Utc::now();
                 let limit = i64::try_from(free).unwrap_or(i64::MAX);
                 match claim_jobs(&self.pool, self.id, now, self.options.lease, limit).await {
                     Ok(jobs) => {
+                        queue_drained = jobs.len() < free;
                         for job in jobs {
                             running.spawn(self.execute(job, now));
                         }
@@ -103,7 +107,13 @@ impl<H: JobHandler> Worker<H> {
                     Err(error) => tracing::warn!(error = %error, "cannot claim jobs"),
                 }
             }
-            let wait = self.time_to_next_due(running.len()).await;
+            // While due work remains, finishing jobs paces the loop; only a drained
+            // queue needs to know when the next job falls due.
+            let wait = if queue_drained {
+                self.time_to_next_due().await
+            } else {
+                self.options.poll_interval
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
@@ -177,13 +187,9 @@ impl<H: JobHandler> Worker<H> {
         Some(listener)
     }
 
-    /// How long to sleep: until the next job falls due, at most the poll interval, and
-    /// the full poll interval while every slot is busy.
-    async fn time_to_next_due(&self, running: usize) -> Duration {
+    /// How long to sleep: until the next job falls due, at most the poll interval.
+    async fn time_to_next_due(&self) -> Duration {
         let poll = self.options.poll_interval;
-        if running >= self.options.concurrency {
-            return poll;
-        }
         match next_due_at(&self.pool).await {
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()

@@ -136,11 +136,17 @@ pub async fn send(
     .await?;
 
     let outcome = engine.mailer.send(message).await;
+    // Only the row above must be on disk before SMTP. If this outcome is lost in a
+    // crash, the row is still `sending`: the retry marks it `unknown` and moves on, so
+    // the outcome commits without waiting for the WAL flush.
     tracing::info!(
         run = %run.id, step, template, recipient = %mask(&recipient),
         outcome = ?outcome.as_ref().map(|_| "sent"), "email handed to SMTP"
     );
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query!("set local synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let result = match &outcome {
         Ok(answer) => {
             record(&mut tx, run.id, step, "sent", answer).await?;
