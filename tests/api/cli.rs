@@ -16,9 +16,10 @@ fn roster() -> Command {
     command
 }
 
-#[test]
-fn check_accepts_the_example_config_and_shipped_templates() {
-    let output = roster()
+/// `roster check` of roster.example.toml with the shipped templates.
+fn check_example_config() -> Command {
+    let mut command = roster();
+    command
         .args(["check"])
         .env(
             "ROSTER_CONFIG",
@@ -27,7 +28,13 @@ fn check_accepts_the_example_config_and_shipped_templates() {
         .env(
             "ROSTER_TEMPLATES",
             concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        )
+        );
+    command
+}
+
+#[test]
+fn check_accepts_the_example_config_and_shipped_templates() {
+    let output = check_example_config()
         .env("MAIL_FROM", "Acme <hello@acme.test>")
         .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
         .output()
@@ -72,18 +79,7 @@ fn check_names_the_workflow_and_step_that_are_wrong() {
 
 #[test]
 fn check_says_a_sending_workflow_needs_mail_from() {
-    let output = roster()
-        .args(["check"])
-        .env(
-            "ROSTER_CONFIG",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/roster.example.toml"),
-        )
-        .env(
-            "ROSTER_TEMPLATES",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        )
-        .output()
-        .unwrap();
+    let output = check_example_config().output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("MAIL_FROM must be set"));
 }
