@@ -6,12 +6,13 @@ use roster::db::Database;
 use std::path::Path;
 use std::sync::Arc;
 
-use roster::email::templates::sample_context;
 use roster::email::transport::Mailer;
 use roster::email::unsubscribe::UnsubscribeKey;
 use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
-use roster::workflows::{self, engine::Engine};
+use roster::workflows::definition::Step;
+use roster::workflows::engine::{Engine, holds, sample_context};
+use roster::workflows::{self};
 use roster::{db, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -62,13 +63,38 @@ fn load_dotenv() -> anyhow::Result<()> {
     }
 }
 
-/// Checks workflows and templates, and renders every template against a sample
-/// contact; returns how many templates there are.
+/// Checks workflows and templates: renders every template and evaluates every
+/// condition against a sample contact and event. Returns how many templates there are.
 fn check_templates(settings: &Settings) -> anyhow::Result<usize> {
-    let (_, templates) = workflows::load(settings, templates_named())?;
-    let context = sample_context();
+    let (workflows, templates) = workflows::load(settings, templates_named())?;
+    let context = sample_context("sample");
     for name in templates.names() {
         templates.render(name, &context)?;
+    }
+    for workflow in workflows.iter() {
+        let context = sample_context(&workflow.name);
+        let conditions = workflow
+            .exit_when
+            .iter()
+            .map(|c| ("exit_when".to_owned(), c))
+            .chain(
+                workflow
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, step)| match step {
+                        Step::If { condition } => Some((format!("step {}", i + 1), condition)),
+                        _ => None,
+                    }),
+            );
+        for (place, condition) in conditions {
+            holds(condition, &context).map_err(|e| {
+                anyhow::anyhow!(
+                    "workflow {:?}: {place}: {condition:?} fails on a sample contact: {e}",
+                    workflow.name
+                )
+            })?;
+        }
     }
     Ok(templates.names().count())
 }
@@ -107,8 +133,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let (workflows, templates) = workflows::load(&settings, templates_named())?;
             let workflows = Arc::new(workflows);
+            // One pool for the worker and its steps; the HTTP workers have their own.
+            let jobs_pool = database.pool(1);
             let engine = Engine {
-                pool: database.pool(1),
+                pool: jobs_pool.clone(),
                 workflows: workflows.clone(),
                 templates: Arc::new(templates),
                 mailer: Mailer::new(settings.smtp_url.as_ref(), Path::new("outbox"), 16)?,
@@ -116,7 +144,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 public_url: settings.public_url.clone(),
                 unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
             };
-            let worker = Worker::new(database.pool(1), engine, WorkerOptions::default());
+            let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
             let app = Application::build(&settings, database, workflows)?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
             let shutdown = CancellationToken::new();

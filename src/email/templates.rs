@@ -123,27 +123,6 @@ impl Templates {
     }
 }
 
-/// What `roster check` renders every template with: a contact with every field set,
-/// the event and workflow a send has, and an unsubscribe link.
-pub fn sample_context() -> Value {
-    let contact = serde_json::json!({
-        "id": "0190b8a4-5b1e-7c3d-9f00-000000000000",
-        "email": "ada@example.com",
-        "firstName": "Ada",
-        "lastName": "Lovelace",
-        "source": "Clerk",
-        "subscribed": true,
-        "userGroup": "Users",
-        "userId": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
-    });
-    minijinja::context! {
-        contact => Value::from(minijinja::value::Serde(contact)),
-        event => minijinja::context! { name => "user.created" },
-        workflow => minijinja::context! { name => "onboarding" },
-        unsubscribe_url => "https://roster.example.test/unsubscribe/sample",
-    }
-}
-
 fn invalid(name: &str, part: &'static str, error: &minijinja::Error) -> TemplateError {
     // minijinja's Display names the line; its detail says what is wrong there.
     let mut message = error.to_string();

@@ -69,17 +69,26 @@ pub async fn claim_jobs(
              where state = 'running' and locked_until <= $1
              order by locked_until limit $4
              for update skip locked
+         ), claimed as (
+             -- A job whose worker died on its last attempt is dead, not run again.
+             update jobs set
+                 state = case when attempts >= max_attempts then 'dead' else 'running' end,
+                 attempts = attempts + 1,
+                 locked_by = $2,
+                 locked_until = $3,
+                 last_error = case when attempts >= max_attempts
+                                   then 'its worker stopped during the last attempt'
+                                   else last_error end,
+                 finished_at = case when attempts >= max_attempts then now() end
+             where id in (
+                 select id from (select id from expired union all select id from due) as claimable
+                 limit $4
+             )
+             returning id, kind, payload, attempts, max_attempts, run_at, state
          )
-         update jobs set
-             state = 'running',
-             attempts = attempts + 1,
-             locked_by = $2,
-             locked_until = $3
-         where id in (
-             select id from (select id from expired union all select id from due) as claimable
-             limit $4
-         )
-         returning id, kind, payload, attempts, max_attempts, run_at",
+         select id as \"id!\", kind as \"kind!\", payload as \"payload!\", attempts as \"attempts!\",
+                max_attempts as \"max_attempts!\", run_at as \"run_at!\"
+         from claimed where state = 'running'",
         now,
         worker,
         locked_until,

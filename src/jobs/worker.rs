@@ -91,9 +91,9 @@ impl<H: JobHandler> Worker<H> {
         tracing::info!(worker = %self.id, "job worker started");
         // Claim in batches: when a quarter of the slots are free, or nothing runs.
         let batch = (self.options.concurrency / 4).max(1);
-        let mut queue_drained = true;
         while !shutdown.is_cancelled() {
             let free = self.options.concurrency.saturating_sub(running.len());
+            let mut queue_drained = false;
             if free >= batch || running.is_empty() {
                 let now = Utc::now();
                 let limit = i64::try_from(free).unwrap_or(i64::MAX);
@@ -107,8 +107,8 @@ impl<H: JobHandler> Worker<H> {
                     Err(error) => tracing::warn!(error = %error, "cannot claim jobs"),
                 }
             }
-            // While due work remains, finishing jobs paces the loop; only a drained
-            // queue needs to know when the next job falls due.
+            // While due work remains (or slots are short), finishing jobs pace the
+            // loop; only a claim that emptied the queue asks when the next job is due.
             let wait = if queue_drained {
                 self.time_to_next_due().await
             } else {
@@ -139,8 +139,16 @@ impl<H: JobHandler> Worker<H> {
     /// handlers make their side effects idempotent.
     fn execute(&self, job: Job, now: DateTime<Utc>) -> impl Future<Output = ()> + Send + 'static {
         let (pool, handler, worker) = (self.pool.clone(), self.handler.clone(), self.id);
+        // A handler that outlives its lease would share the job with the worker that
+        // takes it over: it is stopped first, and the attempt counts as failed.
+        let deadline = self.options.lease.mul_f64(0.9);
         async move {
-            let outcome = handler.run(&job).await;
+            let outcome = match tokio::time::timeout(deadline, handler.run(&job)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(anyhow::anyhow!(
+                    "the job ran out of its lease ({deadline:?})"
+                )),
+            };
             let recorded = match &outcome {
                 Ok(()) => complete_job(&pool, job.id, worker).await.map(|held| {
                     if !held {

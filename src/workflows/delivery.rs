@@ -1,12 +1,14 @@
-//! One send step, exactly once per (run, step): the eligibility check, then the
-//! delivery row is committed before the message goes to SMTP, and the outcome after.
-//! If the process dies between the two, the row stays `sending`; the step's retry
-//! finds it, marks it `unknown` and does not send again (at most once, never twice).
+//! One send step, at most one email per (run, step). After the eligibility check, one
+//! statement claims the send: it writes the delivery row as `sending`, but only while
+//! the run is active at this step and no earlier attempt is `sending`, `sent`,
+//! `failed` or `unknown`. Only the claimer talks to SMTP, without holding a connection
+//! or lock, and records the outcome after. If the process dies in between, the row
+//! stays `sending`; the step's next run marks it `unknown` and does not send again.
 
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use minijinja::{Value, context};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::definition::Workflow;
@@ -19,20 +21,18 @@ use crate::email::transport::SendError;
 /// One send step of one run.
 pub struct SendStep<'a> {
     pub run: &'a Run,
-    pub workflow: &'a super::definition::Workflow,
+    pub workflow: &'a Workflow,
     pub step: i32,
     pub template: &'a str,
     /// The contact now, `None` once deleted (then the run's copy gives the address).
     pub contact: Option<&'a Contact>,
     pub context: Value,
     pub due: DateTime<Utc>,
+    /// The step job's last attempt: a transient failure now ends the run.
+    pub last_attempt: bool,
 }
 
-pub async fn send(
-    engine: &Engine,
-    conn: &mut PgConnection,
-    send: SendStep<'_>,
-) -> anyhow::Result<()> {
+pub async fn send(engine: &Engine, pool: &PgPool, send: SendStep<'_>) -> anyhow::Result<()> {
     let SendStep {
         run,
         workflow,
@@ -41,109 +41,70 @@ pub async fn send(
         contact,
         context,
         due,
+        last_attempt,
     } = send;
     let steps = workflow.steps.len();
     let recipient = contact
         .map(|c| c.email.clone())
         .or_else(|| run.contact["email"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    if let Some(reason) = ineligible(conn, workflow, contact, &recipient).await? {
-        exit_run(conn, run.id, reason).await?;
+    let mut conn = pool.acquire().await?;
+    if let Some(reason) = ineligible(&mut conn, workflow, contact, &recipient).await? {
+        exit_run(&mut conn, run.id, step, reason).await?;
         return Ok(());
     }
-
-    let previous = sqlx::query!(
-        "select state, message_id from email_deliveries where run_id = $1 and step = $2",
-        run.id,
-        step
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let message_id = match previous {
-        None => None,
-        Some(previous) => match previous.state.as_str() {
-            "retrying" => Some(previous.message_id),
-            "sending" => {
-                // The crash window: SMTP may or may not have taken it. Not again.
-                sqlx::query!(
-                    "update email_deliveries set state = 'unknown',
-                         smtp_response = 'the worker stopped while sending; not sent again'
-                     where run_id = $1 and step = $2",
-                    run.id,
-                    step
-                )
-                .execute(&mut *conn)
-                .await?;
-                advance_run(conn, run.id, step, steps, due).await?;
-                return Ok(());
-            }
-            "failed" => {
-                exit_run(conn, run.id, "the address refused the email").await?;
-                return Ok(());
-            }
-            _ => {
-                advance_run(conn, run.id, step, steps, due).await?;
-                return Ok(());
-            }
-        },
+    let message = match build(
+        engine,
+        workflow,
+        template,
+        contact,
+        &run.contact,
+        &recipient,
+        context,
+    ) {
+        Ok(message) => message,
+        Err(error) => {
+            // Bad data (an address that does not parse, a template that fails on this
+            // contact) would fail the same way on every retry.
+            exit_run(
+                &mut conn,
+                run.id,
+                step,
+                &format!("the email could not be built: {error:#}"),
+            )
+            .await?;
+            return Ok(());
+        }
     };
-
-    let from = engine
-        .from
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("MAIL_FROM is not set"))?;
-    let unsubscribe_url = match (workflow.transactional, contact, &engine.unsubscribe) {
-        (false, Some(contact), Some(key)) => Some(
-            engine
-                .public_url
-                .join(&format!("unsubscribe/{}", key.token(contact.id)))?
-                .to_string(),
-        ),
-        (false, _, _) => anyhow::bail!(
-            "marketing email needs ROSTER_UNSUBSCRIBE_SECRET for its unsubscribe link"
-        ),
-        (true, _, _) => None,
-    };
-    let context = context! { unsubscribe_url => unsubscribe_url.clone(), ..context };
-    let rendered = engine.templates.render(template, &context)?;
-    let message_id = message_id.unwrap_or_else(|| new_message_id(from));
-    let to = Mailbox::new(display_name(contact, &run.contact), recipient.parse()?);
-    let message = build_message(
-        &Envelope {
-            from,
-            to,
-            message_id: &message_id,
-            unsubscribe_url: unsubscribe_url.as_deref(),
-        },
-        &rendered,
-    )?;
-
-    // Recorded before SMTP sees it, and committed (this connection is not in a
-    // transaction), so a crash from here on cannot lead to a second send.
-    sqlx::query!(
-        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
-         values ($1, $2, $3, $4, $5, $6, $7, 1)
-         on conflict (run_id, step) do update set state = 'sending', attempts = email_deliveries.attempts + 1",
-        Uuid::now_v7(),
+    let message_id = message
+        .headers()
+        .get_raw("Message-ID")
+        .unwrap_or_default()
+        .to_owned();
+    if !claim_send(
+        &mut conn,
         run.id,
         step,
         template,
-        recipient,
-        message_id,
+        &recipient,
+        &message_id,
         workflow.transactional,
     )
-    .execute(&mut *conn)
-    .await?;
+    .await?
+    {
+        return settle_earlier_attempt(&mut conn, run.id, step, steps, due).await;
+    }
+    drop(conn); // no connection held while SMTP talks
 
     let outcome = engine.mailer.send(message).await;
-    // Only the row above must be on disk before SMTP. If this outcome is lost in a
-    // crash, the row is still `sending`: the retry marks it `unknown` and moves on, so
-    // the outcome commits without waiting for the WAL flush.
     tracing::info!(
-        run = %run.id, step, template, recipient = %mask(&recipient),
-        outcome = ?outcome.as_ref().map(|_| "sent"), "email handed to SMTP"
+        run = %run.id, step, template, recipient = %mask_addresses(&recipient),
+        outcome = %outcome.as_ref().map_or_else(|e| mask_addresses(&e.to_string()), |_| "sent".into()),
+        "email handed to SMTP"
     );
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = pool.begin().await?;
+    // Only the claim must be on disk before SMTP: if this outcome is lost in a crash,
+    // the row is still `sending`, and the retry marks it `unknown` and moves on.
     sqlx::query!("set local synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
@@ -153,9 +114,20 @@ pub async fn send(
             advance_run(&mut tx, run.id, step, steps, due).await?;
             Ok(())
         }
+        Err(SendError::Transient(answer)) if last_attempt => {
+            record(&mut tx, run.id, step, "failed", answer).await?;
+            exit_run(
+                &mut tx,
+                run.id,
+                step,
+                "SMTP kept failing; the last attempt gave up",
+            )
+            .await?;
+            Ok(())
+        }
         Err(SendError::Transient(answer)) => {
             record(&mut tx, run.id, step, "retrying", answer).await?;
-            Err(anyhow::anyhow!("SMTP: {answer}"))
+            Err(anyhow::anyhow!("SMTP: {}", mask_addresses(answer)))
         }
         Err(SendError::Permanent(answer)) => {
             record(&mut tx, run.id, step, "failed", answer).await?;
@@ -169,7 +141,8 @@ pub async fn send(
             exit_run(
                 &mut tx,
                 run.id,
-                &format!("the address refused the email: {answer}"),
+                step,
+                &format!("the address refused the email: {}", mask_addresses(answer)),
             )
             .await?;
             Ok(())
@@ -177,6 +150,116 @@ pub async fn send(
     };
     tx.commit().await?;
     result
+}
+
+/// Renders the template and builds the message, with an unsubscribe link for
+/// marketing email.
+fn build(
+    engine: &Engine,
+    workflow: &Workflow,
+    template: &str,
+    contact: Option<&Contact>,
+    copy: &serde_json::Value,
+    recipient: &str,
+    context: Value,
+) -> anyhow::Result<lettre::Message> {
+    let from = engine
+        .from
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("MAIL_FROM is not set"))?;
+    let unsubscribe_url = match (workflow.transactional, contact, &engine.unsubscribe) {
+        (true, _, _) => None,
+        (false, Some(contact), Some(key)) => Some(
+            engine
+                .public_url
+                .join(&format!("unsubscribe/{}", key.token(contact.id)))?
+                .to_string(),
+        ),
+        (false, _, _) => anyhow::bail!(
+            "marketing email needs ROSTER_UNSUBSCRIBE_SECRET for its unsubscribe link"
+        ),
+    };
+    let context = context! { unsubscribe_url => unsubscribe_url.clone(), ..context };
+    let rendered = engine.templates.render(template, &context)?;
+    let message_id = new_message_id(from);
+    let to = Mailbox::new(display_name(contact, copy), recipient.parse()?);
+    let envelope = Envelope {
+        from,
+        to,
+        message_id: &message_id,
+        unsubscribe_url: unsubscribe_url.as_deref(),
+    };
+    Ok(build_message(&envelope, &rendered)?)
+}
+
+/// Writes the delivery row as `sending` if this attempt may send: the run is active at
+/// this step, and there is no row yet or only a `retrying` one. One statement, so two
+/// copies of the step (a lease taken over while the first still runs) cannot both win.
+pub async fn claim_send(
+    conn: &mut PgConnection,
+    run: Uuid,
+    step: i32,
+    template: &str,
+    recipient: &str,
+    message_id: &str,
+    transactional: bool,
+) -> sqlx::Result<bool> {
+    let claimed = sqlx::query_scalar!(
+        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
+         select $1, $2, $3, $4, $5, $6, $7, 1
+         where exists (select 1 from workflow_runs where id = $2 and state = 'active' and current_step = $3)
+         on conflict (run_id, step) do update set
+             state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id
+         where email_deliveries.state = 'retrying'
+         returning id",
+        Uuid::now_v7(),
+        run,
+        step,
+        template,
+        recipient,
+        message_id,
+        transactional,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Another attempt got here first (or died while sending): move on accordingly.
+async fn settle_earlier_attempt(
+    conn: &mut PgConnection,
+    run: Uuid,
+    step: i32,
+    steps: usize,
+    due: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let state = sqlx::query_scalar!(
+        "select state from email_deliveries where run_id = $1 and step = $2",
+        run,
+        step
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match state.as_deref() {
+        // The crash window: SMTP may or may not have taken it. Never again.
+        Some("sending") => {
+            sqlx::query!(
+                "update email_deliveries set state = 'unknown',
+                     smtp_response = 'the worker stopped while sending; not sent again'
+                 where run_id = $1 and step = $2 and state = 'sending'",
+                run,
+                step
+            )
+            .execute(&mut *conn)
+            .await?;
+            advance_run(conn, run, step, steps, due).await?;
+        }
+        Some("sent" | "unknown") => advance_run(conn, run, step, steps, due).await?,
+        Some("failed") => exit_run(conn, run, step, "the address refused the email").await?,
+        // No row: the run is no longer active at this step.
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The one eligibility check before every send; `Some(reason)` ends the run.
@@ -205,6 +288,8 @@ async fn ineligible(
     Ok(suppressed.then_some("the address is suppressed after a hard bounce"))
 }
 
+/// Records SMTP's answer on the row this attempt claimed; a row another attempt has
+/// since settled (`unknown`) only moves on to `sent`.
 async fn record(
     conn: &mut PgConnection,
     run: Uuid,
@@ -215,7 +300,8 @@ async fn record(
     sqlx::query!(
         "update email_deliveries set state = $3, smtp_response = $4,
              sent_at = case when $3 = 'sent' then now() end
-         where run_id = $1 and step = $2",
+         where run_id = $1 and step = $2
+           and (state = 'sending' or (state = 'unknown' and $3 = 'sent'))",
         run,
         step,
         state,
@@ -243,13 +329,35 @@ fn display_name(contact: Option<&Contact>, copy: &serde_json::Value) -> Option<S
     (!name.trim().is_empty()).then_some(name)
 }
 
-/// `a***@example.com`: enough to tell deliveries apart in a log, not enough to read.
-fn mask(address: &str) -> String {
-    match address.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => "***".to_owned(),
+/// Masks every email address in `text` (`a***@example.com`): SMTP answers often quote
+/// the recipient, and logs must not.
+pub fn mask_addresses(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || "<>()[],;:\"'".contains(c))
+        .map(|word| {
+            let end =
+                word.trim_end_matches(|c: char| c.is_whitespace() || "<>()[],;:\"'".contains(c));
+            match end.split_once('@') {
+                Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
+                    let first: String = local.chars().take(1).collect();
+                    format!("{first}***@{domain}{}", &word[end.len()..])
+                }
+                _ => word.to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_addresses;
+
+    #[test]
+    fn addresses_are_masked_wherever_they_are_quoted() {
+        assert_eq!(
+            mask_addresses("550 5.1.1 <bob@example.com>: Recipient address rejected"),
+            "550 5.1.1 <b***@example.com>: Recipient address rejected"
+        );
+        assert_eq!(mask_addresses("ada@example.com"), "a***@example.com");
+        assert_eq!(mask_addresses("451 try again"), "451 try again");
     }
 }

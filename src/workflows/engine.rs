@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use minijinja::value::Serde;
-use minijinja::{Environment, Value, context};
+use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Deserialize;
 use sqlx::PgPool;
 use url::Url;
@@ -51,14 +51,21 @@ impl JobHandler for Engine {
             job.kind
         );
         let StepJob { run, step } = serde_json::from_value(job.payload.clone())?;
-        self.run_step(run, step, job.run_at).await
+        let last_attempt = job.attempts >= job.max_attempts;
+        self.run_step(run, step, job.run_at, last_attempt).await
     }
 }
 
 impl Engine {
     /// Runs step `step` of run `run_id`. `due` is when the step was due: later steps
     /// are timed from it, so a drip keeps its rhythm and tests can move the clock.
-    async fn run_step(&self, run_id: Uuid, step: i32, due: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn run_step(
+        &self,
+        run_id: Uuid,
+        step: i32,
+        due: DateTime<Utc>,
+        last_attempt: bool,
+    ) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
         let Some(run) = find_run(&mut conn, run_id).await? else {
             return Ok(());
@@ -70,6 +77,7 @@ impl Engine {
             exit_run(
                 &mut conn,
                 run.id,
+                step,
                 "the workflow is no longer in the config file",
             )
             .await?;
@@ -82,21 +90,21 @@ impl Engine {
         let contact_json = contact
             .as_ref()
             .map_or_else(|| run.contact.clone(), |c| c.to_json());
-        let context = context! {
-            contact => Value::from(Serde(contact_json)),
-            event => Value::from(Serde(run.event.clone())),
-            workflow => context! { name => workflow.name.clone() },
-        };
-        if let Some(exit_when) = &workflow.exit_when
-            && holds(exit_when, &context)?
-        {
-            exit_run(
-                &mut conn,
-                run.id,
-                &format!("exit condition met: {exit_when}"),
-            )
-            .await?;
-            return Ok(());
+        let context = step_context(contact_json, run.event.clone(), &workflow.name);
+        if let Some(exit_when) = &workflow.exit_when {
+            match holds(exit_when, &context) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let reason = format!("exit condition met: {exit_when}");
+                    exit_run(&mut conn, run.id, step, &reason).await?;
+                    return Ok(());
+                }
+                Err(error) => {
+                    let reason = format!("exit_when {exit_when:?} failed: {error}");
+                    exit_run(&mut conn, run.id, step, &reason).await?;
+                    return Ok(());
+                }
+            }
         }
         let steps = workflow.steps.len();
         match usize::try_from(step)
@@ -107,19 +115,24 @@ impl Engine {
             Some(Step::Wait { duration }) => {
                 advance_run(&mut conn, run.id, step, steps, due + *duration).await?
             }
-            Some(Step::If { condition }) => {
-                if holds(condition, &context)? {
-                    advance_run(&mut conn, run.id, step, steps, due).await?
-                } else {
+            Some(Step::If { condition }) => match holds(condition, &context) {
+                Ok(true) => advance_run(&mut conn, run.id, step, steps, due).await?,
+                Ok(false) => {
                     exit_run(
                         &mut conn,
                         run.id,
+                        step,
                         &format!("condition not met: {condition}"),
                     )
                     .await?
                 }
-            }
+                Err(error) => {
+                    let reason = format!("condition {condition:?} failed: {error}");
+                    exit_run(&mut conn, run.id, step, &reason).await?
+                }
+            },
             Some(Step::Send { template }) => {
+                drop(conn);
                 let send = delivery::SendStep {
                     run: &run,
                     workflow,
@@ -128,17 +141,70 @@ impl Engine {
                     contact: contact.as_ref(),
                     context,
                     due,
+                    last_attempt,
                 };
-                delivery::send(self, &mut conn, send).await?
+                delivery::send(self, &self.pool, send).await?
             }
         }
         Ok(())
     }
 }
 
-/// Evaluates a condition (checked to compile at start) against the step's context.
-fn holds(expression: &str, context: &Value) -> anyhow::Result<bool> {
-    let env = Environment::new();
+/// What templates and conditions see: `contact`, `event` (the Clerk event: `type`,
+/// `data`) and `workflow` (`name`).
+pub fn step_context(contact: serde_json::Value, event: serde_json::Value, workflow: &str) -> Value {
+    context! {
+        contact => Value::from(Serde(contact)),
+        event => Value::from(Serde(event)),
+        workflow => context! { name => workflow },
+    }
+}
+
+/// What `roster check` renders templates and evaluates conditions with: a contact
+/// with every field set and a Clerk `user.created`, as a real step would see them.
+pub fn sample_context(workflow: &str) -> Value {
+    let contact = serde_json::json!({
+        "id": "0190b8a4-5b1e-7c3d-9f00-000000000000",
+        "email": "ada@example.com",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "source": "Clerk",
+        "subscribed": true,
+        "userGroup": "Users",
+        "userId": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
+        "mailingLists": {},
+        "optInStatus": null,
+    });
+    let event = serde_json::json!({
+        "object": "event",
+        "type": "user.created",
+        "timestamp": 1767225600512i64,
+        "data": {
+            "id": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "primary_email_address_id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM",
+            "email_addresses": [{ "id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM", "email_address": "ada@example.com" }],
+            "public_metadata": {},
+            "unsafe_metadata": {},
+            "created_at": 1767225600401i64,
+            "updated_at": 1767225600498i64,
+        },
+    });
+    let step = step_context(contact, event, workflow);
+    context! { unsubscribe_url => "https://roster.example.test/unsubscribe/sample", ..step }
+}
+
+/// Evaluates a condition against a step's context. A name that does not exist is an
+/// error, not "false", so a misspelt condition is caught (by `roster check` against a
+/// sample, and at run time with the reason recorded).
+pub fn holds(expression: &str, context: &Value) -> anyhow::Result<bool> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
     let value = env.compile_expression(expression)?.eval(context)?;
+    anyhow::ensure!(
+        !value.is_undefined(),
+        "it names something that does not exist"
+    );
     Ok(value.is_true())
 }

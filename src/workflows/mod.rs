@@ -29,6 +29,10 @@ impl Workflows {
         self.list.iter().filter(move |w| w.trigger == event)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Workflow> {
+        self.list.iter()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Workflow> {
         self.list.iter().find(|w| w.name == name)
     }

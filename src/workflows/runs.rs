@@ -139,12 +139,19 @@ pub async fn advance_run(
     Ok(())
 }
 
-/// Ends the run early, keeping why.
-pub async fn exit_run(conn: &mut PgConnection, run_id: Uuid, reason: &str) -> sqlx::Result<()> {
+/// Ends the run early at step `step`, keeping why; a late copy of an earlier step
+/// cannot end a run that has moved on.
+pub async fn exit_run(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    step: i32,
+    reason: &str,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "update workflow_runs set state = 'exited', exit_reason = $2, finished_at = now(), updated_at = now()
-         where id = $1 and state = 'active'",
+        "update workflow_runs set state = 'exited', exit_reason = $3, finished_at = now(), updated_at = now()
+         where id = $1 and current_step = $2 and state = 'active'",
         run_id,
+        step,
         reason,
     )
     .execute(conn)

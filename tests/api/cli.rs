@@ -78,6 +78,32 @@ fn check_names_the_workflow_and_step_that_are_wrong() {
 }
 
 #[test]
+fn check_catches_a_misspelt_condition() {
+    let dir = std::env::temp_dir().join(format!("roster-bad-condition-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("roster.toml");
+    std::fs::write(
+        &config,
+        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
+         steps = [{ if = \"contact.subscibed\" }, { send = \"welcome\" }]\n",
+    )
+    .unwrap();
+    let output = check_example_config()
+        .env("ROSTER_CONFIG", &config)
+        .env("MAIL_FROM", "Acme <hello@acme.test>")
+        .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"workflow "drip": step 1: "contact.subscibed""#),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn check_says_a_sending_workflow_needs_mail_from() {
     let output = check_example_config().output().unwrap();
     assert!(!output.status.success());

@@ -277,3 +277,34 @@ async fn notify_wakes_the_worker_and_shutdown_waits_for_jobs_in_flight(
     assert_eq!(state_of(&pool, job).await.0, "done");
     assert_eq!(state_of(&pool, second).await.0, "done");
 }
+
+#[sqlx::test]
+async fn job_whose_worker_dies_on_the_last_attempt_is_dead(_: PgPoolOptions, db: PgConnectOptions) {
+    let pool = pool(db).await;
+    let now = Utc::now();
+    let job = enqueue(&pool, None, now, 1).await.unwrap();
+    let crashed = uuid::Uuid::new_v4();
+    assert_eq!(
+        claim_jobs(&pool, crashed, now, Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let later = now + chrono::Duration::minutes(5);
+    assert!(
+        claim_jobs(
+            &pool,
+            uuid::Uuid::new_v4(),
+            later,
+            Duration::from_secs(60),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    let (state, error) = state_of(&pool, job).await;
+    assert_eq!(state, "dead");
+    assert!(error.unwrap().contains("last attempt"));
+}

@@ -5,6 +5,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use roster::workflows::delivery::claim_send;
+
 use crate::helpers::{AppOptions, Delivery, TestApp, fixture, set, spawn_app_with};
 use crate::smtp_server::{Reply, SmtpServer};
 
@@ -125,6 +127,13 @@ async fn one_click_unsubscribe_between_steps_stops_the_drip(
     let page = app.client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("ada@example.com"));
+    assert!(
+        app.contact_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .subscribed,
+        "GET changes nothing"
+    );
     for _ in 0..2 {
         // RFC 8058 one-click, twice: the second changes nothing.
         let response = app
@@ -331,4 +340,88 @@ async fn two_workers_never_send_the_same_step(_: PgPoolOptions, db: PgConnectOpt
         "each run: the send step, then the wait step"
     );
     assert_eq!(smtp.messages().len(), 20);
+}
+
+#[sqlx::test]
+async fn only_one_of_two_concurrent_attempts_claims_a_send(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, _smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    let run: uuid::Uuid = sqlx::query_scalar("select id from workflow_runs")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let claim = || async {
+        let mut conn = app.db.acquire().await.unwrap();
+        claim_send(
+            &mut conn,
+            run,
+            0,
+            "welcome",
+            "ada@example.com",
+            "<m@acme.test>",
+            false,
+        )
+        .await
+        .unwrap()
+    };
+    // Two copies of step 0 (a lease taken over while the first still runs).
+    let (first, second) = tokio::join!(claim(), claim());
+    assert!(first ^ second, "exactly one may send: {first} {second}");
+    assert!(!claim().await, "nor a third, later");
+    sqlx::query("update email_deliveries set state = 'retrying'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(claim().await, "a transient failure may be sent again");
+}
+
+#[sqlx::test]
+async fn unsubscribing_emits_contact_unsubscribed_once(_: PgPoolOptions, db: PgConnectOptions) {
+    let config = Box::leak(
+        format!(
+            "{EXAMPLE_CONFIG}\n[[workflows]]\nname = \"feedback\"\ntrigger = \"contact.unsubscribed\"\n\
+             entry = \"every_time\"\ntransactional = true\nsteps = [{{ send = \"goodbye\" }}]\n"
+        )
+        .into_boxed_str(),
+    );
+    let (app, smtp) = app_with_smtp(db, config).await;
+    app.deliver(&fixture("user.created")).await;
+    app.run_jobs_at(Utc::now()).await;
+    let url = unsubscribe_url(&smtp.messages()[0].data);
+    for _ in 0..2 {
+        assert_eq!(app.client.post(&url).send().await.unwrap().status(), 200);
+    }
+    let runs: i64 =
+        sqlx::query_scalar("select count(*) from workflow_runs where workflow = 'feedback'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(runs, 1);
+}
+
+#[sqlx::test]
+async fn smtp_failing_through_every_attempt_ends_the_run_with_the_reason(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    app.deliver(&fixture("user.created")).await;
+    smtp.set_reply(Reply::Transient);
+    let mut now = Utc::now();
+    for _ in 0..10 {
+        app.run_jobs_at(now).await;
+        now += Duration::hours(2);
+    }
+    let (state, reason) = run_state(&app, "onboarding").await;
+    assert_eq!(state, "exited");
+    assert_eq!(
+        reason.as_deref(),
+        Some("SMTP kept failing; the last attempt gave up")
+    );
+    let delivery: String = sqlx::query_scalar("select state from email_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(delivery, "failed");
+    assert!(smtp.messages().is_empty());
 }
