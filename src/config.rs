@@ -127,6 +127,12 @@ impl Settings {
         });
 
         let public_url_text = var("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        // A trailing slash, so that links join below a path prefix (https://x/roster/).
+        let public_url_text = if public_url_text.ends_with('/') {
+            public_url_text
+        } else {
+            format!("{public_url_text}/")
+        };
         let public_url = match Url::parse(&public_url_text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
             _ => {
@@ -265,6 +271,12 @@ mod tests {
         let settings = settings(&[("ROSTER_CONFIG", "roster.example.toml")]).unwrap();
         assert_eq!(settings.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:8080/");
+        let prefixed = super::Settings::from_lookup(|name| {
+            (name == "PUBLIC_URL").then(|| "https://acme.test/roster".to_owned())
+        })
+        .unwrap();
+        let link = prefixed.public_url.join("unsubscribe/x").unwrap();
+        assert_eq!(link.as_str(), "https://acme.test/roster/unsubscribe/x");
         assert!(settings.database_url.is_none());
         assert!(settings.require_database_url().is_err());
         assert!(settings.clerk_webhook_secrets.is_empty());

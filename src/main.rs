@@ -144,6 +144,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 public_url: settings.public_url.clone(),
                 unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
             };
+            if workflows.sends_marketing() && settings.public_url.scheme() != "https" {
+                tracing::warn!(
+                    public_url = %settings.public_url,
+                    "PUBLIC_URL is not https: mail clients may ignore the one-click unsubscribe links"
+                );
+            }
             let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
             let app = Application::build(&settings, database, workflows)?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
