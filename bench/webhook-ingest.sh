@@ -27,7 +27,7 @@ cargo build --release --quiet --bin roster --example webhook_load
 pg_start "$work" max_connections=200 shared_buffers=256MB
 pg_createdb roster_bench
 db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
-psql_bench() { "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$db" "$@"; }
+psql_bench() { PGOPTIONS="-c client_min_messages=warning" "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$db" "$@"; }
 echo "fsync=$(psql_bench -tAc 'show fsync'), synchronous_commit=$(psql_bench -tAc 'show synchronous_commit')" >&2
 
 secret="whsec_$(head -c 24 /dev/urandom | base64)"
@@ -52,10 +52,10 @@ load 2000 >/dev/null # warm-up: connections, prepared statements
 printf "| round | roster req/s | p50 ms | p99 ms | failures | pgbench tps | roster / pgbench |\n|---|---|---|---|---|---|---|\n"
 results=()
 for round in $(seq 1 "$rounds"); do
-  psql_bench -c "truncate clerk_events, contacts"
+  psql_bench -c "truncate clerk_events, contacts cascade"
   roster=$(load "$requests")
   seconds=$(field "$roster" seconds)
-  psql_bench -c "truncate clerk_events, contacts"
+  psql_bench -c "truncate clerk_events, contacts cascade"
   pgbench_tps=$("$PG_BINDIR/pgbench" -n -M prepared -c "$concurrency" -j 2 \
     -T "$(awk -v s="$seconds" 'BEGIN { d = int(s + 0.5); print (d < 5 ? 5 : d) }')" \
     -f bench/ingest.pgbench.sql -h 127.0.0.1 -p "$PG_PORT" -U postgres roster_bench 2>&1 \
