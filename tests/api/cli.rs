@@ -45,62 +45,44 @@ fn check_accepts_the_example_config_and_shipped_templates() {
     assert!(stdout.contains("5 templates render"), "{stdout}");
 }
 
-#[test]
-fn check_names_the_workflow_and_step_that_are_wrong() {
-    let dir = std::env::temp_dir().join(format!("roster-bad-workflow-{}", std::process::id()));
+/// `roster check` of a config file with these workflows (and the shipped templates,
+/// MAIL_FROM and an unsubscribe secret): its stderr, after asserting it failed.
+fn check_failure_with_workflows(workflows_toml: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("roster-check-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("roster.toml");
-    std::fs::write(
-        &config,
-        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
-         steps = [{ send = \"welcome\" }, { send = \"no_such_template\" }]\n",
-    )
-    .unwrap();
-    let output = roster()
-        .args(["check"])
-        .env("ROSTER_CONFIG", &config)
-        .env(
-            "ROSTER_TEMPLATES",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        )
-        .env("MAIL_FROM", "Acme <hello@acme.test>")
-        .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr
-            .contains(r#"workflow "drip": step 2: there is no template named "no_such_template""#),
-        "{stderr}"
-    );
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[test]
-fn check_catches_a_misspelt_condition() {
-    let dir = std::env::temp_dir().join(format!("roster-bad-condition-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("roster.toml");
-    std::fs::write(
-        &config,
-        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
-         steps = [{ if = \"contact.subscibed\" }, { send = \"welcome\" }]\n",
-    )
-    .unwrap();
+    std::fs::write(&config, workflows_toml).unwrap();
     let output = check_example_config()
         .env("ROSTER_CONFIG", &config)
         .env("MAIL_FROM", "Acme <hello@acme.test>")
         .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
         .output()
         .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_names_the_workflow_and_step_that_are_wrong() {
+    let stderr = check_failure_with_workflows(
+        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
+         steps = [{ send = \"welcome\" }, { send = \"no_such_template\" }]\n",
+    );
+    let expected = r#"workflow "drip": step 2: there is no template named "no_such_template""#;
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn check_catches_a_misspelt_condition() {
+    let stderr = check_failure_with_workflows(
+        "[[workflows]]\nname = \"drip\"\ntrigger = \"user.created\"\n\
+         steps = [{ if = \"contact.subscibed\" }, { send = \"welcome\" }]\n",
+    );
     assert!(
         stderr.contains(r#"workflow "drip": step 1: "contact.subscibed""#),
         "{stderr}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
