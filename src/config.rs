@@ -35,6 +35,8 @@ pub struct Settings {
     pub unsubscribe_secret: Option<SecretString>,
     pub config_path: PathBuf,
     pub templates_dir: PathBuf,
+    /// `ROSTER_TEMPLATES` was set: then the folder must exist.
+    pub templates_required: bool,
     pub file: ConfigFile,
     /// `RUST_LOG`, checked to be a valid `tracing` filter.
     pub log_filter: String,
@@ -181,6 +183,7 @@ impl Settings {
             public_url,
             unsubscribe_secret,
             config_path,
+            templates_required: var("ROSTER_TEMPLATES").is_some(),
             templates_dir: PathBuf::from(var("ROSTER_TEMPLATES").unwrap_or("templates".into())),
             file,
             log_filter,

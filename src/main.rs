@@ -65,8 +65,8 @@ fn load_dotenv() -> anyhow::Result<()> {
 
 /// Checks workflows and templates: renders every template and evaluates every
 /// condition against a sample contact and event. Returns how many templates there are.
-fn check_templates(settings: &Settings) -> anyhow::Result<usize> {
-    let (workflows, templates) = workflows::load(settings, templates_named())?;
+fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
+    let (workflows, templates) = workflows::load(settings)?;
     let context = sample_context("sample");
     for name in templates.names() {
         templates.render(name, &context)?;
@@ -99,16 +99,11 @@ fn check_templates(settings: &Settings) -> anyhow::Result<usize> {
     Ok(templates.names().count())
 }
 
-/// Whether `ROSTER_TEMPLATES` names the folder (then it must exist).
-fn templates_named() -> bool {
-    std::env::var_os("ROSTER_TEMPLATES").is_some()
-}
-
 async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
         Command::Check => {
-            let templates = check_templates(&settings)?;
+            let templates = check_workflows_and_templates(&settings)?;
             println!(
                 "configuration is valid ({}); {templates} templates render",
                 settings.config_path.display()
@@ -131,7 +126,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if settings.clerk_webhook_secrets.is_empty() {
                 tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
             }
-            let (workflows, templates) = workflows::load(&settings, templates_named())?;
+            let (workflows, templates) = workflows::load(&settings)?;
             let workflows = Arc::new(workflows);
             // One pool for the worker and its steps; the HTTP workers have their own.
             let jobs_pool = database.pool(1);

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use chrono::Utc;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
@@ -119,27 +119,12 @@ pub async fn receive_clerk_webhook(
         Some(event) => Some(event.apply(&mut tx, occurred_at).await?),
         None => None,
     };
-    let change = applied.as_ref().map(|applied| applied.change);
-    if let Some(Applied {
-        change,
-        contact: Some(contact),
-    }) = &applied
-    {
-        let lifecycle = change.lifecycle_event();
-        for name in std::iter::once(event_type).chain(lifecycle) {
-            if workflows.triggered_by(name).next().is_some() {
-                let data: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-                let trigger = TriggerEvent {
-                    name,
-                    key: &svix_id,
-                    data: &data,
-                };
-                start_runs(&mut tx, &workflows, &trigger, contact, Utc::now()).await?;
-            }
-        }
+    if let Some(applied) = &applied {
+        start_workflows(&mut tx, &workflows, &svix_id, event_type, &payload, applied).await?;
     }
     tx.commit().await?;
 
+    let change = applied.map(|applied| applied.change);
     let status = if change.is_some() {
         "processed"
     } else {
@@ -147,6 +132,38 @@ pub async fn receive_clerk_webhook(
     };
     tracing::info!(svix_id, event_type, status, contact = ?change, "webhook stored");
     Ok(answer(status, &svix_id, event_type, change))
+}
+
+/// Starts the workflows this event triggers, and those of the lifecycle event its
+/// contact change emits (`contact.created`, ...), in the webhook's transaction.
+async fn start_workflows(
+    tx: &mut PgConnection,
+    workflows: &Workflows,
+    svix_id: &str,
+    event_type: &str,
+    payload: &str,
+    applied: &Applied,
+) -> sqlx::Result<()> {
+    let Some(contact) = &applied.contact else {
+        return Ok(());
+    };
+    let triggers: Vec<&str> = std::iter::once(event_type)
+        .chain(applied.change.lifecycle_event())
+        .filter(|name| workflows.triggered_by(name).next().is_some())
+        .collect();
+    if triggers.is_empty() {
+        return Ok(()); // the common case: no JSON tree to build
+    }
+    let data: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    for name in triggers {
+        let trigger = TriggerEvent {
+            name,
+            key: svix_id,
+            data: &data,
+        };
+        start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
+    }
+    Ok(())
 }
 
 fn answer(

@@ -149,41 +149,7 @@ impl<H: JobHandler> Worker<H> {
                     "the job ran out of its lease ({deadline:?})"
                 )),
             };
-            let recorded = match &outcome {
-                Ok(()) => complete_job(&pool, job.id, worker).await.map(|held| {
-                    if !held {
-                        tracing::warn!(job = job.id, "job finished after its lease was taken over");
-                    }
-                }),
-                Err(error) => {
-                    let error = error_chain(error.as_ref());
-                    let later = now.max(Utc::now());
-                    fail_job(&pool, &job, worker, &error, later)
-                        .await
-                        .map(|state| match state {
-                            FailedJob::Retrying => {
-                                tracing::warn!(
-                                    job = job.id,
-                                    kind = job.kind,
-                                    attempt = job.attempts,
-                                    error,
-                                    "job failed; will retry"
-                                )
-                            }
-                            FailedJob::Dead => {
-                                tracing::error!(
-                                    job = job.id,
-                                    kind = job.kind,
-                                    attempt = job.attempts,
-                                    error,
-                                    "job is dead"
-                                )
-                            }
-                            FailedJob::NotHeld => {}
-                        })
-                }
-            };
-            if let Err(error) = recorded {
+            if let Err(error) = record_outcome(&pool, worker, &job, outcome, now).await {
                 tracing::error!(job = job.id, error = %error, "cannot record the job's outcome; it will run again");
             }
         }
@@ -206,6 +172,34 @@ impl<H: JobHandler> Worker<H> {
             _ => poll,
         }
     }
+}
+
+/// Marks the job done or records the failed attempt, and logs what became of it.
+async fn record_outcome(
+    pool: &PgPool,
+    worker: Uuid,
+    job: &Job,
+    outcome: anyhow::Result<()>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let error = match outcome {
+        Ok(()) => {
+            if !complete_job(pool, job.id, worker).await? {
+                tracing::warn!(job = job.id, "job finished after its lease was taken over");
+            }
+            return Ok(());
+        }
+        Err(error) => error_chain(error.as_ref()),
+    };
+    let (id, kind, attempt) = (job.id, &job.kind, job.attempts);
+    match fail_job(pool, job, worker, &error, now.max(Utc::now())).await? {
+        FailedJob::Retrying => {
+            tracing::warn!(job = id, kind, attempt, error, "job failed; will retry")
+        }
+        FailedJob::Dead => tracing::error!(job = id, kind, attempt, error, "job is dead"),
+        FailedJob::NotHeld => {}
+    }
+    Ok(())
 }
 
 /// The next notification, or never without a listener.

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use minijinja::{Value, context};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::definition::Workflow;
@@ -32,7 +32,8 @@ pub struct SendStep<'a> {
     pub last_attempt: bool,
 }
 
-pub async fn send(engine: &Engine, pool: &PgPool, send: SendStep<'_>) -> anyhow::Result<()> {
+pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
+    let pool = &engine.pool;
     let SendStep {
         run,
         workflow,

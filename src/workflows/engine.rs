@@ -143,7 +143,7 @@ impl Engine {
                     due,
                     last_attempt,
                 };
-                delivery::send(self, &self.pool, send).await?
+                delivery::send(self, send).await?
             }
         }
         Ok(())

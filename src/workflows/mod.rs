@@ -39,26 +39,25 @@ impl Workflows {
 
     /// Whether any workflow sends marketing email (which needs unsubscribe links).
     pub fn sends_marketing(&self) -> bool {
-        self.list.iter().any(|w| {
-            !w.transactional
-                && w.steps
-                    .iter()
-                    .any(|s| matches!(s, definition::Step::Send { .. }))
+        self.senders().any(|w| !w.transactional)
+    }
+
+    /// The workflows that send email.
+    fn senders(&self) -> impl Iterator<Item = &Workflow> {
+        self.list.iter().filter(|w| {
+            w.steps
+                .iter()
+                .any(|s| matches!(s, definition::Step::Send { .. }))
         })
     }
 }
 
 /// Loads the templates and checks the workflows against them and the environment:
-/// what `roster serve` needs to run workflows, and what `roster check` checks. A
-/// missing templates folder is an error only when `ROSTER_TEMPLATES` names it or a
-/// workflow sends.
-pub fn load(settings: &Settings, templates_named: bool) -> anyhow::Result<(Workflows, Templates)> {
-    let sends = settings.file.workflows.iter().any(|w| {
-        w.steps
-            .iter()
-            .any(|s| matches!(s, definition::StepConfig::Send { .. }))
-    });
-    let templates = if templates_named || sends || settings.templates_dir.exists() {
+/// what `roster serve` needs to run workflows, and what `roster check` checks. Without
+/// a templates folder (and without `ROSTER_TEMPLATES` naming one) there are no
+/// templates, and a workflow that sends is told its template does not exist.
+pub fn load(settings: &Settings) -> anyhow::Result<(Workflows, Templates)> {
+    let templates = if settings.templates_required || settings.templates_dir.exists() {
         Templates::load(&settings.templates_dir)?
     } else {
         Templates::empty()
@@ -67,7 +66,7 @@ pub fn load(settings: &Settings, templates_named: bool) -> anyhow::Result<(Workf
         check_workflows(&settings.file.workflows, Some(&templates))
             .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
     );
-    if sends && settings.mail_from.is_none() {
+    if workflows.senders().next().is_some() && settings.mail_from.is_none() {
         anyhow::bail!("MAIL_FROM must be set: workflows send email");
     }
     if workflows.sends_marketing() && settings.unsubscribe_secret.is_none() {

@@ -89,7 +89,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     let mut settings =
         Settings::from_lookup(|name| env.get(name).cloned()).expect("valid settings");
     settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
-    let (workflows, templates) = workflows::load(&settings, true).expect("valid workflows");
+    let (workflows, templates) = workflows::load(&settings).expect("valid workflows");
     let workflows = Arc::new(workflows);
 
     let app_connect = match options.proxy {
