@@ -6,8 +6,6 @@ use roster::db::Database;
 use std::path::Path;
 use std::sync::Arc;
 
-use roster::email::transport::Mailer;
-use roster::email::unsubscribe::UnsubscribeKey;
 use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
 use roster::workflows::definition::Step;
@@ -130,15 +128,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let workflows = Arc::new(workflows);
             // One pool for the worker and its steps; the HTTP workers have their own.
             let jobs_pool = database.pool(1);
-            let engine = Engine {
-                pool: jobs_pool.clone(),
-                workflows: workflows.clone(),
-                templates: Arc::new(templates),
-                mailer: Mailer::new(settings.smtp_url.as_ref(), Path::new("outbox"), 16)?,
-                from: settings.mail_from.clone(),
-                public_url: settings.public_url.clone(),
-                unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
-            };
+            let engine = Engine::new(
+                &settings,
+                jobs_pool.clone(),
+                workflows.clone(),
+                templates,
+                Path::new("outbox"),
+            )?;
             if workflows.sends_marketing() && settings.public_url.scheme() != "https" {
                 tracing::warn!(
                     public_url = %settings.public_url,

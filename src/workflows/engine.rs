@@ -2,6 +2,7 @@
 //! first checks the run is still active and its exit condition; a wait or a false
 //! condition moves or ends the run; a send goes through `delivery`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use super::definition::Step;
 use super::runs::{advance_run, exit_run, find_run};
 use super::{STEP_JOB, Workflows, delivery};
+use crate::config::Settings;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::templates::Templates;
 use crate::email::transport::Mailer;
@@ -35,6 +37,31 @@ pub struct Engine {
     pub public_url: Url,
     /// Signs the unsubscribe links of marketing email.
     pub unsubscribe: Option<UnsubscribeKey>,
+}
+
+/// SMTP connections the engine keeps open at most.
+const SMTP_CONNECTIONS: u32 = 16;
+
+impl Engine {
+    /// The engine `roster serve` runs, from the settings; email goes to `outbox` when
+    /// `SMTP_URL` is unset.
+    pub fn new(
+        settings: &Settings,
+        pool: PgPool,
+        workflows: Arc<Workflows>,
+        templates: Templates,
+        outbox: &Path,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            pool,
+            workflows,
+            templates: Arc::new(templates),
+            mailer: Mailer::new(settings.smtp_url.as_ref(), outbox, SMTP_CONNECTIONS)?,
+            from: settings.mail_from.clone(),
+            public_url: settings.public_url.clone(),
+            unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
+        })
+    }
 }
 
 #[derive(Deserialize)]

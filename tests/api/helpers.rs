@@ -17,8 +17,6 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use roster::email::transport::Mailer;
-use roster::email::unsubscribe::UnsubscribeKey;
 use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::workflows::{self, engine::Engine};
 
@@ -108,15 +106,9 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     tokio::spawn(app.run_until_stopped());
 
     let outbox = std::env::temp_dir().join(format!("roster-test-outbox-{}", Uuid::new_v4()));
-    let engine = Engine {
-        pool: engine_pool,
-        workflows,
-        templates: Arc::new(templates),
-        mailer: Mailer::new(settings.smtp_url.as_ref(), &outbox, 2).unwrap(),
-        from: settings.mail_from.clone(),
-        public_url: format!("{address}/").parse().unwrap(),
-        unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
-    };
+    let mut engine = Engine::new(&settings, engine_pool, workflows, templates, &outbox).unwrap();
+    // Links point at this test's server, known only once it is bound.
+    engine.public_url = format!("{address}/").parse().unwrap();
     let worker = Worker::new(
         engine.pool.clone(),
         engine.clone(),
