@@ -60,12 +60,36 @@ impl Default for DatabaseSettings {
     }
 }
 
-/// The TOML file named by `ROSTER_CONFIG`: `[clerk.*]` settings and `[[workflows]]`.
+/// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
+/// `[[lists]]` and `[[workflows]]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
+    /// What `GET /api/v1/api-key` answers as `teamName`.
+    pub team_name: Option<String>,
     pub clerk: ClerkSettings,
+    /// Mailing lists contacts can be on (Loops' `mailingLists`).
+    pub lists: Vec<MailingList>,
     pub workflows: Vec<WorkflowConfig>,
+}
+
+/// One `[[lists]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailingList {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether contacts may see and join it themselves (Loops' `isPublic`).
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl ConfigFile {
+    pub fn list(&self, id: &str) -> Option<&MailingList> {
+        self.lists.iter().find(|list| list.id == id)
+    }
 }
 
 /// Every problem found in the configuration, one sentence each.
@@ -156,6 +180,13 @@ impl Settings {
         // Templates are checked where they are loaded (serve, check).
         if let Err(problems) = check_workflows(&file.workflows, None) {
             errors.extend(problems);
+        }
+        for (i, list) in file.lists.iter().enumerate() {
+            if list.id.trim().is_empty() {
+                errors.push(format!("lists[{i}]: the id must not be empty"));
+            } else if file.lists[..i].iter().any(|other| other.id == list.id) {
+                errors.push(format!("lists: the id {:?} is used twice", list.id));
+            }
         }
 
         let unsubscribe_secret = var("ROSTER_UNSUBSCRIBE_SECRET").map(SecretString::from);

@@ -1,5 +1,7 @@
 //! Roster: a self-hosted audience manager for apps built on Clerk.
 
+pub mod analytics;
+pub mod api;
 pub mod clerk;
 pub mod config;
 pub mod contacts;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
 use roster::workflows::definition::Step;
-use roster::workflows::engine::{Engine, holds, sample_context};
+use roster::workflows::engine::{Engine, holds, sample_context, sample_transactional_context};
 use roster::workflows::{self};
 use roster::{db, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -65,8 +65,22 @@ fn load_dotenv() -> anyhow::Result<()> {
 /// condition against a sample contact and event. Returns how many templates there are.
 fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
     let (workflows, templates) = workflows::load(settings)?;
-    let context = sample_context("sample");
+    // Templates a workflow sends see a Clerk event; the others are sent through
+    // `POST /api/v1/transactional` and see their data variables.
+    let sent_by_workflows: Vec<&str> = workflows
+        .iter()
+        .flat_map(|w| &w.steps)
+        .filter_map(|step| match step {
+            Step::Send { template } => Some(template.as_str()),
+            _ => None,
+        })
+        .collect();
     for name in templates.names() {
+        let context = if sent_by_workflows.contains(&name) {
+            sample_context("sample")
+        } else {
+            sample_transactional_context(&templates, name)
+        };
         templates.render(name, &context)?;
     }
     for workflow in workflows.iter() {
@@ -126,13 +140,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let (workflows, templates) = workflows::load(&settings)?;
             let workflows = Arc::new(workflows);
+            let templates = Arc::new(templates);
             // One pool for the worker and its steps; the HTTP workers have their own.
             let jobs_pool = database.pool(1);
             let engine = Engine::new(
                 &settings,
                 jobs_pool.clone(),
                 workflows.clone(),
-                templates,
+                templates.clone(),
                 Path::new("outbox"),
             )?;
             if workflows.sends_marketing() && settings.public_url.scheme() != "https" {
@@ -142,7 +157,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
-            let app = Application::build(&settings, database, workflows)?;
+            let app = Application::build(&settings, database, workflows, templates)?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
             let shutdown = CancellationToken::new();
             let worker = tokio::spawn(worker.run(shutdown.clone()));

@@ -7,10 +7,13 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::api;
+use crate::api::auth::ApiKey;
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
 use crate::config::Settings;
 use crate::db::Database;
+use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::health;
 use crate::web::unsubscribe;
@@ -28,6 +31,7 @@ impl Application {
         settings: &Settings,
         database: Database,
         workflows: Arc<Workflows>,
+        templates: Arc<Templates>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
@@ -35,6 +39,9 @@ impl Application {
         let workers = settings.http_workers;
         let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
         let clerk_settings = web::Data::new(settings.file.clerk.clone());
+        let config_file = web::Data::new(settings.file.clone());
+        let api_key = web::Data::new(ApiKey::new(settings.api_key.as_ref()));
+        let templates = web::Data::from(templates);
         let workflows = web::Data::from(workflows);
         let unsubscribe_key =
             web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
@@ -48,11 +55,15 @@ impl Application {
                 .app_data(clerk_settings.clone())
                 .app_data(workflows.clone())
                 .app_data(unsubscribe_key.clone())
+                .app_data(config_file.clone())
+                .app_data(api_key.clone())
+                .app_data(templates.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(receive_clerk_webhook)
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)
+                .configure(api::configure)
         })
         .workers(workers)
         .shutdown_timeout(10)

@@ -1,6 +1,7 @@
 //! Contacts: the audience. The row type and the repository functions every writer
 //! (Clerk sync now, the API later) shares.
 
+pub mod properties;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,33 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// A contact not yet stored: subscribed, on no list, with no properties.
+    pub fn new(email: &str, source: &str) -> Self {
+        let now = chrono::Utc::now();
+        Self {
+            id: Uuid::now_v7(),
+            email: email.to_owned(),
+            first_name: None,
+            last_name: None,
+            source: source.to_owned(),
+            subscribed: true,
+            user_group: None,
+            user_id: None,
+            mailing_lists: json!({}),
+            properties: json!({}),
+            opt_in_status: None,
+            clerk_updated_at: None,
+            graduated_at: None,
+            unsubscribed_at: None,
+            waitlist_entry_id: None,
+            waitlist_status: None,
+            waitlist_joined_at: None,
+            waitlist_updated_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The contact as Loops shows it (and templates see it): camelCase fields, custom
     /// properties at top level.
     pub fn to_json(&self) -> Value {

@@ -99,3 +99,43 @@ pub async fn find_contact_by_id(
         .fetch_optional(conn)
         .await
 }
+
+/// Writes every field the API can change of a contact, inserting it if it is new. The
+/// caller holds the person's locks.
+pub async fn save_contact(conn: &mut PgConnection, contact: &Contact) -> sqlx::Result<Contact> {
+    sqlx::query_as!(
+        Contact,
+        "insert into contacts
+             (id, email, first_name, last_name, source, subscribed, user_group, user_id,
+              mailing_lists, properties, unsubscribed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         on conflict (id) do update set
+             email = excluded.email, first_name = excluded.first_name,
+             last_name = excluded.last_name, source = excluded.source,
+             subscribed = excluded.subscribed, user_group = excluded.user_group,
+             user_id = excluded.user_id, mailing_lists = excluded.mailing_lists,
+             properties = excluded.properties, unsubscribed_at = excluded.unsubscribed_at,
+             updated_at = now()
+         returning *",
+        contact.id,
+        contact.email,
+        contact.first_name,
+        contact.last_name,
+        contact.source,
+        contact.subscribed,
+        contact.user_group,
+        contact.user_id,
+        contact.mailing_lists,
+        contact.properties,
+        contact.unsubscribed_at,
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete_contact(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("delete from contacts where id = $1", id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -98,6 +98,20 @@ impl Templates {
         self.names.contains(name)
     }
 
+    /// The names under `event.data` template `name` uses: the data variables of a
+    /// transactional send.
+    pub fn data_variables(&self, name: &str) -> BTreeSet<String> {
+        PARTS
+            .iter()
+            .filter_map(|part| self.env.get_template(&format!("{name}/{part}")).ok())
+            .flat_map(|template| template.undeclared_variables(true))
+            .filter_map(|path| {
+                let rest = path.strip_prefix("event.data.")?;
+                Some(rest.split('.').next().unwrap_or(rest).to_owned())
+            })
+            .collect()
+    }
+
     /// Renders template `name` with `context` (`contact`, `event`, `workflow`, ...).
     pub fn render(&self, name: &str, context: &Value) -> Result<RenderedEmail, TemplateError> {
         if !self.contains(name) {

@@ -173,3 +173,23 @@ pub async fn next_due_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
     .fetch_one(pool)
     .await
 }
+
+/// Puts a dead job back in the queue, due now, with a fresh set of attempts; its last
+/// error stays until it runs again. Returns false when the job is not dead.
+pub async fn replay_dead_job(conn: &mut PgConnection, job_id: i64) -> sqlx::Result<bool> {
+    let replayed = sqlx::query!(
+        "update jobs set state = 'scheduled', attempts = 0, run_at = now(), finished_at = null,
+             locked_by = null, locked_until = null
+         where id = $1 and state = 'dead'",
+        job_id
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if replayed == 1 {
+        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(replayed == 1)
+}

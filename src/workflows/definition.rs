@@ -79,6 +79,22 @@ pub struct Workflow {
     pub steps: Vec<Step>,
 }
 
+impl Workflow {
+    /// The one-step workflow of a transactional send through the API.
+    pub fn transactional(template: &str) -> Self {
+        Self {
+            name: super::TRANSACTIONAL.to_owned(),
+            trigger: super::TRANSACTIONAL.to_owned(),
+            entry: EntryRule::EveryTime,
+            transactional: true,
+            exit_when: None,
+            steps: vec![Step::Send {
+                template: template.to_owned(),
+            }],
+        }
+    }
+}
+
 /// Checks every workflow against the templates; all problems at once.
 pub fn check_workflows(
     configs: &[WorkflowConfig],
@@ -96,6 +112,11 @@ pub fn check_workflows(
         }
         if !names.insert(name.clone()) {
             fail("another workflow has the same name".into());
+        }
+        if name == super::TRANSACTIONAL {
+            fail(format!(
+                "{name:?} is reserved for the runs of transactional sends through the API"
+            ));
         }
         if config.trigger.trim().is_empty() {
             fail("the trigger is empty".into());

@@ -51,6 +51,23 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
         .unwrap_or_default();
     let mut conn = pool.acquire().await?;
     if let Some(reason) = ineligible(&mut conn, workflow, contact, &recipient).await? {
+        if reason == SUPPRESSED {
+            // Listed with the deliveries, so a skipped send is visible where sends are.
+            sqlx::query!(
+                "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, state, smtp_response)
+                 values ($1, $2, $3, $4, $5, '', $6, 'suppressed', $7)
+                 on conflict (run_id, step) do nothing",
+                Uuid::now_v7(),
+                run.id,
+                step,
+                template,
+                recipient,
+                workflow.transactional,
+                reason,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         exit_run(&mut conn, run.id, step, reason).await?;
         return Ok(());
     }
@@ -263,6 +280,8 @@ async fn settle_earlier_attempt(
     Ok(())
 }
 
+const SUPPRESSED: &str = "the address is suppressed after a hard bounce";
+
 /// The one eligibility check before every send; `Some(reason)` ends the run.
 async fn ineligible(
     conn: &mut PgConnection,
@@ -286,7 +305,7 @@ async fn ineligible(
     )
     .fetch_one(conn)
     .await?;
-    Ok(suppressed.then_some("the address is suppressed after a hard bounce"))
+    Ok(suppressed.then_some(SUPPRESSED))
 }
 
 /// Records SMTP's answer on the row this attempt claimed; a row another attempt has

@@ -14,9 +14,9 @@ use sqlx::PgPool;
 use url::Url;
 use uuid::Uuid;
 
-use super::definition::Step;
+use super::definition::{Step, Workflow};
 use super::runs::{advance_run, exit_run, find_run};
-use super::{STEP_JOB, Workflows, delivery};
+use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
 use crate::config::Settings;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::templates::Templates;
@@ -49,13 +49,13 @@ impl Engine {
         settings: &Settings,
         pool: PgPool,
         workflows: Arc<Workflows>,
-        templates: Templates,
+        templates: Arc<Templates>,
         outbox: &Path,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             pool,
             workflows,
-            templates: Arc::new(templates),
+            templates,
             mailer: Mailer::new(settings.smtp_url.as_ref(), outbox, SMTP_CONNECTIONS)?,
             from: settings.mail_from.clone(),
             public_url: settings.public_url.clone(),
@@ -100,15 +100,19 @@ impl Engine {
         if run.state != "active" || run.current_step != step {
             return Ok(()); // ended, or this step ran already
         }
-        let Some(workflow) = self.workflows.get(&run.workflow) else {
-            exit_run(
-                &mut conn,
-                run.id,
-                step,
-                "the workflow is no longer in the config file",
-            )
-            .await?;
-            return Ok(());
+        let transactional;
+        let workflow = match self.workflows.get(&run.workflow) {
+            Some(workflow) => workflow,
+            None if run.workflow == TRANSACTIONAL => {
+                let template = run.event["transactionalId"].as_str().unwrap_or_default();
+                transactional = Workflow::transactional(template);
+                &transactional
+            }
+            None => {
+                let reason = "the workflow is no longer in the config file";
+                exit_run(&mut conn, run.id, step, reason).await?;
+                return Ok(());
+            }
         };
         let contact = match run.contact_id {
             Some(id) => find_contact_by_id(&mut conn, id).await?,
@@ -220,6 +224,19 @@ pub fn sample_context(workflow: &str) -> Value {
     });
     let step = step_context(contact, event, workflow);
     context! { unsubscribe_url => "https://roster.example.test/unsubscribe/sample", ..step }
+}
+
+/// What `roster check` renders a transactional template with: the sample contact and
+/// every data variable the template uses, set to a sample string.
+pub fn sample_transactional_context(templates: &Templates, template: &str) -> Value {
+    let data: serde_json::Map<String, serde_json::Value> = templates
+        .data_variables(template)
+        .into_iter()
+        .map(|name| (name, serde_json::Value::from("sample")))
+        .collect();
+    let event = super::runs::transactional_event(template, &serde_json::Value::Object(data));
+    let sample = sample_context(TRANSACTIONAL);
+    context! { event => Value::from(Serde(event)), ..sample }
 }
 
 /// Evaluates a condition against a step's context. A name that does not exist is an

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::definition::EntryRule;
-use super::{STEP_JOB, Workflows};
+use super::{STEP_JOB, TRANSACTIONAL, Workflows};
 use crate::contacts::Contact;
 use crate::jobs::queue::{NewJob, enqueue_job};
 
@@ -74,6 +74,40 @@ pub async fn start_runs(
         }
     }
     Ok(started)
+}
+
+/// Starts the run of a transactional send through the API, in the caller's
+/// transaction: `contact` is the recipient's contact if there is one, `copy` what the
+/// email is rendered with and sent to (`email` at least), `event` the request as
+/// `transactional_event` shapes it.
+pub async fn start_transactional_run(
+    conn: &mut PgConnection,
+    contact: Option<Uuid>,
+    copy: &Value,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    let run_id = Uuid::now_v7();
+    sqlx::query!(
+        "insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event)
+         values ($1, $2, $3, $4, $5, $2, $6)",
+        run_id,
+        TRANSACTIONAL,
+        run_id.to_string(),
+        contact,
+        copy,
+        event,
+    )
+    .execute(&mut *conn)
+    .await?;
+    enqueue_step(conn, run_id, 0, now).await?;
+    Ok(run_id)
+}
+
+/// What a transactional run's templates see as `event`: the template and its data
+/// variables under `data`.
+pub fn transactional_event(template: &str, data_variables: &Value) -> Value {
+    json!({ "type": TRANSACTIONAL, "transactionalId": template, "data": data_variables })
 }
 
 /// Adds the job for step `step` of run `run_id`, due at `run_at`.

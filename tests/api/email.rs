@@ -20,6 +20,7 @@ fn templates() -> Templates {
 fn context(first_name: Option<&str>, unsubscribe_url: Option<&str>) -> Value {
     minijinja::context! {
         contact => Value::from(Serde(json!({ "email": "ada@example.com", "firstName": first_name }))),
+        event => Value::from(Serde(json!({ "data": { "url": "https://app.test/magic" } }))),
         unsubscribe_url => unsubscribe_url,
     }
 }
@@ -57,7 +58,14 @@ fn shipped_templates_render_for_a_contact_without_a_name() {
     let names: Vec<&str> = templates.names().collect();
     assert_eq!(
         names,
-        ["goodbye", "tips", "waitlist", "waitlist_update", "welcome"]
+        [
+            "goodbye",
+            "magic_link",
+            "tips",
+            "waitlist",
+            "waitlist_update",
+            "welcome"
+        ]
     );
     for name in names {
         let email = templates

@@ -28,6 +28,9 @@ pub const SECRET: &str = "whsec_cm9zdGVyLXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk=";
 /// A second secret, as during a rotation.
 pub const ROTATED_SECRET: &str = "whsec_cm90YXRlZC1zZWNyZXQtYWJjZGVmZ2hpams=";
 
+/// The API key of test apps.
+pub const API_KEY: &str = "test-api-key-0123456789";
+
 pub struct TestApp {
     pub address: String,
     /// The workflow engine's worker, run by hand with `run_jobs_at`.
@@ -72,6 +75,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         ("ROSTER_ADDR", "127.0.0.1:0".to_owned()),
         ("CLERK_WEBHOOK_SECRET", format!("{SECRET} {ROTATED_SECRET}")),
         ("MAIL_FROM", "Acme <hello@acme.test>".to_owned()),
+        ("ROSTER_API_KEY", API_KEY.to_owned()),
         (
             "ROSTER_UNSUBSCRIBE_SECRET",
             "test-unsubscribe-secret-0123456789".to_owned(),
@@ -89,6 +93,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
     let (workflows, templates) = workflows::load(&settings).expect("valid workflows");
     let workflows = Arc::new(workflows);
+    let templates = Arc::new(templates);
 
     let app_connect = match options.proxy {
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
@@ -101,7 +106,8 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     }
     let database = Database::new(app_connect, pool_options, max_connections);
     let engine_pool = database.pool(1);
-    let app = Application::build(&settings, database, workflows.clone()).expect("app builds");
+    let app = Application::build(&settings, database, workflows.clone(), templates.clone())
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
@@ -245,9 +251,57 @@ impl TestApp {
         let sql = match table {
             "contacts" => "select count(*) from contacts",
             "clerk_events" => "select count(*) from clerk_events",
+            "api_events" => "select count(*) from api_events",
+            "workflow_runs" => "select count(*) from workflow_runs",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
+    /// Calls the API with the key; returns the status and JSON body (null if none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api_request(method, path, body, &[]).await
+    }
+
+    /// `api` with extra headers.
+    pub async fn api_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}/api{path}", self.address))
+            .bearer_auth(API_KEY);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        self.api(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.api(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn api_put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.api(reqwest::Method::PUT, path, Some(body)).await
     }
 
     /// The stored (redacted) payload of one delivery.

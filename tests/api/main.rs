@@ -1,5 +1,6 @@
 //! Roster's integration tests: one binary, a real PostgreSQL database per test.
 
+mod api_events;
 mod clerk_sync;
 mod cli;
 mod db_proxy;
@@ -7,6 +8,7 @@ mod email;
 mod health;
 mod helpers;
 mod jobs;
+mod loops_api;
 mod smtp_server;
 mod webhook_delivery;
 mod webhook_signature;

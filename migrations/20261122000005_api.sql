@@ -1,0 +1,75 @@
+-- Loops-compatible API and Roster's own API: custom contact properties, events sent
+-- through the API, idempotency keys, and indexes for search, timelines and analytics.
+
+-- Custom contact properties (Loops' "contact properties"): a name and a type, created
+-- through the API; values live in contacts.properties.
+create table contact_properties (
+    name       text        primary key,
+    type       text        not null check (type in ('string', 'number', 'boolean', 'date')),
+    created_at timestamptz not null default now()
+);
+
+-- Events sent through `POST /api/v1/events/send`.
+create table api_events (
+    id          bigint      generated always as identity primary key,
+    event_name  text        not null,
+    contact_id  uuid        references contacts (id) on delete set null,
+    properties  jsonb       not null default '{}',
+    created_at  timestamptz not null default now()
+);
+
+create index api_events_contact on api_events (contact_id, id);
+create index api_events_name_created_at on api_events (event_name, created_at);
+
+-- `Idempotency-Key`s of events and transactional sends, per route, kept 24 hours. A row
+-- without a status is a request still in flight.
+create table idempotency_keys (
+    route        text        not null,
+    key          text        not null,
+    request_hash bytea       not null,
+    status       smallint,
+    response     jsonb,
+    created_at   timestamptz not null default now(),
+    primary key (route, key)
+);
+
+create index idempotency_keys_created_at on idempotency_keys (created_at);
+
+-- Who an event is about: the Clerk user for user and session events, else the object
+-- itself (a waitlist entry, an organization). Timelines and distinct counts read it.
+alter table clerk_events add column subject_id text
+    generated always as (coalesce(payload #>> '{data,user_id}', payload #>> '{data,id}')) stored;
+
+create index clerk_events_subject on clerk_events (subject_id, occurred_at);
+-- Analytics count by type and time; the subject rides along so counts of distinct
+-- users read the index only.
+create index clerk_events_type_occurred_at_subject on clerk_events (event_type, occurred_at)
+    include (subject_id);
+drop index clerk_events_type_occurred_at;
+
+-- Audience search: prefixes of the address and of either name.
+create index contacts_email_prefix on contacts (lower(email) text_pattern_ops);
+create index contacts_first_name_prefix on contacts (lower(first_name) text_pattern_ops);
+create index contacts_last_name_prefix on contacts (lower(last_name) text_pattern_ops);
+
+-- A send skipped because the address is suppressed is recorded too, so the deliveries
+-- list shows it.
+alter table email_deliveries drop constraint email_deliveries_state_check;
+alter table email_deliveries add constraint email_deliveries_state_check
+    check (state in ('sending', 'sent', 'retrying', 'failed', 'unknown', 'suppressed'));
+
+create index email_deliveries_run on email_deliveries (run_id);
+create index workflow_runs_state_created_at on workflow_runs (state, created_at);
+
+-- Analytics: events by type over a time range read this index only.
+drop index clerk_events_occurred_at;
+create index clerk_events_occurred_at_type on clerk_events (occurred_at) include (event_type);
+-- The few user updates that carry an auth health signal: banned, locked, or an address
+-- whose verification failed or expired.
+create index clerk_events_auth_signals on clerk_events (occurred_at) include (subject_id)
+    where event_type = 'user.updated'
+      and (payload #>> '{data,banned}' = 'true'
+           or payload #>> '{data,locked}' = 'true'
+           or jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")'));
+create index contacts_graduated_at on contacts (graduated_at) where graduated_at is not null;
+create index contacts_waitlist_joined_at on contacts (waitlist_joined_at) where waitlist_joined_at is not null;

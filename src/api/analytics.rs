@@ -1,0 +1,180 @@
+//! `/api/v1/analytics/...`: each takes `from`, `to` (RFC 3339 or YYYY-MM-DD, UTC;
+//! default the last 30 days) and `interval` (day, week or month; default day).
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::error::ApiError;
+use crate::analytics::{self, Interval, MAX_BUCKETS, Range};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RangeQuery {
+    /// Start (inclusive), rounded down to its bucket's start.
+    from: Option<String>,
+    /// End (exclusive); default now.
+    to: Option<String>,
+    /// day, week (ISO, from Monday) or month.
+    interval: Option<String>,
+}
+
+impl RangeQuery {
+    fn range(&self) -> Result<Range, ApiError> {
+        let to = match &self.to {
+            Some(to) => parse_time("to", to)?,
+            None => Utc::now(),
+        };
+        let from = match &self.from {
+            Some(from) => parse_time("from", from)?,
+            None => to - Duration::days(30),
+        };
+        let interval = match self.interval.as_deref() {
+            None => Interval::Day,
+            Some(text) => Interval::parse(text).ok_or_else(|| {
+                ApiError::field("interval", "`interval` must be day, week or month.")
+            })?,
+        };
+        if to <= from {
+            return Err(ApiError::field("to", "`to` must be after `from`."));
+        }
+        Range::new(from, to, interval).ok_or_else(|| {
+            ApiError::field(
+                "interval",
+                format!("The range holds more than {MAX_BUCKETS} buckets; use a longer interval."),
+            )
+        })
+    }
+}
+
+/// An RFC 3339 time, or a date (its midnight, UTC).
+pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("`{field}` must be a time such as 2026-01-31T00:00:00Z or a date such as 2026-01-31."),
+            )
+        })
+}
+
+fn answer(range: &Range, body: serde_json::Value) -> HttpResponse {
+    let mut answer = json!({ "from": range.from, "to": range.to, "interval": range.interval });
+    if let (Some(answer), serde_json::Value::Object(body)) = (answer.as_object_mut(), body) {
+        answer.extend(body);
+    }
+    HttpResponse::Ok().json(answer)
+}
+
+/// Sign-ups, deletions, net growth, running total of users and churn rate per bucket;
+/// organizations likewise.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/growth")]
+pub async fn growth(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let buckets = analytics::growth(&mut *pool.acquire().await?, &range).await?;
+    Ok(answer(&range, json!({ "buckets": buckets })))
+}
+
+/// Churn rate per bucket: deletions over the users at the bucket's start.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/churn")]
+pub async fn churn(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let buckets: Vec<_> = analytics::growth(&mut *pool.acquire().await?, &range)
+        .await?
+        .into_iter()
+        .map(|b| {
+            json!({
+                "start": b.start,
+                "usersAtStart": b.total_users - b.net_growth,
+                "deletions": b.deletions,
+                "churnRate": b.churn_rate,
+            })
+        })
+        .collect();
+    Ok(answer(&range, json!({ "buckets": buckets })))
+}
+
+/// The waitlist funnel: joined, invited, graduated, rejected per bucket; conversion
+/// rate; median and p90 time from joining to graduating.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/waitlist")]
+pub async fn waitlist(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let funnel = analytics::waitlist_funnel(&mut *pool.acquire().await?, &range).await?;
+    Ok(answer(&range, json!(funnel)))
+}
+
+/// Clerk events by type per bucket.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/events")]
+pub async fn events(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let counts = analytics::event_counts(&mut *pool.acquire().await?, &range).await?;
+    Ok(answer(&range, json!(counts)))
+}
+
+/// Distinct users with a new session per bucket.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/active-users")]
+pub async fn active_users(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let buckets = analytics::active_users(&mut *pool.acquire().await?, &range).await?;
+    Ok(answer(&range, json!({ "buckets": buckets })))
+}
+
+/// Banned and locked users, failed verifications and revoked sessions per bucket.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/analytics/auth")]
+pub async fn auth_health(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let buckets = analytics::auth_health(&mut *pool.acquire().await?, &range).await?;
+    Ok(answer(&range, json!({ "buckets": buckets })))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(growth)
+        .service(churn)
+        .service(waitlist)
+        .service(events)
+        .service(active_users)
+        .service(auth_health);
+}

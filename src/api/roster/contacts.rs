@@ -1,0 +1,291 @@
+//! Roster's contact routes: the audience list with search and filters, and one
+//! contact with its timeline (Clerk and API events, workflow runs with their steps,
+//! emails).
+
+use actix_web::{HttpResponse, get, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::page::{PageQuery, page};
+use crate::api::error::ApiError;
+use crate::contacts::Contact;
+use crate::contacts::store::find_contact_by_id;
+use crate::workflows::Workflows;
+use crate::workflows::definition::{Step, Workflow};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactFilters {
+    /// Start of the email address (case-insensitive).
+    email: Option<String>,
+    /// Start of the first name, the last name, or "first last" (case-insensitive).
+    name: Option<String>,
+    user_group: Option<String>,
+    subscribed: Option<bool>,
+    source: Option<String>,
+    /// pending, invited, completed or rejected.
+    waitlist_status: Option<String>,
+}
+
+/// List and search contacts, newest first.
+#[utoipa::path(tag = "Roster", params(ContactFilters, PageQuery),
+    responses((status = 200, body = crate::api::openapi::Page),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/contacts")]
+pub async fn list_contacts(
+    filters: web::Query<ContactFilters>,
+    paging: web::Query<PageQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
+    let mut query = QueryBuilder::<Postgres>::new("select * from contacts where true");
+    if let Some(email) = filters.email.as_deref().filter(|e| !e.is_empty()) {
+        query
+            .push(" and lower(email) like ")
+            .push_bind(prefix_pattern(email));
+    }
+    if let Some(name) = filters
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let pattern = prefix_pattern(name);
+        query
+            .push(" and (lower(first_name) like ")
+            .push_bind(pattern.clone())
+            .push(" or lower(last_name) like ")
+            .push_bind(pattern.clone())
+            .push(" or lower(first_name || ' ' || last_name) like ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(group) = &filters.user_group {
+        query.push(" and user_group = ").push_bind(group.clone());
+    }
+    if let Some(subscribed) = filters.subscribed {
+        query.push(" and subscribed = ").push_bind(subscribed);
+    }
+    if let Some(source) = &filters.source {
+        query.push(" and source = ").push_bind(source.clone());
+    }
+    if let Some(status) = &filters.waitlist_status {
+        query
+            .push(" and waitlist_status = ")
+            .push_bind(status.clone());
+    }
+    if let Some(cursor) = cursor {
+        query.push(" and id < ").push_bind(cursor);
+    }
+    query.push(" order by id desc limit ").push_bind(limit + 1);
+    let rows: Vec<Contact> = query.build_query_as().fetch_all(pool.get_ref()).await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.id.to_string(), contact_details)))
+}
+
+/// A `LIKE` pattern for "starts with `text`", lowercased, with `%`, `_` and `\` taken
+/// literally.
+fn prefix_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 1);
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The contact as Loops shows it, plus what Roster knows besides.
+pub fn contact_details(contact: &Contact) -> Value {
+    let mut shown = contact.to_json();
+    let extra = json!({
+        "createdAt": contact.created_at,
+        "updatedAt": contact.updated_at,
+        "unsubscribedAt": contact.unsubscribed_at,
+        "graduatedAt": contact.graduated_at,
+        "waitlistStatus": contact.waitlist_status,
+        "waitlistJoinedAt": contact.waitlist_joined_at,
+        "properties": contact.properties,
+    });
+    if let (Some(shown), Value::Object(extra)) = (shown.as_object_mut(), extra) {
+        shown.extend(extra);
+    }
+    shown
+}
+
+/// Events, runs and emails shown per contact, newest first.
+const TIMELINE_LIMIT: i64 = 100;
+
+/// One contact with its timeline.
+#[utoipa::path(tag = "Roster", params(("id" = Uuid, Path, description = "The contact's ID")),
+    responses((status = 200, body = crate::api::openapi::ContactTimeline),
+              (status = 404, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/contacts/{id}")]
+pub async fn contact_timeline(
+    id: web::Path<Uuid>,
+    pool: web::Data<PgPool>,
+    workflows: web::Data<Workflows>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = pool.acquire().await?;
+    let Some(contact) = find_contact_by_id(&mut conn, *id).await? else {
+        return Err(ApiError::not_found("Contact not found."));
+    };
+    let subjects: Vec<String> = [contact.user_id.clone(), contact.waitlist_entry_id.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let clerk_events = sqlx::query!(
+        "select id, svix_id, event_type, occurred_at from clerk_events
+         where subject_id = any($1) order by occurred_at desc, id desc limit $2",
+        &subjects,
+        TIMELINE_LIMIT
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let api_events = sqlx::query!(
+        "select id, event_name, properties, created_at from api_events
+         where contact_id = $1 order by id desc limit $2",
+        contact.id,
+        TIMELINE_LIMIT
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut events: Vec<(chrono::DateTime<chrono::Utc>, Value)> = clerk_events
+        .iter()
+        .map(|e| {
+            let shown = json!({ "source": "clerk", "id": e.id, "svixId": e.svix_id, "type": e.event_type, "at": e.occurred_at });
+            (e.occurred_at, shown)
+        })
+        .chain(api_events.iter().map(|e| {
+            let shown = json!({ "source": "api", "id": e.id, "type": e.event_name, "properties": e.properties, "at": e.created_at });
+            (e.created_at, shown)
+        }))
+        .collect();
+    events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let events: Vec<Value> = events.into_iter().map(|(_, shown)| shown).collect();
+
+    let runs = sqlx::query!(
+        "select id, workflow, trigger_event, state, current_step, exit_reason, created_at, finished_at
+         from workflow_runs where contact_id = $1 order by id desc limit $2",
+        contact.id,
+        TIMELINE_LIMIT
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let run_ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let deliveries = sqlx::query_as!(
+        Delivery,
+        "select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
+                d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at
+         from email_deliveries d join workflow_runs r on r.id = d.run_id
+         where d.run_id = any($1) order by d.id desc",
+        &run_ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let runs: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            let definition = workflows.get(&run.workflow);
+            let run_deliveries: Vec<&Delivery> =
+                deliveries.iter().filter(|d| d.run_id == run.id).collect();
+            json!({
+                "id": run.id,
+                "workflow": run.workflow,
+                "trigger": run.trigger_event,
+                "state": run.state,
+                "currentStep": run.current_step,
+                "exitReason": run.exit_reason,
+                "createdAt": run.created_at,
+                "finishedAt": run.finished_at,
+                "steps": definition.map(|w| run_steps(w, &run.state, run.current_step, &run_deliveries)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "contact": contact_details(&contact),
+        "events": events,
+        "runs": runs,
+        "emails": deliveries.iter().map(Delivery::to_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Each step of a run's workflow with where the run is: done, current, exited here,
+/// or pending; a send step with its email.
+fn run_steps(
+    workflow: &Workflow,
+    state: &str,
+    current: i32,
+    deliveries: &[&Delivery],
+) -> Vec<Value> {
+    workflow
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            let status = match (index.cmp(&current), state) {
+                (std::cmp::Ordering::Less, _) => "done",
+                (std::cmp::Ordering::Equal, "active") => "current",
+                (std::cmp::Ordering::Equal, "exited") => "exited",
+                (std::cmp::Ordering::Equal, _) => "done",
+                (std::cmp::Ordering::Greater, _) => "pending",
+            };
+            let mut shown = match step {
+                Step::Send { template } => json!({ "kind": "send", "template": template }),
+                Step::Wait { duration } => json!({ "kind": "wait", "seconds": duration.as_secs() }),
+                Step::If { condition } => json!({ "kind": "if", "condition": condition }),
+            };
+            shown["index"] = json!(index);
+            shown["status"] = json!(status);
+            if let Some(delivery) = deliveries.iter().find(|d| d.step == index) {
+                shown["email"] = delivery.to_json();
+            }
+            shown
+        })
+        .collect()
+}
+
+/// An email delivery with its run's workflow and contact.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub workflow: String,
+    pub contact_id: Option<Uuid>,
+    pub step: i32,
+    pub template: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub transactional: bool,
+    pub state: String,
+    pub smtp_response: Option<String>,
+    pub attempts: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Delivery {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "runId": self.run_id,
+            "workflow": self.workflow,
+            "contactId": self.contact_id,
+            "step": self.step,
+            "template": self.template,
+            "recipient": self.recipient,
+            "messageId": self.message_id,
+            "transactional": self.transactional,
+            "state": self.state,
+            "smtpResponse": self.smtp_response,
+            "attempts": self.attempts,
+            "createdAt": self.created_at,
+            "sentAt": self.sent_at,
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! The raw event log: Clerk events as stored (secrets removed), filtered by type and
+//! time, newest first.
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use super::page::{PageQuery, page};
+use crate::api::analytics::parse_time;
+use crate::api::error::ApiError;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EventFilters {
+    /// A Clerk event type, such as `user.created`.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    from: Option<String>,
+    /// Events before this time.
+    to: Option<String>,
+}
+
+struct EventRow {
+    id: i64,
+    svix_id: String,
+    event_type: String,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    subject_id: Option<String>,
+    payload: Value,
+}
+
+/// The raw event log.
+#[utoipa::path(tag = "Roster", params(EventFilters, PageQuery),
+    responses((status = 200, body = crate::api::openapi::Page),
+              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[get("/v1/events")]
+pub async fn list_events(
+    filters: web::Query<EventFilters>,
+    paging: web::Query<PageQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    // The cursor is the last event's time (microseconds) and ID.
+    let cursor = paging.cursor(|c| {
+        let (micros, id) = c.split_once('_')?;
+        Some((
+            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id.parse::<i64>().ok()?,
+        ))
+    })?;
+    let from = filters
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?;
+    let to = filters
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?;
+    let (cursor_at, cursor_id) = cursor.unzip();
+    let rows = sqlx::query_as!(
+        EventRow,
+        "select id, svix_id, event_type, occurred_at, received_at, subject_id, payload
+         from clerk_events
+         where ($1::text is null or event_type = $1)
+           and ($2::timestamptz is null or occurred_at >= $2)
+           and ($3::timestamptz is null or occurred_at < $3)
+           and ($4::timestamptz is null or (occurred_at, id) < ($4, $5))
+         order by occurred_at desc, id desc
+         limit $6",
+        filters.event_type,
+        from,
+        to,
+        cursor_at,
+        cursor_id,
+        limit + 1
+    )
+    .fetch_all(pool.get_ref())
+    .await?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |e| format!("{}_{}", e.occurred_at.timestamp_micros(), e.id),
+        |e| {
+            json!({
+                "id": e.id,
+                "svixId": e.svix_id,
+                "type": e.event_type,
+                "occurredAt": e.occurred_at,
+                "receivedAt": e.received_at,
+                "subjectId": e.subject_id,
+                "payload": e.payload,
+            })
+        },
+    )))
+}

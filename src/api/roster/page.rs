@@ -1,0 +1,53 @@
+//! Cursor pagination: newest first, with the cursor the last item's key, so rows added
+//! while a client pages never shift the pages after the one it holds.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(limit) if (1..=200).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::field("limit", "`limit` must be from 1 to 200.")),
+        }
+    }
+
+    /// The cursor parsed by `parse`; a cursor that does not parse is a 400.
+    pub fn cursor<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+        match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(cursor) => parse(cursor).map(Some).ok_or_else(|| {
+                ApiError::field("cursor", "`cursor` is not a cursor this list gave.")
+            }),
+        }
+    }
+}
+
+/// `{"data": [...], "nextCursor": ...}` from `limit + 1` fetched rows.
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+    show: impl Fn(&T) -> Value,
+) -> Value {
+    let limit = usize::try_from(limit).unwrap_or(50);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(&cursor_of)
+    } else {
+        None
+    };
+    json!({ "data": rows.iter().map(show).collect::<Vec<_>>(), "nextCursor": next_cursor })
+}
