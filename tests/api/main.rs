@@ -1,5 +1,6 @@
 //! Roster's integration tests: one binary, a real PostgreSQL database per test.
 
+mod analytics;
 mod api_events;
 mod clerk_sync;
 mod cli;
@@ -9,6 +10,7 @@ mod health;
 mod helpers;
 mod jobs;
 mod loops_api;
+mod roster_api;
 mod smtp_server;
 mod webhook_delivery;
 mod webhook_signature;
