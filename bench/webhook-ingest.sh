@@ -52,10 +52,10 @@ load 2000 >/dev/null # warm-up: connections, prepared statements
 printf "| round | roster req/s | p50 ms | p99 ms | failures | pgbench tps | roster / pgbench |\n|---|---|---|---|---|---|---|\n"
 results=()
 for round in $(seq 1 "$rounds"); do
-  psql_bench -c "truncate clerk_events, contacts cascade"
+  psql_bench -c "truncate clerk_events, clerk_event_firsts, clerk_event_counts, contacts cascade"
   roster=$(load "$requests")
   seconds=$(field "$roster" seconds)
-  psql_bench -c "truncate clerk_events, contacts cascade"
+  psql_bench -c "truncate clerk_events, clerk_event_firsts, clerk_event_counts, contacts cascade"
   pgbench_tps=$("$PG_BINDIR/pgbench" -n -M prepared -c "$concurrency" -j 2 \
     -T "$(awk -v s="$seconds" 'BEGIN { d = int(s + 0.5); print (d < 5 ? 5 : d) }')" \
     -f bench/ingest.pgbench.sql -h 127.0.0.1 -p "$PG_PORT" -U postgres roster_bench 2>&1 \

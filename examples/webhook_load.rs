@@ -1,49 +1,18 @@
 //! Load generator for `POST /webhooks/clerk`: realistic Clerk `user.created` deliveries
-//! (the shared fixture, a new user each), signed with Svix's own signer and written out
-//! as raw HTTP/1.1 requests before the clock starts, then sent over `--concurrency`
-//! keep-alive connections from one thread, so the generator's own CPU stays small (like
-//! pgbench's client). Prints throughput and latency percentiles as one JSON line.
+//! (the shared fixture, a new user each), signed with Svix's own signer, sent by the
+//! shared raw-HTTP load loop (`support/raw_http.rs`). Prints throughput and latency
+//! percentiles as one JSON line.
 //! Driven by `bench/webhook-ingest.sh`.
 //!
 //! Usage: webhook_load URL SECRET [--requests N] [--concurrency C]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+#[path = "support/raw_http.rs"]
+mod raw_http;
 
 use serde_json::{Value, json};
 use svix::webhooks::Webhook;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const FIXTURE: &str = include_str!("../tests/fixtures/clerk/user.created.json");
-
-/// Reads one HTTP/1.1 response (headers and a `content-length` body) and returns its
-/// status code. Enough for a keep-alive connection to our own server.
-async fn read_response(connection: &mut TcpStream, buffer: &mut Vec<u8>) -> u16 {
-    buffer.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let read = connection.read(&mut chunk).await.expect("response read");
-        assert!(read > 0, "server closed the connection");
-        buffer.extend_from_slice(&chunk[..read]);
-        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = std::str::from_utf8(&buffer[..end]).expect("ASCII headers");
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        if buffer.len() >= end + 4 + length {
-            return head[9..12].parse().expect("a status code");
-        }
-    }
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -59,74 +28,9 @@ async fn main() {
     };
     let total = flag("--requests", 20_000);
     let concurrency = flag("--concurrency", 32);
-    let (host, path) = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split_once('/'))
-        .expect("an http:// URL");
-    let (host, path) = (host.to_owned(), format!("/{path}"));
-
-    let requests = Arc::new(signed_requests(&secret, total, &host, &path));
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (host, requests, next) = (host.clone(), requests.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut connection = TcpStream::connect(&host).await.expect("server is up");
-            connection.set_nodelay(true).unwrap();
-            let mut buffer = Vec::with_capacity(4096);
-            let mut latencies = Vec::new();
-            let mut failures = 0usize;
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(request) = requests.get(index) else {
-                    break;
-                };
-                let sent = Instant::now();
-                connection
-                    .write_all(request)
-                    .await
-                    .expect("request written");
-                let status = read_response(&mut connection, &mut buffer).await;
-                if status == 200 {
-                    latencies.push(sent.elapsed());
-                } else {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        });
-    }
-    let mut latencies = Vec::with_capacity(total);
-    let mut failures = 0;
-    while let Some(result) = tasks.join_next().await {
-        let (mut task_latencies, task_failures) = result.unwrap();
-        latencies.append(&mut task_latencies);
-        failures += task_failures;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let percentile = |p: f64| -> f64 {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        latencies
-            .get(index)
-            .copied()
-            .unwrap_or(Duration::ZERO)
-            .as_secs_f64()
-            * 1000.0
-    };
-    let report = json!({
-        "requests": total,
-        "failures": failures,
-        "concurrency": concurrency,
-        "seconds": elapsed.as_secs_f64(),
-        "requests_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
-        "p50_ms": percentile(0.50),
-        "p90_ms": percentile(0.90),
-        "p99_ms": percentile(0.99),
-        "max_ms": percentile(1.0),
-    });
-    println!("{report}");
+    let (host, path) = raw_http::host_and_path(&url);
+    let requests = signed_requests(&secret, total, &host, &path);
+    println!("{}", raw_http::run(&host, requests, concurrency, 200).await);
 }
 
 /// One signed `user.created` per request, each for a new user. Signing up front keeps

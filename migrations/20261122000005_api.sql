@@ -61,9 +61,52 @@ alter table email_deliveries add constraint email_deliveries_state_check
 create index email_deliveries_run on email_deliveries (run_id);
 create index workflow_runs_state_created_at on workflow_runs (state, created_at);
 
--- Analytics: events by type over a time range read this index only.
-drop index clerk_events_occurred_at;
-create index clerk_events_occurred_at_type on clerk_events (occurred_at) include (event_type);
+-- The first time the log saw each person or organization reach a lifecycle step, kept
+-- as events are stored: growth and the waitlist funnel count people, not deliveries,
+-- without sorting the log. Kinds: user.created, user.deleted, organization.created,
+-- organization.deleted, waitlistEntry.created, and waitlistEntry.invited /
+-- waitlistEntry.rejected (an entry update to that status).
+create table clerk_event_firsts (
+    kind       text        not null,
+    subject_id text        not null,
+    first_at   timestamptz not null,
+    primary key (kind, subject_id)
+);
+
+create index clerk_event_firsts_kind_first_at on clerk_event_firsts (kind, first_at);
+
+insert into clerk_event_firsts (kind, subject_id, first_at)
+select kind, subject_id, min(occurred_at)
+from (select case when event_type = 'waitlistEntry.updated'
+                  then 'waitlistEntry.' || (payload #>> '{data,status}') else event_type end as kind,
+             subject_id, occurred_at
+      from clerk_events
+      where subject_id is not null
+        and (event_type in ('user.created', 'user.deleted', 'organization.created',
+                            'organization.deleted', 'waitlistEntry.created')
+             or (event_type = 'waitlistEntry.updated'
+                 and payload #>> '{data,status}' in ('invited', 'rejected')))) as firsts
+group by kind, subject_id;
+-- Events per UTC day and type, counted as events are stored, so events by type over a
+-- long range reads a few hundred rows instead of the log. Each connection adds to its
+-- own shard (its backend PID modulo 16), so concurrent webhooks do not queue on one
+-- row; a day's count is the sum of its shards.
+create table clerk_event_counts (
+    day        date     not null,
+    event_type text     not null,
+    shard      smallint not null,
+    events     bigint   not null,
+    primary key (day, event_type, shard)
+);
+
+insert into clerk_event_counts (day, event_type, shard, events)
+select (occurred_at at time zone 'UTC')::date, event_type, 0, count(*)
+from clerk_events group by 1, 2;
+
+-- Active users: distinct users with a new session, read from this index only.
+create index clerk_events_sessions on clerk_events (occurred_at) include (subject_id)
+    where event_type = 'session.created';
+
 -- The few user updates that carry an auth health signal: banned, locked, or an address
 -- whose verification failed or expired.
 create index clerk_events_auth_signals on clerk_events (occurred_at) include (subject_id)

@@ -3,10 +3,11 @@
 //! health, per day, week or month in UTC, with empty buckets filled with zeros.
 //!
 //! The log holds each Clerk delivery once (by `svix-id`); counts of people are of
-//! distinct subjects (`clerk_events.subject_id`), so an event Clerk sent twice under
-//! two IDs still counts once.
+//! distinct subjects (`clerk_events.subject_id`, `clerk_event_firsts`), so an event
+//! Clerk sent twice under two IDs still counts once. Buckets are cut in Rust and each
+//! query counts per `[start, end)` with index range scans.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
@@ -28,15 +29,6 @@ impl Interval {
             "week" => Some(Self::Week),
             "month" => Some(Self::Month),
             _ => None,
-        }
-    }
-
-    /// The unit as PostgreSQL's `date_trunc` names it.
-    fn unit(self) -> &'static str {
-        match self {
-            Self::Day => "day",
-            Self::Week => "week",
-            Self::Month => "month",
         }
     }
 
@@ -98,13 +90,20 @@ impl Range {
             buckets,
         })
     }
+}
 
-    /// One value per bucket, zero where `values` has none.
-    fn fill<T: Default + Clone>(&self, values: &HashMap<DateTime<Utc>, T>) -> Vec<T> {
-        self.buckets
+impl Range {
+    /// The buckets' starts and ends, as the queries take them: each query counts per
+    /// `[start, end)` pair with index range scans, so no row is bucketed one by one.
+    fn bounds(&self) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+        let ends = self
+            .buckets
             .iter()
-            .map(|b| values.get(b).cloned().unwrap_or_default())
-            .collect()
+            .skip(1)
+            .copied()
+            .chain(std::iter::once(self.to))
+            .collect();
+        (self.buckets.clone(), ends)
     }
 }
 
@@ -124,75 +123,92 @@ pub struct GrowthBucket {
     pub total_organizations: i64,
 }
 
-/// Sign-ups, deletions, net growth, running totals and churn of users (and
-/// organizations) per bucket.
-pub async fn growth(conn: &mut PgConnection, range: &Range) -> sqlx::Result<Vec<GrowthBucket>> {
-    let before = sqlx::query!(
-        r#"select
-             count(distinct subject_id) filter (where event_type = 'user.created') as "users_created!",
-             count(distinct subject_id) filter (where event_type = 'user.deleted') as "users_deleted!",
-             count(distinct subject_id) filter (where event_type = 'organization.created') as "orgs_created!",
-             count(distinct subject_id) filter (where event_type = 'organization.deleted') as "orgs_deleted!"
-           from clerk_events
-           where event_type in ('user.created', 'user.deleted', 'organization.created', 'organization.deleted')
-             and occurred_at < $1"#,
-        range.from
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+/// Per bucket, how many people or organizations reached each of `kinds` for the first
+/// time (`clerk_event_firsts`), in the order of `kinds`.
+async fn firsts_per_bucket(
+    conn: &mut PgConnection,
+    range: &Range,
+    kinds: &[&str],
+) -> sqlx::Result<Vec<Vec<i64>>> {
+    let (starts, ends) = range.bounds();
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
     let rows = sqlx::query!(
-        r#"with firsts as (
-               select event_type, subject_id, min(occurred_at) as at
-               from clerk_events
-               where event_type in ('user.created', 'user.deleted', 'organization.created', 'organization.deleted')
-                 and occurred_at >= $1 and occurred_at < $2
-               group by event_type, subject_id
-           )
-           select date_trunc($3, at, 'UTC') as "bucket!",
-                  count(*) filter (where event_type = 'user.created') as "signups!",
-                  count(*) filter (where event_type = 'user.deleted') as "deletions!",
-                  count(*) filter (where event_type = 'organization.created') as "orgs_created!",
-                  count(*) filter (where event_type = 'organization.deleted') as "orgs_deleted!"
-           from firsts group by 1"#,
-        range.from,
-        range.to,
-        range.interval.unit()
+        r#"select b.i as "bucket!", k.j as "kind!",
+                  (select count(*) from clerk_event_firsts f
+                    where f.kind = k.kind and f.first_at >= b.start and f.first_at < b.stop) as "count!"
+           from unnest($1::timestamptz[], $2::timestamptz[]) with ordinality as b(start, stop, i)
+           cross join unnest($3::text[]) with ordinality as k(kind, j)"#,
+        &starts,
+        &ends,
+        &kinds
     )
     .fetch_all(&mut *conn)
     .await?;
-    let counts: HashMap<_, _> = rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.bucket,
-                [r.signups, r.deletions, r.orgs_created, r.orgs_deleted],
-            )
-        })
-        .collect();
-    let mut users = before.users_created - before.users_deleted;
-    let mut organizations = before.orgs_created - before.orgs_deleted;
+    let mut counts = vec![vec![0; kinds.len()]; starts.len()];
+    for row in rows {
+        counts[usize::try_from(row.bucket - 1).unwrap_or(0)]
+            [usize::try_from(row.kind - 1).unwrap_or(0)] = row.count;
+    }
+    Ok(counts)
+}
+
+/// How many reached each of `kinds` before `at`.
+async fn firsts_before(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+    kinds: &[&str],
+) -> sqlx::Result<Vec<i64>> {
+    let mut counts = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let count = sqlx::query_scalar!(
+            r#"select count(*) as "count!" from clerk_event_firsts where kind = $1 and first_at < $2"#,
+            kind,
+            at
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        counts.push(count);
+    }
+    Ok(counts)
+}
+
+const GROWTH_KINDS: [&str; 4] = [
+    "user.created",
+    "user.deleted",
+    "organization.created",
+    "organization.deleted",
+];
+
+/// Sign-ups, deletions, net growth, running totals and churn of users (and
+/// organizations) per bucket.
+pub async fn growth(conn: &mut PgConnection, range: &Range) -> sqlx::Result<Vec<GrowthBucket>> {
+    let before = firsts_before(conn, range.from, &GROWTH_KINDS).await?;
+    let counts = firsts_per_bucket(conn, range, &GROWTH_KINDS).await?;
+    let mut users = before[0] - before[1];
+    let mut organizations = before[2] - before[3];
     let buckets = range
         .buckets
         .iter()
-        .zip(range.fill(&counts))
-        .map(
-            |(start, [signups, deletions, orgs_created, orgs_deleted])| {
-                let at_start = users;
-                users += signups - deletions;
-                organizations += orgs_created - orgs_deleted;
-                GrowthBucket {
-                    start: *start,
-                    signups,
-                    deletions,
-                    net_growth: signups - deletions,
-                    total_users: users,
-                    churn_rate: (at_start > 0).then(|| deletions as f64 / at_start as f64),
-                    organizations_created: orgs_created,
-                    organizations_deleted: orgs_deleted,
-                    total_organizations: organizations,
-                }
-            },
-        )
+        .zip(counts)
+        .map(|(start, counts)| {
+            let [signups, deletions, orgs_created, orgs_deleted] = counts[..] else {
+                unreachable!("four kinds")
+            };
+            let at_start = users;
+            users += signups - deletions;
+            organizations += orgs_created - orgs_deleted;
+            GrowthBucket {
+                start: *start,
+                signups,
+                deletions,
+                net_growth: signups - deletions,
+                total_users: users,
+                churn_rate: (at_start > 0).then(|| deletions as f64 / at_start as f64),
+                organizations_created: orgs_created,
+                organizations_deleted: orgs_deleted,
+                total_organizations: organizations,
+            }
+        })
         .collect();
     Ok(buckets)
 }
@@ -223,6 +239,12 @@ pub struct WaitlistFunnel {
     pub p90_seconds_to_graduate: Option<f64>,
 }
 
+const FUNNEL_KINDS: [&str; 3] = [
+    "waitlistEntry.created",
+    "waitlistEntry.invited",
+    "waitlistEntry.rejected",
+];
+
 /// Joined (`waitlistEntry.created`), invited and rejected (an entry update to that
 /// status), graduated (a waitlist contact that became a user) per bucket, with the
 /// conversion rate and the time it takes.
@@ -230,54 +252,29 @@ pub async fn waitlist_funnel(
     conn: &mut PgConnection,
     range: &Range,
 ) -> sqlx::Result<WaitlistFunnel> {
-    let steps = sqlx::query!(
-        r#"with firsts as (
-               select case when event_type = 'waitlistEntry.created' then 'joined'
-                           else payload #>> '{data,status}' end as step,
-                      subject_id, min(occurred_at) as at
-               from clerk_events
-               where occurred_at >= $1 and occurred_at < $2
-                 and (event_type = 'waitlistEntry.created'
-                      or (event_type = 'waitlistEntry.updated'
-                          and payload #>> '{data,status}' in ('invited', 'rejected')))
-               group by 1, 2
-           )
-           select date_trunc($3, at, 'UTC') as "bucket!", step as "step!", count(*) as "count!"
-           from firsts group by 1, 2"#,
-        range.from,
-        range.to,
-        range.interval.unit()
+    let steps = firsts_per_bucket(conn, range, &FUNNEL_KINDS).await?;
+    let (starts, ends) = range.bounds();
+    let graduated = sqlx::query_scalar!(
+        r#"select (select count(*) from contacts c
+                    where c.graduated_at >= b.start and c.graduated_at < b.stop) as "count!"
+           from unnest($1::timestamptz[], $2::timestamptz[]) with ordinality as b(start, stop, i)
+           order by b.i"#,
+        &starts,
+        &ends
     )
     .fetch_all(&mut *conn)
     .await?;
-    let graduated = sqlx::query!(
-        r#"select date_trunc($3, graduated_at, 'UTC') as "bucket!", count(*) as "count!"
-           from contacts where graduated_at >= $1 and graduated_at < $2 group by 1"#,
-        range.from,
-        range.to,
-        range.interval.unit()
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_bucket: HashMap<DateTime<Utc>, FunnelBucket> = HashMap::new();
-    for row in steps {
-        let bucket = by_bucket.entry(row.bucket).or_default();
-        match row.step.as_str() {
-            "joined" => bucket.joined = row.count,
-            "invited" => bucket.invited = row.count,
-            _ => bucket.rejected = row.count,
-        }
-    }
-    for row in graduated {
-        by_bucket.entry(row.bucket).or_default().graduated = row.count;
-    }
     let buckets: Vec<FunnelBucket> = range
         .buckets
         .iter()
-        .zip(range.fill(&by_bucket))
-        .map(|(start, bucket)| FunnelBucket {
+        .zip(steps)
+        .zip(graduated)
+        .map(|((start, steps), graduated)| FunnelBucket {
             start: *start,
-            ..bucket
+            joined: steps[0],
+            invited: steps[1],
+            rejected: steps[2],
+            graduated,
         })
         .collect();
     let summary = sqlx::query!(
@@ -287,19 +284,16 @@ pub async fn waitlist_funnel(
              (select count(*) from contacts
                where waitlist_joined_at >= $1 and waitlist_joined_at < $2
                  and graduated_at is not null) as "cohort_graduated!",
-             (select percentile_cont(0.5) within group
+             (select percentile_cont(array[0.5, 0.9]) within group
                        (order by extract(epoch from graduated_at - waitlist_joined_at))
                 from contacts where graduated_at >= $1 and graduated_at < $2
-                 and waitlist_joined_at is not null) as median,
-             (select percentile_cont(0.9) within group
-                       (order by extract(epoch from graduated_at - waitlist_joined_at))
-                from contacts where graduated_at >= $1 and graduated_at < $2
-                 and waitlist_joined_at is not null) as p90"#,
+                 and waitlist_joined_at is not null) as percentiles"#,
         range.from,
         range.to
     )
     .fetch_one(&mut *conn)
     .await?;
+    let percentiles = summary.percentiles.unwrap_or_default();
     let total = |f: fn(&FunnelBucket) -> i64| buckets.iter().map(f).sum::<i64>();
     Ok(WaitlistFunnel {
         joined: total(|b| b.joined),
@@ -308,8 +302,8 @@ pub async fn waitlist_funnel(
         rejected: total(|b| b.rejected),
         conversion_rate: (summary.cohort > 0)
             .then(|| summary.cohort_graduated as f64 / summary.cohort as f64),
-        median_seconds_to_graduate: summary.median,
-        p90_seconds_to_graduate: summary.p90,
+        median_seconds_to_graduate: percentiles.first().copied(),
+        p90_seconds_to_graduate: percentiles.get(1).copied(),
         buckets,
     })
 }
@@ -329,37 +323,62 @@ pub struct EventCountBucket {
     pub counts: BTreeMap<String, i64>,
 }
 
-/// Clerk events per type per bucket.
+/// Clerk events per type per bucket: whole UTC days from the daily counts, and the
+/// part of the last day before `to` (when `to` is not a midnight) from the log.
 pub async fn event_counts(conn: &mut PgConnection, range: &Range) -> sqlx::Result<EventCounts> {
+    let (starts, ends) = range.bounds();
+    let days = |at: &DateTime<Utc>| at.date_naive();
+    let whole_day_ends: Vec<NaiveDate> = ends.iter().map(days).collect();
     let rows = sqlx::query!(
-        r#"select date_trunc($3, occurred_at, 'UTC') as "bucket!", event_type, count(*) as "count!"
-           from clerk_events where occurred_at >= $1 and occurred_at < $2
+        r#"select b.i as "bucket!", c.event_type as "event_type!", sum(c.events)::bigint as "count!"
+           from unnest($1::date[], $2::date[]) with ordinality as b(start, stop, i)
+           join clerk_event_counts c on c.day >= b.start and c.day < b.stop
            group by 1, 2"#,
-        range.from,
-        range.to,
-        range.interval.unit()
+        &starts.iter().map(days).collect::<Vec<_>>(),
+        &whole_day_ends,
     )
     .fetch_all(&mut *conn)
     .await?;
-    let zeros: BTreeMap<String, i64> = rows.iter().map(|r| (r.event_type.clone(), 0)).collect();
-    let mut by_bucket: HashMap<DateTime<Utc>, BTreeMap<String, i64>> = HashMap::new();
-    for row in rows {
-        by_bucket
-            .entry(row.bucket)
-            .or_insert_with(|| zeros.clone())
-            .insert(row.event_type, row.count);
+    let mut counts: Vec<(usize, String, i64)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                usize::try_from(r.bucket - 1).unwrap_or(0),
+                r.event_type,
+                r.count,
+            )
+        })
+        .collect();
+    let tail_start = Interval::Day.floor(range.to);
+    if tail_start < range.to {
+        let tail = sqlx::query!(
+            r#"select event_type, count(*) as "count!" from clerk_events
+               where occurred_at >= $1 and occurred_at < $2 group by 1"#,
+            tail_start,
+            range.to
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let last = range.buckets.len() - 1;
+        counts.extend(tail.into_iter().map(|r| (last, r.event_type, r.count)));
     }
-    let buckets = range
+    let zeros: BTreeMap<String, i64> = counts.iter().map(|(_, t, _)| (t.clone(), 0)).collect();
+    let mut buckets: Vec<EventCountBucket> = range
         .buckets
         .iter()
         .map(|start| EventCountBucket {
             start: *start,
-            counts: by_bucket
-                .get(start)
-                .cloned()
-                .unwrap_or_else(|| zeros.clone()),
+            counts: zeros.clone(),
         })
         .collect();
+    for (bucket, event_type, count) in counts {
+        if let Some(total) = buckets
+            .get_mut(bucket)
+            .and_then(|b| b.counts.get_mut(&event_type))
+        {
+            *total += count;
+        }
+    }
     Ok(EventCounts {
         types: zeros.into_keys().collect(),
         buckets,
@@ -379,30 +398,30 @@ pub async fn active_users(
     conn: &mut PgConnection,
     range: &Range,
 ) -> sqlx::Result<Vec<ActiveUsersBucket>> {
+    let (starts, ends) = range.bounds();
     let rows = sqlx::query!(
-        r#"select date_trunc($3, occurred_at, 'UTC') as "bucket!",
-                  count(distinct subject_id) as "users!", count(*) as "sessions!"
-           from clerk_events
-           where event_type = 'session.created' and occurred_at >= $1 and occurred_at < $2
-           group by 1"#,
-        range.from,
-        range.to,
-        range.interval.unit()
+        r#"select s.users as "users!", s.sessions::bigint as "sessions!"
+           from unnest($1::timestamptz[], $2::timestamptz[]) with ordinality as b(start, stop, i)
+           cross join lateral (
+               select count(*) as users, coalesce(sum(n), 0) as sessions
+               from (select subject_id, count(*) as n from clerk_events
+                     where event_type = 'session.created' and occurred_at >= b.start and occurred_at < b.stop
+                     group by subject_id) as per_user
+           ) s
+           order by b.i"#,
+        &starts,
+        &ends
     )
     .fetch_all(&mut *conn)
     .await?;
-    let counts: HashMap<_, _> = rows
-        .into_iter()
-        .map(|r| (r.bucket, (r.users, r.sessions)))
-        .collect();
     Ok(range
         .buckets
         .iter()
-        .zip(range.fill(&counts))
-        .map(|(start, (active_users, sessions))| ActiveUsersBucket {
+        .zip(rows)
+        .map(|(start, row)| ActiveUsersBucket {
             start: *start,
-            active_users,
-            sessions,
+            active_users: row.users,
+            sessions: row.sessions,
         })
         .collect())
 }
@@ -427,54 +446,42 @@ pub async fn auth_health(
     conn: &mut PgConnection,
     range: &Range,
 ) -> sqlx::Result<Vec<AuthHealthBucket>> {
+    let (starts, ends) = range.bounds();
     // The predicate repeats the partial index `clerk_events_auth_signals` word for word,
     // so the planner reads only the flagged updates.
-    let flagged = sqlx::query!(
-        r#"select date_trunc($3, occurred_at, 'UTC') as "bucket!",
-                  count(distinct subject_id) filter (where payload #>> '{data,banned}' = 'true') as "banned!",
-                  count(distinct subject_id) filter (where payload #>> '{data,locked}' = 'true') as "locked!",
-                  count(distinct subject_id) filter (where jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")')) as "failed!"
-           from clerk_events
-           where event_type = 'user.updated'
-             and (payload #>> '{data,banned}' = 'true'
-                  or payload #>> '{data,locked}' = 'true'
-                  or jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")'))
-             and occurred_at >= $1 and occurred_at < $2
-           group by 1"#,
-        range.from,
-        range.to,
-        range.interval.unit()
+    let rows = sqlx::query!(
+        r#"select f.banned as "banned!", f.locked as "locked!", f.failed as "failed!",
+                  (select count(*) from clerk_events e
+                    where e.event_type = 'session.revoked'
+                      and e.occurred_at >= b.start and e.occurred_at < b.stop) as "revoked!"
+           from unnest($1::timestamptz[], $2::timestamptz[]) with ordinality as b(start, stop, i)
+           cross join lateral (
+               select count(distinct subject_id) filter (where payload #>> '{data,banned}' = 'true') as banned,
+                      count(distinct subject_id) filter (where payload #>> '{data,locked}' = 'true') as locked,
+                      count(distinct subject_id) filter (where jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")')) as failed
+               from clerk_events
+               where event_type = 'user.updated'
+                 and (payload #>> '{data,banned}' = 'true'
+                      or payload #>> '{data,locked}' = 'true'
+                      or jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")'))
+                 and occurred_at >= b.start and occurred_at < b.stop
+           ) f
+           order by b.i"#,
+        &starts,
+        &ends
     )
     .fetch_all(&mut *conn)
     .await?;
-    let revoked = sqlx::query!(
-        r#"select date_trunc($3, occurred_at, 'UTC') as "bucket!", count(*) as "count!"
-           from clerk_events
-           where event_type = 'session.revoked' and occurred_at >= $1 and occurred_at < $2
-           group by 1"#,
-        range.from,
-        range.to,
-        range.interval.unit()
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_bucket: HashMap<DateTime<Utc>, AuthHealthBucket> = HashMap::new();
-    for row in flagged {
-        let bucket = by_bucket.entry(row.bucket).or_default();
-        bucket.banned_users = row.banned;
-        bucket.locked_users = row.locked;
-        bucket.failed_verifications = row.failed;
-    }
-    for row in revoked {
-        by_bucket.entry(row.bucket).or_default().revoked_sessions = row.count;
-    }
     Ok(range
         .buckets
         .iter()
-        .zip(range.fill(&by_bucket))
-        .map(|(start, bucket)| AuthHealthBucket {
+        .zip(rows)
+        .map(|(start, row)| AuthHealthBucket {
             start: *start,
-            ..bucket
+            banned_users: row.banned,
+            locked_users: row.locked,
+            failed_verifications: row.failed,
+            revoked_sessions: row.revoked,
         })
         .collect())
 }

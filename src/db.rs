@@ -24,7 +24,10 @@ pub struct Database {
 impl Database {
     pub fn new(connect: PgConnectOptions, pool: PgPoolOptions, max_connections: u32) -> Self {
         Self {
-            connect,
+            // Roster's queries are short; PostgreSQL's JIT compiles a plan whose cost it
+            // overestimates (an analytics query over many buckets) for longer than the
+            // query then runs (240 ms of compiling for 75 ms of work, BENCHMARKS.md).
+            connect: connect.options([("jit", "off")]),
             pool,
             max_connections,
         }

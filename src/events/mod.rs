@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 /// Stores one event; returns `false` when this `svix-id` was stored before (a duplicate
-/// delivery), in which case nothing was written.
+/// delivery), in which case nothing was written. The same statement adds the event to
+/// its day's count (`clerk_event_counts`) and notes a lifecycle step seen for the first
+/// time for its person (`clerk_event_firsts`), which analytics read.
 pub async fn insert_clerk_event(
     conn: &mut PgConnection,
     svix_id: &str,
@@ -13,17 +15,40 @@ pub async fn insert_clerk_event(
     occurred_at: DateTime<Utc>,
     payload_json: &str,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query!(
-        "insert into clerk_events (svix_id, event_type, occurred_at, payload)
-         values ($1, $2, $3, $4::text::jsonb)
-         on conflict (svix_id) do nothing",
+    let inserted = sqlx::query_scalar!(
+        r#"with stored as (
+               insert into clerk_events (svix_id, event_type, occurred_at, payload)
+               values ($1, $2, $3, $4::text::jsonb)
+               on conflict (svix_id) do nothing
+               returning event_type, subject_id, occurred_at, payload #>> '{data,status}' as status
+           ),
+           firsts as (
+               insert into clerk_event_firsts (kind, subject_id, first_at)
+               select case when event_type = 'waitlistEntry.updated' then 'waitlistEntry.' || status
+                           else event_type end,
+                      subject_id, occurred_at
+               from stored
+               where subject_id is not null
+                 and (event_type in ('user.created', 'user.deleted', 'organization.created',
+                                     'organization.deleted', 'waitlistEntry.created')
+                      or (event_type = 'waitlistEntry.updated' and status in ('invited', 'rejected')))
+               on conflict (kind, subject_id) do update set first_at = excluded.first_at
+                   where excluded.first_at < clerk_event_firsts.first_at
+           ),
+           counted as (
+               insert into clerk_event_counts (day, event_type, shard, events)
+               select (occurred_at at time zone 'UTC')::date, event_type, pg_backend_pid() % 16, 1
+               from stored
+               on conflict (day, event_type, shard) do update
+                   set events = clerk_event_counts.events + 1
+           )
+           select count(*) as "stored!" from stored"#,
         svix_id,
         event_type,
         occurred_at,
         payload_json,
     )
-    .execute(conn)
-    .await?
-    .rows_affected();
+    .fetch_one(conn)
+    .await?;
     Ok(inserted == 1)
 }

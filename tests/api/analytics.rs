@@ -277,6 +277,16 @@ async fn active_users_and_event_counts_per_bucket(_: PgPoolOptions, db: PgConnec
             json!({ "session.created": 0, "user.created": 0 }),
         ]
     );
+    // A range ending within a day counts that day up to its end only.
+    let partial = analytics(&app, "events", "from=2026-01-01&to=2026-01-02T00:30:00Z").await;
+    assert_eq!(partial["types"], json!(["session.created"]));
+    assert_eq!(
+        column(&partial, "counts"),
+        [
+            json!({ "session.created": 3 }),
+            json!({ "session.created": 1 })
+        ]
+    );
 }
 
 #[sqlx::test]

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Latency of the analytics routes and the contacts search over 200,000 contacts and
+# 1,000,000 raw events (bench/api-dataset.sql), each with the plan PostgreSQL ran it
+# with (auto_explain: EXPLAIN ANALYZE of the very statement Roster sent), and the
+# throughput of the Loops `find` route.
+# Usage: bench/api-queries.sh [requests per route] [find requests] [find concurrency]
+#        (200 50000 32). Plans go to bench/results/api-plans.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/postgres.sh
+
+per_route=${1:-200}
+find_requests=${2:-50000}
+find_concurrency=${3:-32}
+work=$(mktemp -d /tmp/roster-bench.XXXXXX)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  pg_stop "$work"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export SQLX_OFFLINE=true
+cargo build --release --quiet --bin roster --example api_load
+
+pg_start "$work" max_connections=200 shared_buffers=512MB shared_preload_libraries=auto_explain \
+  auto_explain.log_analyze=on auto_explain.log_buffers=on \
+  auto_explain.log_timing=on auto_explain.log_nested_statements=on
+pg_createdb roster_bench
+db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
+psql_bench() { PGOPTIONS="-c client_min_messages=warning" "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$db" "$@"; }
+
+DATABASE_URL="$db" ./target/release/roster migrate >/dev/null
+started=$(date +%s)
+psql_bench -v user_fixture="$(cat tests/fixtures/clerk/user.created.json)" -f bench/api-dataset.sql
+echo "dataset: $(psql_bench -tAc 'select count(*) from contacts') contacts, $(psql_bench -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
+
+key="bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
+port=$(pg_free_port)
+base="http://127.0.0.1:$port"
+DATABASE_URL="$db" ROSTER_ADDR="127.0.0.1:$port" ROSTER_API_KEY="$key" ROSTER_CONFIG=/dev/null \
+  RUST_LOG=warn ./target/release/roster serve 2>"$work/roster.log" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  curl -fs "$base/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+range="from=2026-08-03T00:00:00Z&to=2026-11-01T00:00:00Z&interval=day"
+declare -A routes=(
+  [growth]="/api/v1/analytics/growth?$range"
+  [churn]="/api/v1/analytics/churn?$range"
+  [waitlist]="/api/v1/analytics/waitlist?$range"
+  [events]="/api/v1/analytics/events?$range"
+  [active-users]="/api/v1/analytics/active-users?$range"
+  [auth]="/api/v1/analytics/auth?$range"
+  [search-email]="/api/v1/contacts?email=ada.lov&limit=50"
+  [search-name]="/api/v1/contacts?name=grace%20hop&limit=50"
+  [filter-group]="/api/v1/contacts?userGroup=Waitlist&subscribed=false&limit=50"
+  [filter-waitlist]="/api/v1/contacts?waitlistStatus=invited&source=Clerk&limit=50"
+  [list-page]="/api/v1/contacts?limit=50"
+)
+order=(growth churn waitlist events active-users auth search-email search-name filter-group filter-waitlist list-page)
+field() { echo "$1" | sed -E "s/.*\"$2\":([0-9.]+).*/\1/"; }
+
+echo "| query | p50 ms | p95 ms | p99 ms | max ms | failures |"
+echo "|---|---|---|---|---|---|"
+for name in "${order[@]}"; do
+  echo "${routes[$name]}" >"$work/paths"
+  ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests 20 >/dev/null # warm-up
+  result=$(./target/release/examples/api_load "$base" "$key" "$work/paths" --requests "$per_route")
+  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(field "$result" p50_ms)" \
+    "$(field "$result" p95_ms)" "$(field "$result" p99_ms)" "$(field "$result" max_ms)" "$(field "$result" failures)"
+done
+
+# find: random existing addresses, concurrency as a busy app's backend would use.
+psql_bench -tAc "select '/api/v1/contacts/find?email=' || replace(email, '@', '%40') from contacts order by random() limit 20000" >"$work/find"
+./target/release/examples/api_load "$base" "$key" "$work/find" --requests 5000 --concurrency "$find_concurrency" >/dev/null
+echo
+echo "| find round | req/s | p50 ms | p99 ms | failures |"
+echo "|---|---|---|---|---|"
+for round in 1 2 3; do
+  result=$(./target/release/examples/api_load "$base" "$key" "$work/find" --requests "$find_requests" --concurrency "$find_concurrency")
+  printf "| %s | %.0f | %.2f | %.2f | %s |\n" "$round" "$(field "$result" requests_per_second)" \
+    "$(field "$result" p50_ms)" "$(field "$result" p99_ms)" "$(field "$result" failures)"
+done
+echo
+echo "roster peak RSS: $(awk '/VmHWM/ { printf "%.1f MB", $2 / 1024 }' "/proc/$server_pid/status")"
+
+# The plans: every statement of one request per route, as PostgreSQL ran it.
+mkdir -p bench/results
+psql_bench -c "alter system set auto_explain.log_min_duration = 0" -c "select pg_reload_conf()" >/dev/null
+sleep 1
+
+lines_before=$(wc -l <"$work/postgres.log")
+for name in "${order[@]}"; do
+  curl -fs -H "Authorization: Bearer $key" "$base${routes[$name]}" >/dev/null
+done
+sleep 1
+psql_bench -c "alter system reset auto_explain.log_min_duration" -c "select pg_reload_conf()" >/dev/null
+{
+  echo "# Plans of bench/api-queries.sh (auto_explain, EXPLAIN ANALYZE BUFFERS), $(date -u +%Y-%m-%d)"
+  echo "# Routes in this order: ${order[*]}"
+  tail -n +"$((lines_before + 1))" "$work/postgres.log" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //'
+} >bench/results/api-plans.txt
+echo "plans: bench/results/api-plans.txt ($(grep -c 'duration:' bench/results/api-plans.txt) statements)"
