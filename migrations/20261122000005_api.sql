@@ -47,10 +47,16 @@ create index clerk_events_type_occurred_at_subject on clerk_events (event_type, 
     include (subject_id);
 drop index clerk_events_type_occurred_at;
 
--- Audience search: prefixes of the address and of either name.
+-- Audience search: prefixes of the address, of either name and of "first last"; and the
+-- filters, each with the ID so a page of a rare group or status is read newest first
+-- from its index instead of found by walking the whole table.
 create index contacts_email_prefix on contacts (lower(email) text_pattern_ops);
 create index contacts_first_name_prefix on contacts (lower(first_name) text_pattern_ops);
 create index contacts_last_name_prefix on contacts (lower(last_name) text_pattern_ops);
+create index contacts_full_name_prefix on contacts (lower(first_name || ' ' || last_name) text_pattern_ops);
+create index contacts_user_group_id on contacts (user_group, id);
+create index contacts_source_id on contacts (source, id);
+create index contacts_waitlist_status_id on contacts (waitlist_status, id) where waitlist_status is not null;
 
 -- A send skipped because the address is suppressed is recorded too, so the deliveries
 -- list shows it.

@@ -41,27 +41,35 @@ pub async fn list_contacts(
 ) -> Result<HttpResponse, ApiError> {
     let limit = paging.limit()?;
     let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
-    let mut query = QueryBuilder::<Postgres>::new("select * from contacts where true");
-    if let Some(email) = filters.email.as_deref().filter(|e| !e.is_empty()) {
-        query
-            .push(" and lower(email) like ")
-            .push_bind(prefix_pattern(email));
-    }
-    if let Some(name) = filters
+    let mut query = QueryBuilder::<Postgres>::new("select * from ");
+    match filters
         .name
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
     {
-        let pattern = prefix_pattern(name);
+        // The matches of a name prefix come from the three name indexes first; left to
+        // itself the planner would walk the whole table newest first looking for a rare
+        // name (`offset 0` keeps the subquery from being merged into the outer one).
+        Some(name) => {
+            let pattern = prefix_pattern(name);
+            query
+                .push("(select * from contacts where lower(first_name) like ")
+                .push_bind(pattern.clone())
+                .push(" or lower(last_name) like ")
+                .push_bind(pattern.clone())
+                .push(" or lower(first_name || ' ' || last_name) like ")
+                .push_bind(pattern)
+                .push(" offset 0) as contacts where true");
+        }
+        None => {
+            query.push("contacts where true");
+        }
+    }
+    if let Some(email) = filters.email.as_deref().filter(|e| !e.is_empty()) {
         query
-            .push(" and (lower(first_name) like ")
-            .push_bind(pattern.clone())
-            .push(" or lower(last_name) like ")
-            .push_bind(pattern.clone())
-            .push(" or lower(first_name || ' ' || last_name) like ")
-            .push_bind(pattern)
-            .push(")");
+            .push(" and lower(email) like ")
+            .push_bind(prefix_pattern(email));
     }
     if let Some(group) = &filters.user_group {
         query.push(" and user_group = ").push_bind(group.clone());
