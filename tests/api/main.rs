@@ -2,6 +2,7 @@
 
 mod analytics;
 mod api_events;
+mod api_failures;
 mod clerk_sync;
 mod cli;
 mod db_proxy;
