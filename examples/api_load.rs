@@ -14,15 +14,8 @@ async fn main() {
     let base = args.get(1).expect("BASE_URL");
     let key = args.get(2).expect("API_KEY");
     let paths = std::fs::read_to_string(args.get(3).expect("PATHS_FILE")).expect("a readable file");
-    let flag = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
-    let total = flag("--requests", 1000);
-    let concurrency = flag("--concurrency", 1);
+    let total = raw_http::flag(&args, "--requests", 1000);
+    let concurrency = raw_http::flag(&args, "--concurrency", 1);
     let (host, _) = raw_http::host_and_path(&format!("{}/", base.trim_end_matches('/')));
     let paths: Vec<&str> = paths.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!paths.is_empty(), "no paths in the file");

@@ -19,15 +19,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args.get(1).expect("URL").clone();
     let secret = args.get(2).expect("SECRET").clone();
-    let flag = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
-    let total = flag("--requests", 20_000);
-    let concurrency = flag("--concurrency", 32);
+    let total = raw_http::flag(&args, "--requests", 20_000);
+    let concurrency = raw_http::flag(&args, "--concurrency", 32);
     let (host, path) = raw_http::host_and_path(&url);
     let requests = signed_requests(&secret, total, &host, &path);
     println!("{}", raw_http::run(&host, requests, concurrency, 200).await);

@@ -22,10 +22,12 @@ create index api_events_contact on api_events (contact_id, id);
 create index api_events_name_created_at on api_events (event_name, created_at);
 
 -- `Idempotency-Key`s of events and transactional sends, per route, kept 24 hours. A row
--- without a status is a request still in flight.
+-- without a status is a request still in flight; `token` names that request, so only it
+-- can store its answer or release the key.
 create table idempotency_keys (
     route        text        not null,
     key          text        not null,
+    token        uuid        not null,
     request_hash bytea       not null,
     status       smallint,
     response     jsonb,

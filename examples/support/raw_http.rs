@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The number after `--name` in the command line, or `default`.
+pub fn flag(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(default)
+}
+
 /// Splits `http://host:port/path` into host and path.
 pub fn host_and_path(url: &str) -> (String, String) {
     let (host, path) = url

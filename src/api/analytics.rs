@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use super::error::ApiError;
 use crate::analytics::{self, Interval, MAX_BUCKETS, Range};
@@ -65,6 +65,16 @@ pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// A read-only transaction that sees one snapshot, so running totals and buckets agree
+/// while events keep arriving.
+async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 fn answer(range: &Range, body: serde_json::Value) -> HttpResponse {
     let mut answer = json!({ "from": range.from, "to": range.to, "interval": range.interval });
     if let (Some(answer), serde_json::Value::Object(body)) = (answer.as_object_mut(), body) {
@@ -84,7 +94,7 @@ pub async fn growth(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let buckets = analytics::growth(&mut *pool.acquire().await?, &range).await?;
+    let buckets = analytics::growth(&mut *snapshot(&pool).await?, &range).await?;
     Ok(answer(&range, json!({ "buckets": buckets })))
 }
 
@@ -98,7 +108,7 @@ pub async fn churn(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let buckets: Vec<_> = analytics::growth(&mut *pool.acquire().await?, &range)
+    let buckets: Vec<_> = analytics::growth(&mut *snapshot(&pool).await?, &range)
         .await?
         .into_iter()
         .map(|b| {
@@ -124,7 +134,7 @@ pub async fn waitlist(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let funnel = analytics::waitlist_funnel(&mut *pool.acquire().await?, &range).await?;
+    let funnel = analytics::waitlist_funnel(&mut *snapshot(&pool).await?, &range).await?;
     Ok(answer(&range, json!(funnel)))
 }
 
@@ -138,7 +148,7 @@ pub async fn events(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let counts = analytics::event_counts(&mut *pool.acquire().await?, &range).await?;
+    let counts = analytics::event_counts(&mut *snapshot(&pool).await?, &range).await?;
     Ok(answer(&range, json!(counts)))
 }
 
@@ -152,7 +162,7 @@ pub async fn active_users(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let buckets = analytics::active_users(&mut *pool.acquire().await?, &range).await?;
+    let buckets = analytics::active_users(&mut *snapshot(&pool).await?, &range).await?;
     Ok(answer(&range, json!({ "buckets": buckets })))
 }
 
@@ -166,7 +176,7 @@ pub async fn auth_health(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
     let range = query.range()?;
-    let buckets = analytics::auth_health(&mut *pool.acquire().await?, &range).await?;
+    let buckets = analytics::auth_health(&mut *snapshot(&pool).await?, &range).await?;
     Ok(answer(&range, json!({ "buckets": buckets })))
 }
 

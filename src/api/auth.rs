@@ -19,7 +19,7 @@ pub struct ApiKey(Option<[u8; 32]>);
 
 impl ApiKey {
     pub fn new(key: Option<&SecretString>) -> Self {
-        Self(key.map(|key| Sha256::digest(key.expose_secret().as_bytes()).into()))
+        Self(key.map(|key| Sha256::digest(key.expose_secret().trim().as_bytes()).into()))
     }
 
     pub fn accepts(&self, presented: &str) -> bool {
@@ -37,8 +37,9 @@ pub async fn require_api_key(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
     let accepted = match (request.app_data::<web::Data<ApiKey>>(), presented) {
         (Some(key), Some(presented)) => key.accepts(presented),
         _ => false,

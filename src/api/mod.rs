@@ -10,6 +10,8 @@ pub mod loops;
 pub mod openapi;
 pub mod roster;
 
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Map, Value};
 
@@ -23,16 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi::openapi_json).service(
         web::scope("/api")
             .wrap(actix_web::middleware::from_fn(auth::require_api_key))
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_BODY_BYTES)
-                    .error_handler(|error, _| {
-                        ApiError::bad_request(format!(
-                            "The request body is not valid JSON: {error}."
-                        ))
-                        .into()
-                    }),
+                    .error_handler(|error, _| json_error(error).into()),
             )
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::bad_request(format!("The query string is not valid: {error}.")).into()
@@ -49,6 +45,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 ))
             })),
     );
+}
+
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            too_large()
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("Send the body as JSON, with Content-Type: application/json.")
+        }
+        error => ApiError::bad_request(format!("The request body is not valid JSON: {error}.")),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "The request body is larger than 1 MiB.",
+    )
+}
+
+/// The raw body of a route that hashes it (`Idempotency-Key`), at most 1 MiB.
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(ApiError::bad_request("The request body could not be read.")),
+        Err(_) => Err(too_large()),
+    }
 }
 
 /// A request body that must be one JSON object.

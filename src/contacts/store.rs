@@ -100,6 +100,21 @@ pub async fn find_contact_by_id(
         .await
 }
 
+/// The contact, locked until the transaction ends: read it this way before writing
+/// back fields computed from it.
+pub async fn find_contact_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<Contact>> {
+    sqlx::query_as!(
+        Contact,
+        "select * from contacts where id = $1 for update",
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Writes every field the API can change of a contact, inserting it if it is new. The
 /// caller holds the person's locks.
 pub async fn save_contact(conn: &mut PgConnection, contact: &Contact) -> sqlx::Result<Contact> {

@@ -2,6 +2,7 @@
 //! job; nothing here touches the database.
 
 pub mod message;
+pub mod suppressions;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;

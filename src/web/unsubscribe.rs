@@ -4,14 +4,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use chrono::Utc;
 use sqlx::PgPool;
 
 use crate::contacts::Contact;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::workflows::Workflows;
-use crate::workflows::runs::{TriggerEvent, start_runs};
+use crate::workflows::runs::emit_lifecycle_event;
 
 #[get("/unsubscribe/{token}")]
 pub async fn confirm_unsubscribe(
@@ -79,14 +78,7 @@ async fn unsubscribe_contact(
     .await?;
     if let Some(contact) = contact {
         tracing::info!(contact_id = %contact.id, "contact unsubscribed by link");
-        let data = serde_json::json!({ "type": "contact.unsubscribed", "data": { "via": "link" } });
-        let key = format!("unsubscribe:{}", Utc::now().timestamp_millis());
-        let event = TriggerEvent {
-            name: "contact.unsubscribed",
-            key: &key,
-            data: &data,
-        };
-        start_runs(&mut tx, workflows, &event, &contact, Utc::now()).await?;
+        emit_lifecycle_event(&mut tx, workflows, "contact.unsubscribed", &contact, "link").await?;
     }
     tx.commit().await
 }

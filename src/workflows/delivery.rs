@@ -11,11 +11,13 @@ use minijinja::{Value, context};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::TRANSACTIONAL;
 use super::definition::Workflow;
 use super::engine::Engine;
 use super::runs::{Run, advance_run, exit_run};
 use crate::contacts::Contact;
 use crate::email::message::{Envelope, build_message, new_message_id};
+use crate::email::suppressions::{is_suppressed, suppress};
 use crate::email::transport::SendError;
 
 /// One send step of one run.
@@ -45,10 +47,14 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
         last_attempt,
     } = send;
     let steps = workflow.steps.len();
-    let recipient = contact
-        .map(|c| c.email.clone())
-        .or_else(|| run.contact["email"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    // A transactional send through the API goes to the address it was asked for; a
+    // workflow's email to the contact's address now, or the one it had.
+    let copied = run.contact["email"].as_str().map(str::to_owned);
+    let recipient = match contact {
+        Some(contact) if run.workflow != TRANSACTIONAL => Some(contact.email.clone()),
+        _ => copied,
+    }
+    .unwrap_or_default();
     let mut conn = pool.acquire().await?;
     if let Some(reason) = ineligible(&mut conn, workflow, contact, &recipient).await? {
         if reason == SUPPRESSED {
@@ -149,13 +155,7 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
         }
         Err(SendError::Permanent(answer)) => {
             record(&mut tx, run.id, step, "failed", answer).await?;
-            sqlx::query!(
-                "insert into suppressions (email, reason) values (lower($1), $2) on conflict (email) do nothing",
-                recipient,
-                answer,
-            )
-            .execute(&mut *tx)
-            .await?;
+            suppress(&mut tx, &recipient, answer).await?;
             exit_run(
                 &mut tx,
                 run.id,
@@ -299,12 +299,7 @@ async fn ineligible(
     if recipient.is_empty() {
         return Ok(Some("the contact has no email address"));
     }
-    let suppressed = sqlx::query_scalar!(
-        "select exists(select 1 from suppressions where email = lower($1)) as \"suppressed!\"",
-        recipient
-    )
-    .fetch_one(conn)
-    .await?;
+    let suppressed = is_suppressed(conn, recipient).await?;
     Ok(suppressed.then_some(SUPPRESSED))
 }
 

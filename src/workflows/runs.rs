@@ -76,6 +76,30 @@ pub async fn start_runs(
     Ok(started)
 }
 
+/// Starts the workflows a lifecycle event Roster emits (`contact.created`,
+/// `contact.unsubscribed`, ...) triggers for `contact`, in the caller's transaction;
+/// `via` says what caused it (`api`, `link`), as templates see in `event.data.via`.
+pub async fn emit_lifecycle_event(
+    conn: &mut PgConnection,
+    workflows: &Workflows,
+    name: &str,
+    contact: &Contact,
+    via: &str,
+) -> sqlx::Result<()> {
+    if workflows.triggered_by(name).next().is_none() {
+        return Ok(());
+    }
+    let data = json!({ "type": name, "data": { "via": via } });
+    let key = Uuid::now_v7().to_string();
+    let event = TriggerEvent {
+        name,
+        key: &key,
+        data: &data,
+    };
+    start_runs(conn, workflows, &event, contact, Utc::now()).await?;
+    Ok(())
+}
+
 /// Starts the run of a transactional send through the API, in the caller's
 /// transaction: `contact` is the recipient's contact if there is one, `copy` what the
 /// email is rendered with and sent to (`email` at least), `event` the request as

@@ -7,8 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{AppOptions, TestApp, spawn_app_with};
-use crate::smtp_server::SmtpServer;
+use crate::helpers::{TestApp, spawn_app_with_smtp};
 
 const EVENT_WORKFLOW: &str = r#"
 [[workflows]]
@@ -18,16 +17,6 @@ entry = "every_time"
 transactional = true
 steps = [{ send = "welcome" }]
 "#;
-
-async fn app_with_smtp(db: PgConnectOptions, config_toml: &'static str) -> (TestApp, SmtpServer) {
-    let smtp = SmtpServer::start().await;
-    let options = AppOptions {
-        config_toml,
-        smtp: Some(smtp.clone()),
-        ..AppOptions::default()
-    };
-    (spawn_app_with(db, options).await, smtp)
-}
 
 async fn send_event(app: &TestApp, body: Value, key: Option<&str>) -> (u16, Value) {
     let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
@@ -40,7 +29,7 @@ async fn an_event_creates_the_contact_and_starts_its_workflow(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, EVENT_WORKFLOW).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EVENT_WORKFLOW).await;
     let (status, body) = send_event(
         &app,
         json!({ "eventName": "planUpgraded", "email": "ada@example.com", "firstName": "Ada",
@@ -84,7 +73,7 @@ async fn an_event_creates_the_contact_and_starts_its_workflow(
 
 #[sqlx::test]
 async fn bad_events_change_nothing(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, _smtp) = app_with_smtp(db, EVENT_WORKFLOW).await;
+    let (app, _smtp) = spawn_app_with_smtp(db, EVENT_WORKFLOW).await;
     for (body, path) in [
         (json!({ "email": "ada@example.com" }), Some("eventName")),
         (
@@ -105,6 +94,14 @@ async fn bad_events_change_nothing(_: PgPoolOptions, db: PgConnectOptions) {
             Some("eventProperties"),
         ),
         (json!([1, 2]), None),
+        (
+            json!({ "eventName": "user.created", "email": "ada@example.com" }),
+            Some("eventName"),
+        ),
+        (
+            json!({ "eventName": "contact.unsubscribed", "email": "ada@example.com" }),
+            Some("eventName"),
+        ),
     ] {
         let (status, answer) = send_event(&app, body.clone(), None).await;
         assert_eq!(status, 400, "{body}: {answer}");
@@ -119,7 +116,7 @@ async fn bad_events_change_nothing(_: PgPoolOptions, db: PgConnectOptions) {
 
 #[sqlx::test]
 async fn an_idempotency_key_replays_refuses_and_expires(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EVENT_WORKFLOW).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EVENT_WORKFLOW).await;
     let body = json!({ "eventName": "planUpgraded", "email": "ada@example.com" });
     let first = send_event(&app, body.clone(), Some("key-1")).await;
     assert_eq!(first, (200, json!({ "success": true })));
@@ -140,12 +137,29 @@ async fn an_idempotency_key_replays_refuses_and_expires(_: PgPoolOptions, db: Pg
     assert_eq!(answer["success"], false);
 
     // A request still in flight with that key: 409.
-    sqlx::query("insert into idempotency_keys (route, key, request_hash) values ('events/send', 'key-2', '\\x00')")
+    sqlx::query("insert into idempotency_keys (route, key, token, request_hash) values ('events/send', 'key-2', gen_random_uuid(), sha256($1))")
+        .bind(serde_json::to_vec(&body).unwrap())
         .execute(&app.db)
         .await
         .unwrap();
-    let (status, _) = send_event(&app, body.clone(), Some("key-2")).await;
-    assert_eq!(status, 409);
+    let (status, answer) = send_event(&app, body.clone(), Some("key-2")).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("still being processed")
+    );
+    // A request in flight for over a minute died: its key is taken over, and the dead
+    // request could no longer store an answer under it.
+    sqlx::query(
+        "update idempotency_keys set created_at = now() - interval '2 minutes' where key = 'key-2'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(send_event(&app, body.clone(), Some("key-2")).await.0, 200);
+    assert_eq!(app.count("api_events").await, 2);
 
     // After 24 hours the key is free again.
     sqlx::query(
@@ -155,7 +169,7 @@ async fn an_idempotency_key_replays_refuses_and_expires(_: PgPoolOptions, db: Pg
     .await
     .unwrap();
     assert_eq!(send_event(&app, body.clone(), Some("key-1")).await.0, 200);
-    assert_eq!(app.count("api_events").await, 2);
+    assert_eq!(app.count("api_events").await, 3);
 
     // A key is at most 100 characters.
     let (status, answer) = send_event(&app, body, Some(&"k".repeat(101))).await;
@@ -165,7 +179,7 @@ async fn an_idempotency_key_replays_refuses_and_expires(_: PgPoolOptions, db: Pg
 
 #[sqlx::test]
 async fn a_refused_request_is_replayed_as_refused(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, _smtp) = app_with_smtp(db, "").await;
+    let (app, _smtp) = spawn_app_with_smtp(db, "").await;
     let body = json!({ "eventName": "x", "userId": "u_404" });
     let first = send_event(&app, body.clone(), Some("key-1")).await;
     assert_eq!(first.0, 400);
@@ -183,7 +197,7 @@ async fn a_transactional_email_is_sent_once_even_to_an_unsubscribed_contact(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, "").await;
+    let (app, smtp) = spawn_app_with_smtp(db, "").await;
     app.api_post(
         "/v1/contacts/create",
         json!({ "email": "ada@example.com", "firstName": "Ada", "subscribed": false }),
@@ -220,7 +234,7 @@ async fn a_transactional_email_to_a_stranger_adds_them_only_when_asked(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, "").await;
+    let (app, smtp) = spawn_app_with_smtp(db, "").await;
     let data = json!({ "url": "https://x.test/1" });
     send_transactional(&app, json!({ "transactionalId": "magic_link", "email": "bob@example.com", "dataVariables": data }), None).await;
     assert!(app.contact_by_email("bob@example.com").await.is_none());
@@ -235,7 +249,7 @@ async fn a_transactional_email_to_a_suppressed_address_is_not_sent(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, "").await;
+    let (app, smtp) = spawn_app_with_smtp(db, "").await;
     sqlx::query("insert into suppressions (email, reason) values ('bob@example.com', '550 gone')")
         .execute(&app.db)
         .await
@@ -251,7 +265,7 @@ async fn a_transactional_email_to_a_suppressed_address_is_not_sent(
 
 #[sqlx::test]
 async fn a_bad_transactional_request_sends_nothing(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, "").await;
+    let (app, smtp) = spawn_app_with_smtp(db, "").await;
     let cases = [
         (
             json!({ "transactionalId": "nope", "email": "a@example.com" }),
@@ -306,7 +320,7 @@ async fn transactional_templates_are_listed_with_their_data_variables(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, _smtp) = app_with_smtp(db, "").await;
+    let (app, _smtp) = spawn_app_with_smtp(db, "").await;
     let (status, body) = app.api_get("/v1/transactional").await;
     assert_eq!(status, 200, "{body}");
     let magic = body["data"]

@@ -104,3 +104,19 @@ async fn simultaneous_requests_with_one_key_run_once(_: PgPoolOptions, db: PgCon
     }
     assert_eq!(app.count("api_events").await, 1);
 }
+
+#[sqlx::test]
+async fn simultaneous_deletes_delete_once(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    app.api_post("/v1/contacts/create", json!({ "email": "ada@example.com" }))
+        .await;
+    let requests =
+        (0..4).map(|_| app.api_post("/v1/contacts/delete", json!({ "email": "ada@example.com" })));
+    let mut statuses: Vec<u16> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 404, 404, 404]);
+}

@@ -135,6 +135,20 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     }
 }
 
+/// An app whose email goes to a real SMTP server on loopback, with this config file.
+pub async fn spawn_app_with_smtp(
+    connect: PgConnectOptions,
+    config_toml: &'static str,
+) -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start().await;
+    let options = AppOptions {
+        config_toml,
+        smtp: Some(smtp.clone()),
+        ..AppOptions::default()
+    };
+    (spawn_app_with(connect, options).await, smtp)
+}
+
 /// Connections close when released, so none is open when `#[sqlx::test]` drops the
 /// test's database at the end (Postgres would wait 5 s for them).
 pub fn short_lived_connections() -> PgPoolOptions {

@@ -522,3 +522,57 @@ async fn the_openapi_document_covers_both_apis(_: PgPoolOptions, db: PgConnectOp
         );
     }
 }
+
+#[sqlx::test]
+async fn update_never_replaces_a_contacts_user_id(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    app.api_post(
+        "/v1/contacts/create",
+        json!({ "email": "ada@example.com", "userId": "u_1" }),
+    )
+    .await;
+    let (status, body) = app
+        .api_put(
+            "/v1/contacts/update",
+            json!({ "email": "ada@example.com", "userId": "u_2" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["path"], "userId");
+    assert_eq!(
+        find(&app, "email=ada%40example.com").await[0]["userId"],
+        "u_1"
+    );
+}
+
+#[sqlx::test]
+async fn bodies_over_1_mib_are_refused_in_loops_shape(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let big = json!({ "email": "ada@example.com", "firstName": "x".repeat(1024 * 1024) });
+    for path in [
+        "/v1/contacts/create",
+        "/v1/events/send",
+        "/v1/transactional",
+    ] {
+        let (status, body) = app.api_post(path, big.clone()).await;
+        assert_eq!(status, 413, "{path}");
+        assert_eq!(body["success"], false, "{path}: {body}");
+    }
+    assert_eq!(app.count("contacts").await, 0);
+}
+
+#[sqlx::test]
+async fn the_bearer_scheme_is_case_insensitive(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/api-key", app.address))
+        .header(
+            "authorization",
+            format!("bearer {}", crate::helpers::API_KEY),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -5,8 +5,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{AppOptions, TestApp, fixture, set, spawn_app, spawn_app_with};
-use crate::smtp_server::SmtpServer;
+use crate::helpers::{TestApp, fixture, set, spawn_app, spawn_app_with_smtp};
 
 fn emails(page: &Value) -> Vec<String> {
     page["data"]
@@ -108,13 +107,7 @@ async fn contacts_are_searched_and_filtered(_: PgPoolOptions, db: PgConnectOptio
 
 #[sqlx::test]
 async fn a_contact_shows_its_timeline(_: PgPoolOptions, db: PgConnectOptions) {
-    let smtp = SmtpServer::start().await;
-    let options = AppOptions {
-        config_toml: include_str!("../../roster.example.toml"),
-        smtp: Some(smtp.clone()),
-        ..AppOptions::default()
-    };
-    let app = spawn_app_with(db, options).await;
+    let (app, _smtp) = spawn_app_with_smtp(db, include_str!("../../roster.example.toml")).await;
     assert_eq!(app.deliver(&fixture("user.created")).await.0, 200);
     app.api_post("/v1/events/send", json!({ "eventName": "invitedTeammate", "email": "ada@example.com", "eventProperties": { "count": 2 } }))
         .await;
@@ -223,13 +216,7 @@ async fn the_event_log_filters_by_type_and_time(_: PgPoolOptions, db: PgConnectO
 
 #[sqlx::test]
 async fn runs_and_deliveries_filter_by_state(_: PgPoolOptions, db: PgConnectOptions) {
-    let smtp = SmtpServer::start().await;
-    let options = AppOptions {
-        config_toml: include_str!("../../roster.example.toml"),
-        smtp: Some(smtp.clone()),
-        ..AppOptions::default()
-    };
-    let app = spawn_app_with(db, options).await;
+    let (app, _smtp) = spawn_app_with_smtp(db, include_str!("../../roster.example.toml")).await;
     app.deliver(&fixture("user.created")).await;
     app.run_jobs_at(Utc::now()).await;
     let (_, active) = app.api_get("/v1/workflow-runs?state=active").await;

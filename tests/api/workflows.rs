@@ -7,21 +7,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use roster::workflows::delivery::claim_send;
 
-use crate::helpers::{AppOptions, Delivery, TestApp, fixture, set, spawn_app_with};
+use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_smtp};
 use crate::smtp_server::{Reply, SmtpServer};
 
 /// The workflows of roster.example.toml, so the shipped defaults are what is tested.
 const EXAMPLE_CONFIG: &str = include_str!("../../roster.example.toml");
-
-async fn app_with_smtp(db: PgConnectOptions, config_toml: &'static str) -> (TestApp, SmtpServer) {
-    let smtp = SmtpServer::start().await;
-    let options = AppOptions {
-        config_toml,
-        smtp: Some(smtp.clone()),
-        ..AppOptions::default()
-    };
-    (spawn_app_with(db, options).await, smtp)
-}
 
 fn subjects(smtp: &SmtpServer) -> Vec<String> {
     smtp.messages()
@@ -57,7 +47,7 @@ async fn welcome_is_sent_on_user_created_with_unsubscribe_headers(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     assert_eq!(app.deliver(&fixture("user.created")).await.0, 200);
     app.run_jobs_at(Utc::now()).await;
     let messages = smtp.messages();
@@ -83,7 +73,7 @@ async fn welcome_is_sent_on_user_created_with_unsubscribe_headers(
 
 #[sqlx::test]
 async fn redelivered_webhook_sends_nothing_twice(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     let delivery = Delivery::of(&fixture("user.created"));
     app.send(&delivery).await;
     app.send(&delivery).await; // the same svix-id: a duplicate
@@ -95,7 +85,7 @@ async fn redelivered_webhook_sends_nothing_twice(_: PgPoolOptions, db: PgConnect
 
 #[sqlx::test]
 async fn tips_follow_two_days_later(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     let now = Utc::now();
     app.run_jobs_at(now).await;
@@ -118,7 +108,7 @@ async fn one_click_unsubscribe_between_steps_stops_the_drip(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     let now = Utc::now();
     app.run_jobs_at(now).await;
@@ -163,7 +153,7 @@ async fn one_click_unsubscribe_between_steps_stops_the_drip(
 
 #[sqlx::test]
 async fn forged_unsubscribe_token_changes_nothing(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     app.run_jobs_at(Utc::now()).await;
     let url = unsubscribe_url(&smtp.messages()[0].data);
@@ -185,7 +175,7 @@ async fn forged_unsubscribe_token_changes_nothing(_: PgPoolOptions, db: PgConnec
 
 #[sqlx::test]
 async fn waitlist_drip_ends_on_graduation(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("waitlistEntry.created")).await;
     let now = Utc::now();
     app.run_jobs_at(now).await;
@@ -215,7 +205,7 @@ async fn goodbye_reaches_the_address_in_delete_mode(_: PgPoolOptions, db: PgConn
             .replace("action = \"unsubscribe\"", "action = \"delete\"")
             .into_boxed_str(),
     );
-    let (app, smtp) = app_with_smtp(db, config).await;
+    let (app, smtp) = spawn_app_with_smtp(db, config).await;
     app.deliver(&fixture("user.created")).await;
     app.deliver(&fixture("user.deleted")).await;
     assert_eq!(app.count("contacts").await, 0, "deleted");
@@ -231,7 +221,7 @@ async fn goodbye_reaches_the_address_in_delete_mode(_: PgPoolOptions, db: PgConn
 
 #[sqlx::test]
 async fn transient_smtp_failure_is_retried_into_one_email(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     smtp.set_reply(Reply::Transient);
     let now = Utc::now();
@@ -258,7 +248,7 @@ async fn transient_smtp_failure_is_retried_into_one_email(_: PgPoolOptions, db: 
 
 #[sqlx::test]
 async fn permanent_smtp_failure_suppresses_the_address(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     smtp.set_reply(Reply::Permanent);
     app.run_jobs_at(Utc::now()).await;
@@ -291,7 +281,7 @@ async fn permanent_smtp_failure_suppresses_the_address(_: PgPoolOptions, db: PgC
 
 #[sqlx::test]
 async fn send_interrupted_by_a_crash_is_not_repeated(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     // What a worker killed between recording the delivery and SMTP's answer leaves.
     sqlx::query(
@@ -320,7 +310,7 @@ async fn send_interrupted_by_a_crash_is_not_repeated(_: PgPoolOptions, db: PgCon
 
 #[sqlx::test]
 async fn two_workers_never_send_the_same_step(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     for n in 0..20 {
         let mut event = fixture("user.created");
         set(&mut event, "/data/id", json!(format!("user_{n}")));
@@ -344,7 +334,7 @@ async fn two_workers_never_send_the_same_step(_: PgPoolOptions, db: PgConnectOpt
 
 #[sqlx::test]
 async fn only_one_of_two_concurrent_attempts_claims_a_send(_: PgPoolOptions, db: PgConnectOptions) {
-    let (app, _smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, _smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     let run: uuid::Uuid = sqlx::query_scalar("select id from workflow_runs")
         .fetch_one(&app.db)
@@ -384,7 +374,7 @@ async fn unsubscribing_emits_contact_unsubscribed_once(_: PgPoolOptions, db: PgC
         )
         .into_boxed_str(),
     );
-    let (app, smtp) = app_with_smtp(db, config).await;
+    let (app, smtp) = spawn_app_with_smtp(db, config).await;
     app.deliver(&fixture("user.created")).await;
     app.run_jobs_at(Utc::now()).await;
     let url = unsubscribe_url(&smtp.messages()[0].data);
@@ -404,7 +394,7 @@ async fn smtp_failing_through_every_attempt_ends_the_run_with_the_reason(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let (app, smtp) = app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
     app.deliver(&fixture("user.created")).await;
     smtp.set_reply(Reply::Transient);
     let mut now = Utc::now();

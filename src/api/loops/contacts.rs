@@ -1,11 +1,9 @@
 //! Loops' contact routes: create, update (or create), find, delete.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::contact_input::ContactInput;
 use crate::api::error::ApiError;
@@ -13,10 +11,11 @@ use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::contacts::properties::list_custom_properties;
 use crate::contacts::store::{
-    delete_contact, find_contact_by_email, find_contact_by_user_id, lock_person, save_contact,
+    delete_contact, find_contact_by_email, find_contact_by_user_id, find_contact_for_update,
+    lock_person, save_contact,
 };
 use crate::workflows::Workflows;
-use crate::workflows::runs::{TriggerEvent, start_runs};
+use crate::workflows::runs::emit_lifecycle_event;
 
 /// `source` of contacts the API creates, unless the request names one.
 const API_SOURCE: &str = "API";
@@ -33,26 +32,11 @@ pub async fn create_contact(
     config: web::Data<ConfigFile>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut tx = pool.begin().await?;
-    let custom = list_custom_properties(&mut tx).await?;
-    let input = ContactInput::parse(&body, &custom, &config, &[])?;
-    let Some(email) = input.email.as_deref() else {
+    let (mut tx, input) = begin_with_input(&pool, &body, &config, &[]).await?;
+    if input.email.is_none() {
         return Err(ApiError::field("email", "`email` is required."));
-    };
-    lock_person(&mut tx, input.user_id.as_deref(), Some(email)).await?;
-    let taken = match &input.user_id {
-        Some(user_id) => find_contact_by_user_id(&mut tx, user_id).await?.is_some(),
-        None => false,
-    } || find_contact_by_email(&mut tx, email).await?.is_some();
-    if taken {
-        return Err(ApiError::conflict(
-            "Email or userId is already on your audience.",
-        ));
     }
-    let mut contact = Contact::new(email, API_SOURCE);
-    input.apply(&mut contact);
-    let contact = save_contact(&mut tx, &contact).await?;
-    emit(&mut tx, &workflows, "contact.created", &contact).await?;
+    let contact = upsert_contact(&mut tx, &workflows, &input, Write::CreateOnly).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "id": contact.id })))
 }
@@ -68,21 +52,47 @@ pub async fn update_contact(
     config: web::Data<ConfigFile>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut tx = pool.begin().await?;
-    let custom = list_custom_properties(&mut tx).await?;
-    let input = ContactInput::parse(&body, &custom, &config, &[])?;
-    let contact = upsert_contact(&mut tx, &workflows, &input).await?;
+    let (mut tx, input) = begin_with_input(&pool, &body, &config, &[]).await?;
+    let contact = upsert_contact(&mut tx, &workflows, &input, Write::Upsert).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "id": contact.id })))
 }
 
+/// Whether a write may change an existing contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Create; 409 when the email or userId is taken.
+    CreateOnly,
+    /// Update the match, or create.
+    Upsert,
+}
+
+/// Opens the request's transaction and reads the contact fields of `body`, checking
+/// custom values against the properties as that transaction sees them. Fields named in
+/// `other_fields` belong to the request (such as `eventName`) and are skipped.
+pub async fn begin_with_input(
+    pool: &PgPool,
+    body: &Map<String, Value>,
+    config: &ConfigFile,
+    other_fields: &[&str],
+) -> Result<(Transaction<'static, Postgres>, ContactInput), ApiError> {
+    let mut tx = pool.begin().await?;
+    let custom = list_custom_properties(&mut tx).await?;
+    let input = ContactInput::parse(body, &custom, config, other_fields)?;
+    Ok((tx, input))
+}
+
 /// Finds the contact by `userId`, then by `email`, and applies `input`, or creates the
-/// contact (which needs an email). Starts the workflows of the lifecycle events the
-/// change emits. Shared by update and events.
+/// contact (which needs an email). The person's locks are taken first and the row
+/// found is locked too, so a concurrent change (an unsubscribe link, a Clerk update) is
+/// never overwritten with what was read before it. Starts the workflows of the
+/// lifecycle events the change emits. Shared by create, update, events and
+/// transactional sends that add to the audience.
 pub async fn upsert_contact(
     tx: &mut PgConnection,
     workflows: &Workflows,
     input: &ContactInput,
+    write: Write,
 ) -> Result<Contact, ApiError> {
     if input.email.is_none() && input.user_id.is_none() {
         return Err(ApiError::bad_request("Provide an `email` or a `userId`."));
@@ -92,26 +102,49 @@ pub async fn upsert_contact(
         Some(user_id) => find_contact_by_user_id(tx, user_id).await?,
         None => None,
     };
-    let found = match (by_user_id, &input.email) {
-        (Some(contact), Some(email)) => {
-            // A new address for this user: it must not be another contact's.
-            if !contact.email.eq_ignore_ascii_case(email)
-                && let Some(holder) = find_contact_by_email(tx, email).await?
-                && holder.id != contact.id
+    let by_email = match (&by_user_id, &input.email) {
+        (Some(contact), Some(email)) if contact.email.eq_ignore_ascii_case(email) => None,
+        (_, Some(email)) => find_contact_by_email(tx, email).await?,
+        (_, None) => None,
+    };
+    if write == Write::CreateOnly && (by_user_id.is_some() || by_email.is_some()) {
+        return Err(ApiError::conflict(
+            "Email or userId is already on your audience.",
+        ));
+    }
+    let found = match (by_user_id, by_email) {
+        // A new address for this user: it must not be another contact's.
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "email",
+                "Another contact already has this email address.",
+            ));
+        }
+        (Some(contact), None) => Some(contact),
+        (None, Some(contact)) => {
+            // Found by address: its userId may be set, but not replaced.
+            if let (Some(theirs), Some(asked)) = (&contact.user_id, &input.user_id)
+                && theirs != asked
             {
                 return Err(ApiError::field(
-                    "email",
-                    "Another contact already has this email address.",
+                    "userId",
+                    "This email belongs to a contact with another userId.",
                 ));
             }
             Some(contact)
         }
-        (Some(contact), None) => Some(contact),
-        (None, Some(email)) => find_contact_by_email(tx, email).await?,
         (None, None) => None,
     };
     let (mut contact, created) = match found {
-        Some(contact) => (contact, false),
+        Some(found) => match find_contact_for_update(tx, found.id).await? {
+            Some(locked) => (locked, false),
+            None => {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "The contact changed while it was written; retry.",
+                ));
+            }
+        },
         None => match &input.email {
             Some(email) => (Contact::new(email, API_SOURCE), true),
             None => {
@@ -125,33 +158,11 @@ pub async fn upsert_contact(
     let unsubscribed = input.apply(&mut contact);
     let contact = save_contact(tx, &contact).await?;
     if created {
-        emit(tx, workflows, "contact.created", &contact).await?;
-    }
-    if unsubscribed {
-        emit(tx, workflows, "contact.unsubscribed", &contact).await?;
+        emit_lifecycle_event(tx, workflows, "contact.created", &contact, "api").await?;
+    } else if unsubscribed {
+        emit_lifecycle_event(tx, workflows, "contact.unsubscribed", &contact, "api").await?;
     }
     Ok(contact)
-}
-
-/// Starts the workflows a lifecycle event of `contact` triggers.
-pub async fn emit(
-    tx: &mut PgConnection,
-    workflows: &Workflows,
-    name: &str,
-    contact: &Contact,
-) -> sqlx::Result<()> {
-    if workflows.triggered_by(name).next().is_none() {
-        return Ok(());
-    }
-    let data = json!({ "type": name, "data": { "via": "api" } });
-    let key = Uuid::now_v7().to_string();
-    let event = TriggerEvent {
-        name,
-        key: &key,
-        data: &data,
-    };
-    start_runs(tx, workflows, &event, contact, Utc::now()).await?;
-    Ok(())
 }
 
 /// `?email=` or `?userId=`, exactly one.
@@ -177,6 +188,10 @@ impl ContactKey {
 
     pub fn email(&self) -> Option<&str> {
         nonempty(&self.email)
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        nonempty(&self.user_id)
     }
 }
 
@@ -236,10 +251,12 @@ pub async fn delete_contact_route(
         }
     }
     let mut tx = pool.begin().await?;
+    // Locked by the key asked for before the look-up, so of two deletes at once one
+    // finds the contact and the other finds it gone.
+    lock_person(&mut tx, key.user_id(), key.email()).await?;
     let Some(contact) = key.find(&mut tx).await? else {
         return Err(ApiError::not_found("Contact not found."));
     };
-    lock_person(&mut tx, contact.user_id.as_deref(), Some(&contact.email)).await?;
     delete_contact(&mut tx, contact.id).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Contact deleted." })))

@@ -8,15 +8,34 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
-use super::contact_input::ContactInput;
-use super::contacts::upsert_contact;
+use super::contacts::{Write, begin_with_input, upsert_contact};
 use crate::api::error::ApiError;
 use crate::api::idempotency::{self, Reservation};
-use crate::api::{idempotency_key, json_object};
+use crate::api::{idempotency_key, json_object, read_body};
 use crate::config::ConfigFile;
 use crate::contacts::properties::MAX_STRING_CHARS;
 use crate::workflows::Workflows;
 use crate::workflows::runs::{TriggerEvent, start_runs};
+
+/// The prefixes (before a `.`) of Clerk's webhook events and of Roster's lifecycle
+/// events: an API event named so would start workflows meant for those, with data of
+/// another shape.
+const RESERVED_NAMESPACES: [&str; 14] = [
+    "contact",
+    "user",
+    "session",
+    "email",
+    "sms",
+    "organization",
+    "organizationMembership",
+    "organizationInvitation",
+    "organizationDomain",
+    "waitlistEntry",
+    "role",
+    "permission",
+    "subscription",
+    "paymentAttempt",
+];
 
 /// Send an event; it starts the workflows whose trigger is its name.
 #[utoipa::path(tag = "Loops: events", request_body = crate::api::openapi::EventBody,
@@ -27,11 +46,12 @@ use crate::workflows::runs::{TriggerEvent, start_runs};
 #[post("/v1/events/send")]
 pub async fn send_event(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     pool: web::Data<PgPool>,
     config: web::Data<ConfigFile>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
     let object = json_object(&body)?;
     let key = idempotency_key(&request)?;
     idempotency::run_once(&pool, "events/send", key, &body, |reservation| {
@@ -62,12 +82,21 @@ async fn record_event(
     if name.chars().count() > MAX_STRING_CHARS {
         return Err(ApiError::field("eventName", "`eventName` is too long."));
     }
+    if let Some((namespace, _)) = name.split_once('.')
+        && RESERVED_NAMESPACES.contains(&namespace)
+    {
+        return Err(ApiError::field(
+            "eventName",
+            format!(
+                "`{name}` is named like a Clerk event or one Roster emits; give API events names of their own."
+            ),
+        ));
+    }
     let properties = event_properties(body.get("eventProperties"))?;
 
-    let mut tx = pool.begin().await?;
-    let custom = crate::contacts::properties::list_custom_properties(&mut tx).await?;
-    let input = ContactInput::parse(&body, &custom, config, &["eventName", "eventProperties"])?;
-    let contact = upsert_contact(&mut tx, workflows, &input).await?;
+    let (mut tx, input) =
+        begin_with_input(pool, &body, config, &["eventName", "eventProperties"]).await?;
+    let contact = upsert_contact(&mut tx, workflows, &input, Write::Upsert).await?;
     let event_id = sqlx::query_scalar!(
         "insert into api_events (event_name, contact_id, properties) values ($1, $2, $3) returning id",
         name,

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::contacts::ContactKey;
 use crate::api::error::ApiError;
+use crate::email::suppressions::{is_suppressed, lift};
 
 /// The address a key names: the contact's, or for `email`, the address itself (a
 /// transactional recipient who is not a contact can be suppressed too).
@@ -25,15 +26,6 @@ async fn address(
         )),
         _ => Err(ApiError::not_found("Contact not found.")),
     }
-}
-
-async fn is_suppressed(conn: &mut PgConnection, email: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        "select exists(select 1 from suppressions where email = lower($1)) as \"suppressed!\"",
-        email
-    )
-    .fetch_one(conn)
-    .await
 }
 
 /// Check whether a contact's address is suppressed.
@@ -68,11 +60,7 @@ pub async fn remove_suppression(
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = pool.acquire().await?;
     let (_, email) = address(&mut conn, &key).await?;
-    let removed = sqlx::query!("delete from suppressions where email = lower($1)", email)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if removed == 0 {
+    if !lift(&mut conn, &email).await? {
         return Err(ApiError::bad_request("Contact is not suppressed."));
     }
     tracing::info!(email = %crate::workflows::delivery::mask_addresses(&email), "suppression lifted");

@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
-use super::contact_input::normalise_email;
-use super::contacts::emit;
+use super::contact_input::{ContactInput, normalise_email};
+use super::contacts::{Write, upsert_contact};
 use crate::api::error::ApiError;
 use crate::api::idempotency::{self, Reservation};
-use crate::api::idempotency_key;
+use crate::api::{idempotency_key, read_body};
 use crate::contacts::Contact;
-use crate::contacts::store::{find_contact_by_email, lock_person, save_contact};
+use crate::contacts::store::find_contact_by_email;
 use crate::email::templates::Templates;
 use crate::workflows::engine::step_context;
 use crate::workflows::runs::{start_transactional_run, transactional_event};
@@ -51,11 +51,12 @@ pub struct TransactionalRequest {
 #[post("/v1/transactional")]
 pub async fn send_transactional(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     pool: web::Data<PgPool>,
     templates: web::Data<Templates>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
     let parsed: TransactionalRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("The request body is not valid: {e}.")))?;
     let key = idempotency_key(&request)?;
@@ -98,13 +99,15 @@ async fn send(
     let data = Value::Object(request.data_variables);
 
     let mut tx = pool.begin().await?;
-    lock_person(&mut tx, None, Some(&email)).await?;
-    let mut contact = find_contact_by_email(&mut tx, &email).await?;
-    if contact.is_none() && request.add_to_audience {
-        let created = save_contact(&mut tx, &Contact::new(&email, "API")).await?;
-        emit(&mut tx, workflows, "contact.created", &created).await?;
-        contact = Some(created);
-    }
+    let contact = if request.add_to_audience {
+        let input = ContactInput {
+            email: Some(email.clone()),
+            ..ContactInput::default()
+        };
+        Some(upsert_contact(&mut tx, workflows, &input, Write::Upsert).await?)
+    } else {
+        find_contact_by_email(&mut tx, &email).await?
+    };
     let copy = contact
         .as_ref()
         .map_or_else(|| json!({ "email": email }), Contact::to_json);

@@ -54,22 +54,28 @@ pub async fn list_contacts(
         Some(name) => {
             let pattern = prefix_pattern(name);
             query
-                .push("(select * from contacts where lower(first_name) like ")
+                .push("(select * from contacts where lower(first_name) like lower(")
                 .push_bind(pattern.clone())
-                .push(" or lower(last_name) like ")
+                .push(") or lower(last_name) like lower(")
                 .push_bind(pattern.clone())
-                .push(" or lower(first_name || ' ' || last_name) like ")
+                .push(") or lower(first_name || ' ' || last_name) like lower(")
                 .push_bind(pattern)
-                .push(" offset 0) as contacts where true");
+                .push(") offset 0) as contacts where true");
         }
         None => {
             query.push("contacts where true");
         }
     }
-    if let Some(email) = filters.email.as_deref().filter(|e| !e.is_empty()) {
+    if let Some(email) = filters
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         query
-            .push(" and lower(email) like ")
-            .push_bind(prefix_pattern(email));
+            .push(" and lower(email) like lower(")
+            .push_bind(prefix_pattern(email))
+            .push(")");
     }
     if let Some(group) = &filters.user_group {
         query.push(" and user_group = ").push_bind(group.clone());
@@ -93,11 +99,11 @@ pub async fn list_contacts(
     Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.id.to_string(), contact_details)))
 }
 
-/// A `LIKE` pattern for "starts with `text`", lowercased, with `%`, `_` and `\` taken
-/// literally.
+/// A `LIKE` pattern for "starts with `text`", with `%`, `_` and `\` taken literally.
+/// The queries lower it with PostgreSQL's `lower()`, as the indexes are.
 fn prefix_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 1);
-    for c in text.to_lowercase().chars() {
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
