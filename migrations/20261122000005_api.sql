@@ -124,3 +124,6 @@ create index clerk_events_auth_signals on clerk_events (occurred_at) include (su
            or jsonb_path_exists(payload, '$.data.email_addresses[*].verification.status ? (@ == "failed" || @ == "expired")'));
 create index contacts_graduated_at on contacts (graduated_at) where graduated_at is not null;
 create index contacts_waitlist_joined_at on contacts (waitlist_joined_at) where waitlist_joined_at is not null;
+
+-- /metrics counts dead jobs without reading the finished ones.
+create index jobs_dead on jobs (id) where state = 'dead';

@@ -40,6 +40,17 @@ pub struct Settings {
     pub file: ConfigFile,
     /// `RUST_LOG`, checked to be a valid `tracing` filter.
     pub log_filter: String,
+    /// `ROSTER_LOG_FORMAT`: `text` (default) or `json`, one object per line.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Pool limits. Not in the environment contract: tests and benchmarks set them in code.
@@ -202,6 +213,17 @@ impl Settings {
             errors.push(format!("RUST_LOG is not a valid log filter: {e}"));
         }
 
+        let log_format = match var("ROSTER_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errors.push(format!(
+                    "ROSTER_LOG_FORMAT must be text or json, not {other:?}"
+                ));
+                LogFormat::Text
+            }
+        };
+
         let settings = Self {
             database_url,
             database: DatabaseSettings::default(),
@@ -218,6 +240,7 @@ impl Settings {
             templates_dir: PathBuf::from(var("ROSTER_TEMPLATES").unwrap_or("templates".into())),
             file,
             log_filter,
+            log_format,
         };
         if errors.is_empty() {
             Ok(settings)

@@ -10,6 +10,7 @@ pub mod email;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod monitoring;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

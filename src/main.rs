@@ -123,7 +123,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            telemetry::init(&settings.log_filter);
+            telemetry::init(&settings.log_filter, settings.log_format);
             let database =
                 Database::from_settings(settings.require_database_url()?, &settings.database)?;
             db::migrate(&database.pool(1)).await?;
@@ -131,7 +131,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            telemetry::init(&settings.log_filter);
+            telemetry::init(&settings.log_filter, settings.log_format);
             let database =
                 Database::from_settings(settings.require_database_url()?, &settings.database)?;
             db::migrate(&database.pool(1)).await?;

@@ -15,9 +15,9 @@ use crate::config::Settings;
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
-use crate::health;
 use crate::web::unsubscribe;
 use crate::workflows::Workflows;
+use crate::{health, monitoring};
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -45,6 +45,7 @@ impl Application {
         let workflows = web::Data::from(workflows);
         let unsubscribe_key =
             web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
+        monitoring::handle(); // the recorder, before anything records
         let server = HttpServer::new(move || {
             // Runs on each worker's thread: the pool's connections belong to its runtime.
             let pool = web::Data::new(database.pool(workers));
@@ -60,6 +61,7 @@ impl Application {
                 .app_data(templates.clone())
                 .service(health::healthz)
                 .service(health::readyz)
+                .service(monitoring::serve_metrics)
                 .service(receive_clerk_webhook)
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)

@@ -1,17 +1,22 @@
-//! Logging setup: `tracing` with the filter from `RUST_LOG` (default `info`).
+//! Logging setup: `tracing` with the filter from `RUST_LOG` (default `info`), as text
+//! or, with `ROSTER_LOG_FORMAT=json`, one JSON object per line.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
 /// Installs the global subscriber with the `RUST_LOG` filter that the settings validated.
-pub fn init(filter: &str) {
+pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => subscriber.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => subscriber.json().with_current_span(true).init(),
+    }
 }
 
 /// An error and all its sources on one line, for the log (never for a client).

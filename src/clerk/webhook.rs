@@ -2,6 +2,8 @@
 //! start the workflows it triggers in one short transaction, then answer. Svix retries anything but a 2xx, so a 200 is only
 //! ever sent for an event that is durably stored.
 
+use std::time::Instant;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use chrono::Utc;
@@ -12,11 +14,11 @@ use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
 use super::sync::{Applied, ContactChange, ContactEvent, SyncError};
-use crate::db;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
 use crate::workflows::runs::{TriggerEvent, start_runs};
+use crate::{db, monitoring};
 
 /// Clerk's payloads are a few KiB; anything over this is refused before it is read whole.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -79,6 +81,22 @@ impl ResponseError for WebhookError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        // Refused before the type is known or trusted: counted by outcome alone.
+        let outcome = match self {
+            Self::Signature(_) => "unauthorized",
+            Self::TooLarge => "too_large",
+            Self::Envelope(_) | Self::UnreadableBody | Self::Unstorable => "bad_request",
+            Self::Conflict(_) | Self::DatabaseUnavailable(_) => "unavailable",
+            Self::Unexpected(_) => "error",
+        };
+        let labels = [
+            ("type", "unknown".to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        metrics::counter!(monitoring::WEBHOOKS, &labels).increment(1);
+        if let Self::Signature(_) = self {
+            metrics::counter!(monitoring::SIGNATURE_FAILURES).increment(1);
+        }
         if status.is_server_error() {
             tracing::error!(error = %error_chain(self), "webhook failed");
         } else {
@@ -97,6 +115,7 @@ pub async fn receive_clerk_webhook(
     pool: web::Data<PgPool>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, WebhookError> {
+    let started = Instant::now();
     let body = payload
         .to_bytes_limited(MAX_BODY_BYTES)
         .await
@@ -113,7 +132,7 @@ pub async fn receive_clerk_webhook(
     let stored = insert_clerk_event(&mut tx, &svix_id, event_type, occurred_at, &payload).await?;
     if !stored {
         tracing::info!(svix_id, event_type, "duplicate delivery");
-        return Ok(answer("duplicate", &svix_id, event_type, None));
+        return Ok(answer(started, "duplicate", &svix_id, event_type, None));
     }
     let applied = match &contact_event {
         Some(event) => Some(event.apply(&mut tx, occurred_at).await?),
@@ -131,7 +150,7 @@ pub async fn receive_clerk_webhook(
         "ignored"
     };
     tracing::info!(svix_id, event_type, status, contact = ?change, "webhook stored");
-    Ok(answer(status, &svix_id, event_type, change))
+    Ok(answer(started, status, &svix_id, event_type, change))
 }
 
 /// Starts the workflows this event triggers, and those of the lifecycle event its
@@ -166,12 +185,20 @@ async fn start_workflows(
     Ok(())
 }
 
+/// The 200 answer, counted by type and status with the time it took.
 fn answer(
-    status: &str,
+    started: Instant,
+    status: &'static str,
     svix_id: &str,
     event_type: &str,
     change: Option<ContactChange>,
 ) -> HttpResponse {
+    let labels = [
+        ("type", event_type.to_owned()),
+        ("outcome", status.to_owned()),
+    ];
+    metrics::counter!(monitoring::WEBHOOKS, &labels).increment(1);
+    metrics::histogram!(monitoring::INGEST_SECONDS).record(started.elapsed().as_secs_f64());
     let mut body = json!({ "status": status, "svixId": svix_id, "type": event_type });
     if let Some(change) = change {
         body["contact"] = json!(change);

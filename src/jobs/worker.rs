@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::queue::{FailedJob, claim_jobs, complete_job, fail_job, next_due_at};
 use super::{Job, NOTIFY_CHANNEL};
+use crate::monitoring;
 use crate::telemetry::error_chain;
 
 /// Runs jobs. An `Err` is a failed attempt: retried with backoff, dead after the last.
@@ -194,9 +195,13 @@ async fn record_outcome(
     let (id, kind, attempt) = (job.id, &job.kind, job.attempts);
     match fail_job(pool, job, worker, &error, now.max(Utc::now())).await? {
         FailedJob::Retrying => {
+            metrics::counter!(monitoring::JOBS_RETRIED, "kind" => kind.clone()).increment(1);
             tracing::warn!(job = id, kind, attempt, error, "job failed; will retry")
         }
-        FailedJob::Dead => tracing::error!(job = id, kind, attempt, error, "job is dead"),
+        FailedJob::Dead => {
+            metrics::counter!(monitoring::JOBS_DEAD, "kind" => kind.clone()).increment(1);
+            tracing::error!(job = id, kind, attempt, error, "job is dead")
+        }
         FailedJob::NotHeld => {}
     }
     Ok(())

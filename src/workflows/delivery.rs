@@ -19,6 +19,7 @@ use crate::contacts::Contact;
 use crate::email::message::{Envelope, build_message, new_message_id};
 use crate::email::suppressions::{is_suppressed, suppress};
 use crate::email::transport::SendError;
+use crate::monitoring;
 
 /// One send step of one run.
 pub struct SendStep<'a> {
@@ -58,6 +59,7 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     if let Some(reason) = ineligible(&mut conn, workflow, contact, &recipient).await? {
         if reason == SUPPRESSED {
+            metrics::counter!(monitoring::EMAILS, "outcome" => "suppressed").increment(1);
             // Listed with the deliveries, so a skipped send is visible where sends are.
             sqlx::query!(
                 "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, state, smtp_response)
@@ -132,6 +134,15 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
     sqlx::query!("set local synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
+    let counted = match &outcome {
+        Ok(_) => "sent",
+        Err(SendError::Transient(_)) if !last_attempt => "retrying",
+        Err(_) => "failed",
+    };
+    metrics::counter!(monitoring::EMAILS, "outcome" => counted).increment(1);
+    if outcome.is_ok() {
+        record_event_to_email(run, workflow, template);
+    }
     let result = match &outcome {
         Ok(answer) => {
             record(&mut tx, run.id, step, "sent", answer).await?;
@@ -168,6 +179,23 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
     };
     tx.commit().await?;
     result
+}
+
+/// How long after the Clerk event that started the run SMTP accepted this email (the
+/// envelope `timestamp`; API events have none and are not measured).
+fn record_event_to_email(run: &Run, workflow: &Workflow, template: &str) {
+    let Some(at) = run.event["timestamp"]
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    else {
+        return;
+    };
+    let seconds = (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0;
+    let labels = [
+        ("workflow", workflow.name.clone()),
+        ("template", template.to_owned()),
+    ];
+    metrics::histogram!(monitoring::EVENT_TO_EMAIL_SECONDS, &labels).record(seconds.max(0.0));
 }
 
 /// Renders the template and builds the message, with an unsubscribe link for

@@ -153,7 +153,10 @@ fn serve_without_database_url_says_so() {
 }
 
 #[sqlx::test]
-async fn serve_migrates_and_stops_cleanly_on_sigterm(_: PgPoolOptions, db: PgConnectOptions) {
+async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
     let url = format!(
         "postgres://{}@{}:{}/{}",
         db.get_username(),
@@ -169,7 +172,8 @@ async fn serve_migrates_and_stops_cleanly_on_sigterm(_: PgPoolOptions, db: PgCon
         .args(["serve"])
         .env("DATABASE_URL", url)
         .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .env("ROSTER_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -207,4 +211,18 @@ async fn serve_migrates_and_stops_cleanly_on_sigterm(_: PgPoolOptions, db: PgCon
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(exit.success(), "{exit:?}");
+
+    // ROSTER_LOG_FORMAT=json: every line one JSON object.
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "roster is listening" && l["level"] == "INFO"),
+        "{stderr}"
+    );
 }

@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod jobs;
 mod loops_api;
+mod monitoring;
 mod roster_api;
 mod smtp_server;
 mod webhook_delivery;
