@@ -14,30 +14,70 @@ use roster::workflows::{self};
 use roster::{db, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// `roster --version`: the version and what it was built from.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit:   ",
+    env!("ROSTER_BUILD_COMMIT"),
+    " (",
+    env!("ROSTER_BUILD_DATE"),
+    ")\ncompiler: ",
+    env!("ROSTER_BUILD_RUSTC"),
+    "\ntarget:   ",
+    env!("ROSTER_BUILD_TARGET"),
+    " (",
+    env!("ROSTER_BUILD_PROFILE"),
+    ")"
+);
+
 /// Roster: a self-hosted audience manager for apps built on Clerk.
+///
+/// It receives Clerk's webhooks, keeps the contacts in step, runs the email workflows
+/// and serves the Loops-compatible API, all configured from the environment (a .env
+/// file in the working directory is read too; see README.md).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, long_version = LONG_VERSION)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Apply pending migrations, then serve HTTP (webhooks, API, dashboard) and run the worker.
+    ///
+    /// Listens on ROSTER_ADDR (default 127.0.0.1:8080) for Clerk's webhooks at
+    /// /webhooks/clerk (CLERK_WEBHOOK_SECRET), the API under /api (ROSTER_API_KEY),
+    /// /healthz, /readyz and /metrics, and runs the workflow worker, which sends email
+    /// through SMTP_URL (or to ./outbox/ without it) from MAIL_FROM. DATABASE_URL is
+    /// required. SIGINT or SIGTERM stops it after in-flight requests and jobs finish.
     Serve,
     /// Apply pending database migrations and exit.
+    ///
+    /// Needs DATABASE_URL. `serve` applies them too; this is for deploys that migrate
+    /// as a separate step.
     Migrate,
     /// Validate the environment and the config file (ROSTER_CONFIG), then exit.
+    ///
+    /// Reports every malformed variable and config entry at once, renders every
+    /// template in ROSTER_TEMPLATES against a sample contact, and evaluates every
+    /// workflow condition. Exits non-zero, naming each problem, when anything is wrong.
+    /// Needs no database.
     Check,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        println!(
+            "roster {LONG_VERSION}\n\nCommands: serve, migrate, check. `roster --help` tells more."
+        );
+        return std::process::ExitCode::SUCCESS;
+    };
     // Before any thread exists: loading .env sets process environment variables.
     let result = load_dotenv().and_then(|()| {
         let runtime = tokio::runtime::Runtime::new()?;
-        runtime.block_on(run(cli.command))
+        runtime.block_on(run(command))
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

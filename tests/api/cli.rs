@@ -226,3 +226,20 @@ async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
         "{stderr}"
     );
 }
+
+#[test]
+fn version_names_the_build() {
+    for args in [&["--version"][..], &[][..]] {
+        let output = roster().args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.starts_with(&format!("roster {}", env!("CARGO_PKG_VERSION"))),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("commit:") && stdout.contains("compiler: rustc"),
+            "{stdout}"
+        );
+    }
+}
