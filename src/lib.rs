@@ -9,6 +9,7 @@ pub mod db;
 pub mod email;
 pub mod events;
 pub mod health;
+pub mod import;
 pub mod jobs;
 pub mod monitoring;
 pub mod startup;

@@ -64,6 +64,20 @@ enum Command {
     /// workflow condition. Exits non-zero, naming each problem, when anything is wrong.
     /// Needs no database.
     Check,
+    /// Import contacts from a Loops-style CSV file.
+    ///
+    /// The first line names the columns: `email` (required), `firstName`, `lastName`,
+    /// `userId`, `userGroup`, `subscribed` (true/false), `source`, `notes`,
+    /// `mailingLists` (list IDs separated by `;`); every other column is a custom
+    /// property, created when missing with the type its values share. Each row updates
+    /// the contact with its `userId` or `email`, or creates it, so running an import
+    /// again changes nothing; empty cells leave fields as they are. Bad rows are
+    /// reported with their line number and skipped; each row is written whole or not
+    /// at all. No workflow starts. Needs DATABASE_URL.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -154,6 +168,32 @@ fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
 async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
+        Command::Import { file } => {
+            let pool =
+                Database::from_settings(settings.require_database_url()?, &settings.database)?
+                    .pool(1);
+            let progress = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta} left)")
+                    .expect("a valid template"),
+            );
+            let summary =
+                roster::import::import_csv(&pool, &settings.file, &file, &progress).await?;
+            for (name, kind) in &summary.new_properties {
+                println!("created the custom property {name} ({})", kind.as_str());
+            }
+            for (line, why) in &summary.skipped {
+                println!("line {line}: skipped: {why}");
+            }
+            println!(
+                "{}: {} rows, {} contacts created, {} updated, {} skipped",
+                file.display(),
+                summary.rows,
+                summary.created,
+                summary.updated,
+                summary.skipped.len()
+            );
+            Ok(())
+        }
         Command::Check => {
             let templates = check_workflows_and_templates(&settings)?;
             println!(

@@ -243,3 +243,115 @@ fn version_names_the_build() {
         );
     }
 }
+
+fn database_url(db: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        db.get_username(),
+        db.get_host(),
+        db.get_port(),
+        db.get_database().unwrap()
+    )
+}
+
+#[sqlx::test]
+async fn import_brings_a_loops_csv_in_and_is_idempotent(_: PgPoolOptions, db: PgConnectOptions) {
+    let dir = std::env::temp_dir().join(format!("roster-import-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("audience.csv");
+    std::fs::write(
+        &file,
+        "email,firstName,lastName,userId,userGroup,subscribed,source,plan,seats,trialEnds\n\
+         ada@example.com,Ada,Lovelace,u_1,Founders,true,Loops,Pro,3,2026-01-17\n\
+         not-an-address,Bad,Row,,,,,,,\n\
+         grace@example.com,Grace,Hopper,,,no,,Free,1,\n\
+         alan@example.com,Alan,Turing,,,maybe,,,,\n\
+         \"Edsger@Example.com\",\"Dijkstra, Edsger\",,,,,,Team,12,2026-02-01\n",
+    )
+    .unwrap();
+    let import = || {
+        roster()
+            .args(["import", file.to_str().unwrap()])
+            .env("DATABASE_URL", database_url(&db))
+            .output()
+            .unwrap()
+    };
+    let first = import();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        stdout.contains("created the custom property plan (string)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("created the custom property seats (number)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("created the custom property trialEnds (date)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 3: skipped: Invalid email address."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 5: skipped: `subscribed` must be true or false"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("5 rows, 3 contacts created, 0 updated, 2 skipped"),
+        "{stdout}"
+    );
+
+    let pool = sqlx::PgPool::connect_with(db.clone()).await.unwrap();
+    let contacts: Vec<(String, Option<String>, bool, String, serde_json::Value)> = sqlx::query_as(
+        "select email, user_id, subscribed, source, properties from contacts order by email",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(contacts.len(), 3);
+    assert_eq!(contacts[0].0, "Edsger@Example.com");
+    assert_eq!(contacts[0].3, "Import");
+    assert_eq!(
+        contacts[1],
+        (
+            "ada@example.com".to_owned(),
+            Some("u_1".to_owned()),
+            true,
+            "Loops".to_owned(),
+            serde_json::json!({ "plan": "Pro", "seats": 3, "trialEnds": "2026-01-17T00:00:00.000Z" }),
+        )
+    );
+    assert!(!contacts[2].2, "grace is unsubscribed");
+
+    let second = import();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains("5 rows, 0 contacts created, 3 updated, 2 skipped"),
+        "{stdout}"
+    );
+    let count: i64 = sqlx::query_scalar("select count(*) from contacts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+    pool.close().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn import_refuses_a_file_without_an_email_column() {
+    let file = std::env::temp_dir().join(format!("roster-import-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "name\nAda\n").unwrap();
+    let output = roster()
+        .args(["import", file.to_str().unwrap()])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no `email` column"), "{stderr}");
+    std::fs::remove_file(file).ok();
+}

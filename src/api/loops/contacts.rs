@@ -18,7 +18,7 @@ use crate::workflows::Workflows;
 use crate::workflows::runs::emit_lifecycle_event;
 
 /// `source` of contacts the API creates, unless the request names one.
-const API_SOURCE: &str = "API";
+pub const API_SOURCE: &str = "API";
 
 /// Create a contact; 409 when its email or userId is taken.
 #[utoipa::path(tag = "Loops: contacts", request_body = crate::api::openapi::ContactBody,
@@ -67,6 +67,13 @@ pub enum Write {
     Upsert,
 }
 
+/// What `upsert_contact` did.
+#[derive(Debug)]
+pub struct Upserted {
+    pub contact: Contact,
+    pub created: bool,
+}
+
 /// Opens the request's transaction and reads the contact fields of `body`, checking
 /// custom values against the properties as that transaction sees them. Fields named in
 /// `other_fields` belong to the request (such as `eventName`) and are skipped.
@@ -94,6 +101,19 @@ pub async fn upsert_contact(
     input: &ContactInput,
     write: Write,
 ) -> Result<Contact, ApiError> {
+    upsert_contact_from(tx, workflows, input, write, API_SOURCE)
+        .await
+        .map(|upserted| upserted.contact)
+}
+
+/// `upsert_contact`, with the `source` a new contact gets unless `input` names one.
+pub async fn upsert_contact_from(
+    tx: &mut PgConnection,
+    workflows: &Workflows,
+    input: &ContactInput,
+    write: Write,
+    source: &str,
+) -> Result<Upserted, ApiError> {
     if input.email.is_none() && input.user_id.is_none() {
         return Err(ApiError::bad_request("Provide an `email` or a `userId`."));
     }
@@ -146,7 +166,7 @@ pub async fn upsert_contact(
             }
         },
         None => match &input.email {
-            Some(email) => (Contact::new(email, API_SOURCE), true),
+            Some(email) => (Contact::new(email, source), true),
             None => {
                 return Err(ApiError::field(
                     "userId",
@@ -162,7 +182,7 @@ pub async fn upsert_contact(
     } else if unsubscribed {
         emit_lifecycle_event(tx, workflows, "contact.unsubscribed", &contact, "api").await?;
     }
-    Ok(contact)
+    Ok(Upserted { contact, created })
 }
 
 /// `?email=` or `?userId=`, exactly one.
