@@ -12,6 +12,7 @@ pub mod health;
 pub mod import;
 pub mod jobs;
 pub mod monitoring;
+pub mod replay;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -78,6 +78,20 @@ enum Command {
         /// The CSV file.
         file: std::path::PathBuf,
     },
+    /// Apply the stored Clerk event log to the contacts again, oldest first.
+    ///
+    /// For after a change of the [clerk.*] settings (a user group, names, delete or
+    /// unsubscribe) or a fix: every stored user and waitlist event is applied again
+    /// with today's settings, under the same rules as a delivery, except that an event
+    /// as new as what its contact reflects is applied again. Running it twice leaves
+    /// the contacts as once does. Workflows are not started unless --workflows is
+    /// given; then each starts at most as the delivery would have started it. Needs
+    /// DATABASE_URL.
+    Replay {
+        /// Also start the workflows the events trigger (entry rules still hold).
+        #[arg(long)]
+        workflows: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,6 +127,13 @@ fn load_dotenv() -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("cannot read .env: {e}"),
     }
+}
+
+/// A progress bar on stderr (hidden when it is not a terminal) counting `unit`.
+fn progress_bar(unit: &str) -> indicatif::ProgressBar {
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{eta}} left)");
+    indicatif::ProgressBar::new(0)
+        .with_style(indicatif::ProgressStyle::with_template(&template).expect("a valid template"))
 }
 
 /// Checks workflows and templates: renders every template and evaluates every
@@ -172,10 +193,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let pool =
                 Database::from_settings(settings.require_database_url()?, &settings.database)?
                     .pool(1);
-            let progress = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta} left)")
-                    .expect("a valid template"),
-            );
+            let progress = progress_bar("rows");
             let summary =
                 roster::import::import_csv(&pool, &settings.file, &file, &progress).await?;
             for (name, kind) in &summary.new_properties {
@@ -191,6 +209,36 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 summary.created,
                 summary.updated,
                 summary.skipped.len()
+            );
+            Ok(())
+        }
+        Command::Replay {
+            workflows: with_workflows,
+        } => {
+            let pool =
+                Database::from_settings(settings.require_database_url()?, &settings.database)?
+                    .pool(1);
+            db::migrate(&pool).await?;
+            let workflows = if with_workflows {
+                Some(workflows::load(&settings)?.0)
+            } else {
+                None
+            };
+            let progress = progress_bar("events");
+            let summary =
+                roster::replay::replay(&pool, &settings.file.clerk, workflows.as_ref(), &progress)
+                    .await?;
+            for (svix_id, why) in &summary.conflicts {
+                println!("{svix_id}: not applied: {why}");
+            }
+            println!(
+                "replayed {} events: {} changed a contact, {} changed nothing, {} are turned off, {} could not be applied; {} workflow runs started",
+                summary.events,
+                summary.changed,
+                summary.unchanged,
+                summary.disabled,
+                summary.conflicts.len(),
+                summary.runs_started
             );
             Ok(())
         }

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
-use super::sync::{Applied, ContactChange, ContactEvent, SyncError};
+use super::sync::{Applied, ContactChange, ContactEvent, Mode, SyncError};
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
@@ -135,7 +135,7 @@ pub async fn receive_clerk_webhook(
         return Ok(answer(started, "duplicate", &svix_id, event_type, None));
     }
     let applied = match &contact_event {
-        Some(event) => Some(event.apply(&mut tx, occurred_at).await?),
+        Some(event) => Some(event.apply(&mut tx, occurred_at, Mode::Live).await?),
         None => None,
     };
     if let Some(applied) = &applied {
@@ -154,35 +154,37 @@ pub async fn receive_clerk_webhook(
 }
 
 /// Starts the workflows this event triggers, and those of the lifecycle event its
-/// contact change emits (`contact.created`, ...), in the webhook's transaction.
-async fn start_workflows(
+/// contact change emits (`contact.created`, ...), in the caller's transaction (the
+/// webhook's, or a replay's); returns how many runs started.
+pub async fn start_workflows(
     tx: &mut PgConnection,
     workflows: &Workflows,
     svix_id: &str,
     event_type: &str,
     payload: &str,
     applied: &Applied,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<usize> {
     let Some(contact) = &applied.contact else {
-        return Ok(());
+        return Ok(0);
     };
     let triggers: Vec<&str> = std::iter::once(event_type)
         .chain(applied.change.lifecycle_event())
         .filter(|name| workflows.triggered_by(name).next().is_some())
         .collect();
     if triggers.is_empty() {
-        return Ok(()); // the common case: no JSON tree to build
+        return Ok(0); // the common case: no JSON tree to build
     }
     let data: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let mut started = 0;
     for name in triggers {
         let trigger = TriggerEvent {
             name,
             key: svix_id,
             data: &data,
         };
-        start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
+        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
     }
-    Ok(())
+    Ok(started)
 }
 
 /// The 200 answer, counted by type and status with the time it took.

@@ -12,6 +12,7 @@ mod helpers;
 mod jobs;
 mod loops_api;
 mod monitoring;
+mod replay;
 mod roster_api;
 mod smtp_server;
 mod webhook_delivery;

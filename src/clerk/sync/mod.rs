@@ -57,6 +57,26 @@ impl ContactChange {
     }
 }
 
+/// How an event's version is compared with what the contact already reflects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A delivery: it must be newer, so a retried or replayed delivery changes nothing.
+    Live,
+    /// `roster replay`: the stored log is applied again, so an event as new as what
+    /// the contact reflects is applied again (with today's settings).
+    Replay,
+}
+
+impl Mode {
+    /// Whether an event at `version` is stale when `applied` is already reflected.
+    fn is_stale(self, applied: DateTime<Utc>, version: DateTime<Utc>) -> bool {
+        match self {
+            Self::Live => applied >= version,
+            Self::Replay => applied > version,
+        }
+    }
+}
+
 /// What applying an event did, and the contact it is about: as it is now, or, for a
 /// deletion, as it was (a goodbye workflow still needs its address).
 #[derive(Debug)]
@@ -120,18 +140,19 @@ impl<'a> ContactEvent<'a> {
         &self,
         conn: &mut PgConnection,
         occurred_at: DateTime<Utc>,
+        mode: Mode,
     ) -> Result<Applied, SyncError> {
         match self {
             Self::UserUpserted(user, settings) => {
                 let version = user.updated_at.unwrap_or(occurred_at);
-                users::upsert_user(conn, user, settings, version).await
+                users::upsert_user(conn, user, settings, version, mode).await
             }
             Self::UserDeleted(user, action) => {
                 users::delete_user(conn, &user.id, *action, occurred_at).await
             }
             Self::WaitlistEntry(entry, settings) => {
                 let version = entry.updated_at.unwrap_or(occurred_at);
-                waitlist::upsert_waitlist_entry(conn, entry, settings, version).await
+                waitlist::upsert_waitlist_entry(conn, entry, settings, version, mode).await
             }
         }
     }

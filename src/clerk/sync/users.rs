@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Applied, CLERK_SOURCE, ContactChange, SyncError, expect_row};
+use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
 use crate::clerk::envelope::UserData;
 use crate::clerk::settings::{DeletedUserAction, UserEventSettings};
 use crate::contacts::Contact;
@@ -16,6 +16,7 @@ pub(super) async fn upsert_user(
     user: &UserData,
     settings: &UserEventSettings,
     version: DateTime<Utc>,
+    mode: Mode,
 ) -> Result<Applied, SyncError> {
     let email = user.primary_email();
     store::lock_person(conn, Some(&user.id), email).await?;
@@ -31,7 +32,7 @@ pub(super) async fn upsert_user(
 
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
     let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
-    if applied.is_some_and(|applied| applied >= version) {
+    if applied.is_some_and(|applied| mode.is_stale(applied, version)) {
         return Ok(Applied::new(ContactChange::Stale, by_user_id));
     }
     let moved_from = by_user_id

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{Applied, CLERK_SOURCE, ContactChange, SyncError, expect_row};
+use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
 use crate::clerk::envelope::WaitlistEntryData;
 use crate::clerk::settings::WaitlistEventSettings;
 use crate::contacts::Contact;
@@ -15,6 +15,7 @@ pub(super) async fn upsert_waitlist_entry(
     entry: &WaitlistEntryData,
     settings: &WaitlistEventSettings,
     version: DateTime<Utc>,
+    mode: Mode,
 ) -> Result<Applied, SyncError> {
     let email = entry.email_address.trim();
     if email.is_empty() {
@@ -25,7 +26,7 @@ pub(super) async fn upsert_waitlist_entry(
         Some(contact) => {
             if contact
                 .waitlist_updated_at
-                .is_some_and(|applied| applied >= version)
+                .is_some_and(|applied| mode.is_stale(applied, version))
             {
                 return Ok(Applied::new(ContactChange::Stale, Some(contact)));
             }
