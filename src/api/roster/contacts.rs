@@ -5,7 +5,7 @@
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::page::{PageQuery, page};
@@ -15,18 +15,18 @@ use crate::contacts::store::find_contact_by_id;
 use crate::workflows::Workflows;
 use crate::workflows::definition::{Step, Workflow};
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactFilters {
     /// Start of the email address (case-insensitive).
-    email: Option<String>,
+    pub email: Option<String>,
     /// Start of the first name, the last name, or "first last" (case-insensitive).
-    name: Option<String>,
-    user_group: Option<String>,
-    subscribed: Option<bool>,
-    source: Option<String>,
+    pub name: Option<String>,
+    pub user_group: Option<String>,
+    pub subscribed: Option<bool>,
+    pub source: Option<String>,
     /// pending, invited, completed or rejected.
-    waitlist_status: Option<String>,
+    pub waitlist_status: Option<String>,
 }
 
 /// List and search contacts, newest first.
@@ -41,6 +41,18 @@ pub async fn list_contacts(
 ) -> Result<HttpResponse, ApiError> {
     let limit = paging.limit()?;
     let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
+    let rows = search_contacts(&pool, &filters, cursor, limit + 1).await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.id.to_string(), contact_details)))
+}
+
+/// Contacts matching `filters`, newest first, after `cursor` (a contact ID), at most
+/// `limit`. Shared by the API and the dashboard.
+pub async fn search_contacts(
+    pool: &PgPool,
+    filters: &ContactFilters,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Contact>> {
     let mut query = QueryBuilder::<Postgres>::new("select * from ");
     match filters
         .name
@@ -94,9 +106,8 @@ pub async fn list_contacts(
     if let Some(cursor) = cursor {
         query.push(" and id < ").push_bind(cursor);
     }
-    query.push(" order by id desc limit ").push_bind(limit + 1);
-    let rows: Vec<Contact> = query.build_query_as().fetch_all(pool.get_ref()).await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |c| c.id.to_string(), contact_details)))
+    query.push(" order by id desc limit ").push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
 }
 
 /// A `LIKE` pattern for "starts with `text`", with `%`, `_` and `\` taken literally.
@@ -148,6 +159,17 @@ pub async fn contact_timeline(
     let Some(contact) = find_contact_by_id(&mut conn, *id).await? else {
         return Err(ApiError::not_found("Contact not found."));
     };
+    Ok(HttpResponse::Ok().json(timeline(&mut conn, &workflows, &contact).await?))
+}
+
+/// A contact with its timeline: `contact` (with Roster's fields), `events` (Clerk and
+/// API, newest first), `runs` (each step with its status and email) and `emails`.
+/// Shared by the API and the dashboard.
+pub async fn timeline(
+    conn: &mut PgConnection,
+    workflows: &Workflows,
+    contact: &Contact,
+) -> sqlx::Result<Value> {
     let subjects: Vec<String> = [contact.user_id.clone(), contact.waitlist_entry_id.clone()]
         .into_iter()
         .flatten()
@@ -220,12 +242,12 @@ pub async fn contact_timeline(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "contact": contact_details(&contact),
+    Ok(json!({
+        "contact": contact_details(contact),
         "events": events,
         "runs": runs,
         "emails": deliveries.iter().map(Delivery::to_json).collect::<Vec<_>>(),
-    })))
+    }))
 }
 
 /// Each step of a run's workflow with where the run is: done, current, exited here,

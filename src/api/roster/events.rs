@@ -11,15 +11,15 @@ use super::page::{PageQuery, page};
 use crate::api::analytics::parse_time;
 use crate::api::error::ApiError;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct EventFilters {
     /// A Clerk event type, such as `user.created`.
     #[serde(rename = "type")]
-    event_type: Option<String>,
+    pub event_type: Option<String>,
     /// Events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
-    from: Option<String>,
+    pub from: Option<String>,
     /// Events before this time.
-    to: Option<String>,
+    pub to: Option<String>,
 }
 
 struct EventRow {
@@ -42,6 +42,15 @@ pub async fn list_events(
     paging: web::Query<PageQuery>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(events_page(&pool, &filters, &paging).await?))
+}
+
+/// The page `list_events` answers, for the API and the dashboard.
+pub async fn events_page(
+    pool: &PgPool,
+    filters: &EventFilters,
+    paging: &PageQuery,
+) -> Result<Value, ApiError> {
     let limit = paging.limit()?;
     // The cursor is the last event's time (microseconds) and ID.
     let cursor = paging.cursor(|c| {
@@ -79,9 +88,9 @@ pub async fn list_events(
         cursor_id,
         limit + 1
     )
-    .fetch_all(pool.get_ref())
+    .fetch_all(pool)
     .await?;
-    Ok(HttpResponse::Ok().json(page(
+    Ok(page(
         rows,
         limit,
         |e| format!("{}_{}", e.occurred_at.timestamp_micros(), e.id),
@@ -96,5 +105,5 @@ pub async fn list_events(
                 "payload": e.payload,
             })
         },
-    )))
+    ))
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::api::error::ApiError;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
     /// Items per page, 1 to 200 (default 50).
     pub limit: Option<i64>,

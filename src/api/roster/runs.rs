@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,11 +12,11 @@ use super::page::{PageQuery, page};
 use crate::api::error::ApiError;
 use crate::jobs::queue::replay_dead_job;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct RunFilters {
-    workflow: Option<String>,
+    pub workflow: Option<String>,
     /// active, completed or exited.
-    state: Option<String>,
+    pub state: Option<String>,
 }
 
 /// Workflow runs.
@@ -29,6 +29,15 @@ pub async fn list_runs(
     paging: web::Query<PageQuery>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(runs_page(&pool, &filters, &paging).await?))
+}
+
+/// The page `list_runs` answers, for the API and the dashboard.
+pub async fn runs_page(
+    pool: &PgPool,
+    filters: &RunFilters,
+    paging: &PageQuery,
+) -> Result<Value, ApiError> {
     check_state(
         "state",
         filters.state.as_deref(),
@@ -48,9 +57,9 @@ pub async fn list_runs(
         cursor,
         limit + 1
     )
-    .fetch_all(pool.get_ref())
+    .fetch_all(pool)
     .await?;
-    Ok(HttpResponse::Ok().json(page(
+    Ok(page(
         rows,
         limit,
         |r| r.id.to_string(),
@@ -61,14 +70,14 @@ pub async fn list_runs(
                 "exitReason": r.exit_reason, "createdAt": r.created_at, "finishedAt": r.finished_at,
             })
         },
-    )))
+    ))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct DeliveryFilters {
     /// sending, sent, retrying, failed, unknown (the worker stopped mid-send) or
     /// suppressed.
-    state: Option<String>,
+    pub state: Option<String>,
 }
 
 /// Email deliveries.
@@ -81,6 +90,15 @@ pub async fn list_deliveries(
     paging: web::Query<PageQuery>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(deliveries_page(&pool, &filters, &paging).await?))
+}
+
+/// The page `list_deliveries` answers, for the API and the dashboard.
+pub async fn deliveries_page(
+    pool: &PgPool,
+    filters: &DeliveryFilters,
+    paging: &PageQuery,
+) -> Result<Value, ApiError> {
     check_state(
         "state",
         filters.state.as_deref(),
@@ -106,15 +124,15 @@ pub async fn list_deliveries(
         cursor,
         limit + 1
     )
-    .fetch_all(pool.get_ref())
+    .fetch_all(pool)
     .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |d| d.id.to_string(), Delivery::to_json)))
+    Ok(page(rows, limit, |d| d.id.to_string(), Delivery::to_json))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct JobFilters {
     /// scheduled, running, done or dead.
-    state: Option<String>,
+    pub state: Option<String>,
 }
 
 /// Jobs of the queue (workflow steps): scheduled ones show what is due, dead ones what
@@ -128,6 +146,15 @@ pub async fn list_jobs(
     paging: web::Query<PageQuery>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(jobs_page(&pool, &filters, &paging).await?))
+}
+
+/// The page `list_jobs` answers, for the API and the dashboard.
+pub async fn jobs_page(
+    pool: &PgPool,
+    filters: &JobFilters,
+    paging: &PageQuery,
+) -> Result<Value, ApiError> {
     check_state(
         "state",
         filters.state.as_deref(),
@@ -144,9 +171,9 @@ pub async fn list_jobs(
         cursor,
         limit + 1
     )
-    .fetch_all(pool.get_ref())
+    .fetch_all(pool)
     .await?;
-    Ok(HttpResponse::Ok().json(page(
+    Ok(page(
         rows,
         limit,
         |j| j.id.to_string(),
@@ -157,7 +184,7 @@ pub async fn list_jobs(
                 "lastError": j.last_error, "createdAt": j.created_at, "finishedAt": j.finished_at,
             })
         },
-    )))
+    ))
 }
 
 /// Put a dead job back in the queue, due now, with fresh attempts.
