@@ -5,6 +5,7 @@ pub mod api;
 pub mod clerk;
 pub mod config;
 pub mod contacts;
+pub mod dashboard;
 pub mod db;
 pub mod email;
 pub mod events;

@@ -12,6 +12,7 @@ use crate::api::auth::ApiKey;
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
 use crate::config::Settings;
+use crate::dashboard::{self, Views, session::SessionKey};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
@@ -42,6 +43,12 @@ impl Application {
         let config_file = web::Data::new(settings.file.clone());
         let api_key = web::Data::new(ApiKey::new(settings.api_key.as_ref()));
         let templates = web::Data::from(templates);
+        let views = web::Data::new(Views::new());
+        let session_key = web::Data::new(SessionKey::new(
+            settings.api_key.as_ref(),
+            settings.public_url.scheme() == "https",
+        ));
+        let app_settings = web::Data::new(settings.clone());
         let workflows = web::Data::from(workflows);
         let unsubscribe_key =
             web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
@@ -59,6 +66,9 @@ impl Application {
                 .app_data(config_file.clone())
                 .app_data(api_key.clone())
                 .app_data(templates.clone())
+                .app_data(views.clone())
+                .app_data(session_key.clone())
+                .app_data(app_settings.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(monitoring::serve_metrics)
@@ -66,6 +76,7 @@ impl Application {
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)
                 .configure(api::configure)
+                .configure(dashboard::configure)
         })
         .workers(workers)
         .shutdown_timeout(10)

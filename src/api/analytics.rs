@@ -10,18 +10,18 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::error::ApiError;
 use crate::analytics::{self, Interval, MAX_BUCKETS, Range};
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct RangeQuery {
     /// Start (inclusive), rounded down to its bucket's start.
-    from: Option<String>,
+    pub from: Option<String>,
     /// End (exclusive); default now.
-    to: Option<String>,
+    pub to: Option<String>,
     /// day, week (ISO, from Monday) or month.
-    interval: Option<String>,
+    pub interval: Option<String>,
 }
 
 impl RangeQuery {
-    fn range(&self) -> Result<Range, ApiError> {
+    pub fn range(&self) -> Result<Range, ApiError> {
         let to = match &self.to {
             Some(to) => parse_time("to", to)?,
             None => Utc::now(),
@@ -67,7 +67,7 @@ pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 
 /// A read-only transaction that sees one snapshot, so running totals and buckets agree
 /// while events keep arriving.
-async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
+pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
     let mut tx = pool.begin().await?;
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)

@@ -5,6 +5,7 @@ mod api_events;
 mod api_failures;
 mod clerk_sync;
 mod cli;
+mod dashboard;
 mod db_proxy;
 mod email;
 mod health;

@@ -1,0 +1,150 @@
+//! One contact: its properties and timeline, and the actions on it: unsubscribe or
+//! resubscribe, and send any template to it as a test.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::Utc;
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::session::Session;
+use super::{DashboardError, Views, see_other};
+use crate::api::loops::contact_input::ContactInput;
+use crate::api::loops::contacts::{Write, upsert_contact};
+use crate::api::roster::contacts::timeline;
+use crate::contacts::store::find_contact_by_id;
+use crate::email::templates::Templates;
+use crate::workflows::Workflows;
+use crate::workflows::runs::{start_transactional_run, transactional_event};
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+#[get("/contacts/{id}")]
+pub async fn contact_page(
+    session: Session,
+    id: web::Path<Uuid>,
+    query: web::Query<NoticeQuery>,
+    pool: web::Data<PgPool>,
+    views: web::Data<Views>,
+    workflows: web::Data<Workflows>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, DashboardError> {
+    let mut conn = pool.acquire().await?;
+    let contact = find_contact_by_id(&mut conn, *id)
+        .await?
+        .ok_or(DashboardError::NotFound("There is no such contact."))?;
+    let timeline = timeline(&mut conn, &workflows, &contact).await?;
+    let templates: Vec<String> = templates.names().map(str::to_owned).collect();
+    views.render(
+        "contact.html",
+        context! {
+            page_title => contact.email.clone(), section => "audience", csrf => session.csrf(),
+            notice => query.notice.clone(),
+            contact => Value::from(Serde(&timeline["contact"])),
+            events => Value::from(Serde(&timeline["events"])),
+            runs => Value::from(Serde(&timeline["runs"])),
+            emails => Value::from(Serde(&timeline["emails"])),
+            templates,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SubscriptionForm {
+    csrf: String,
+    /// `yes` to resubscribe, `no` to unsubscribe.
+    subscribed: String,
+}
+
+/// Unsubscribes (starting the `contact.unsubscribed` workflows) or resubscribes, as
+/// the API's update does.
+#[post("/contacts/{id}/subscription")]
+pub async fn change_subscription(
+    session: Session,
+    id: web::Path<Uuid>,
+    form: web::Form<SubscriptionForm>,
+    pool: web::Data<PgPool>,
+    workflows: web::Data<Workflows>,
+) -> Result<HttpResponse, DashboardError> {
+    session.check_csrf(&form.csrf)?;
+    let subscribed = form.subscribed == "yes";
+    let mut tx = pool.begin().await?;
+    let contact = find_contact_by_id(&mut tx, *id)
+        .await?
+        .ok_or(DashboardError::NotFound("There is no such contact."))?;
+    let input = ContactInput {
+        email: Some(contact.email.clone()),
+        user_id: contact.user_id.clone(),
+        subscribed: Some(subscribed),
+        ..ContactInput::default()
+    };
+    upsert_contact(&mut tx, &workflows, &input, Write::Upsert).await?;
+    tx.commit().await?;
+    let notice = if subscribed {
+        "Resubscribed."
+    } else {
+        "Unsubscribed."
+    };
+    Ok(see_other(&format!(
+        "/contacts/{}?notice={notice}",
+        contact.id
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct TestEmailForm {
+    csrf: String,
+    template: String,
+}
+
+/// Queues `template` to the contact as a transactional send, each data variable it
+/// uses set to "sample".
+#[post("/contacts/{id}/test-email")]
+pub async fn send_test_email(
+    session: Session,
+    id: web::Path<Uuid>,
+    form: web::Form<TestEmailForm>,
+    pool: web::Data<PgPool>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, DashboardError> {
+    session.check_csrf(&form.csrf)?;
+    if !templates.contains(&form.template) {
+        return Err(DashboardError::BadRequest(format!(
+            "There is no template named {:?}.",
+            form.template
+        )));
+    }
+    let mut tx = pool.begin().await?;
+    let contact = find_contact_by_id(&mut tx, *id)
+        .await?
+        .ok_or(DashboardError::NotFound("There is no such contact."))?;
+    let data: serde_json::Map<String, serde_json::Value> = templates
+        .data_variables(&form.template)
+        .into_iter()
+        .map(|name| (name, serde_json::Value::from("sample")))
+        .collect();
+    let event = transactional_event(&form.template, &serde_json::Value::Object(data));
+    start_transactional_run(
+        &mut tx,
+        Some(contact.id),
+        &contact.to_json(),
+        &event,
+        Utc::now(),
+    )
+    .await?;
+    tx.commit().await?;
+    let notice = format!(
+        "A test of {} is on its way to {}.",
+        form.template, contact.email
+    );
+    let notice: String = url::form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    Ok(see_other(&format!(
+        "/contacts/{}?notice={notice}",
+        contact.id
+    )))
+}

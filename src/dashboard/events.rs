@@ -1,0 +1,102 @@
+//! The raw event log, filtered by type and time, and one event's JSON as stored.
+
+use actix_web::{HttpResponse, get, web};
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::session::Session;
+use super::{DashboardError, Views};
+use crate::api::roster::events::{EventFilters, events_page as event_log};
+use crate::api::roster::page::PageQuery;
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+}
+
+#[get("/events")]
+pub async fn events_page(
+    session: Session,
+    query: web::Query<EventsQuery>,
+    pool: web::Data<PgPool>,
+    views: web::Data<Views>,
+) -> Result<HttpResponse, DashboardError> {
+    let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+    let filters = EventFilters {
+        event_type: given(&query.event_type),
+        from: given(&query.from),
+        to: given(&query.to),
+    };
+    let paging = PageQuery {
+        limit: Some(50),
+        cursor: given(&query.cursor),
+    };
+    let page = event_log(&pool, &filters, &paging).await?;
+    let types: Vec<String> = sqlx::query_scalar(
+        "with recursive t(event_type) as (
+             (select event_type from clerk_events order by event_type limit 1)
+             union all
+             select (select e.event_type from clerk_events e where e.event_type > t.event_type order by e.event_type limit 1)
+             from t where t.event_type is not null
+         )
+         select event_type from t where event_type is not null",
+    )
+    .fetch_all(pool.get_ref())
+    .await?;
+    let next_url = page["nextCursor"].as_str().map(|cursor| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("type", &filters.event_type),
+            ("from", &filters.from),
+            ("to", &filters.to),
+        ] {
+            if let Some(value) = value {
+                url.append_pair(key, value);
+            }
+        }
+        url.append_pair("cursor", cursor);
+        format!("/events?{}", url.finish())
+    });
+    views.render(
+        "events.html",
+        context! {
+            page_title => "Events", section => "events", csrf => session.csrf(),
+            events => Value::from(Serde(&page["data"])), next_url, types,
+            q => context! { event_type => filters.event_type, from => filters.from, to => filters.to },
+            paged => paging.cursor.is_some(),
+        },
+    )
+}
+
+#[get("/events/{id}")]
+pub async fn event_page(
+    session: Session,
+    id: web::Path<i64>,
+    pool: web::Data<PgPool>,
+    views: web::Data<Views>,
+) -> Result<HttpResponse, DashboardError> {
+    let event = sqlx::query!(
+        "select id, svix_id, event_type, occurred_at, received_at, subject_id, payload
+         from clerk_events where id = $1",
+        *id
+    )
+    .fetch_optional(pool.get_ref())
+    .await?
+    .ok_or(DashboardError::NotFound("There is no such event."))?;
+    let json = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
+    views.render(
+        "event.html",
+        context! {
+            page_title => event.event_type.clone(), section => "events", csrf => session.csrf(),
+            id => event.id, svix_id => event.svix_id, event_type => event.event_type,
+            occurred_at => event.occurred_at.to_rfc3339(), received_at => event.received_at.to_rfc3339(),
+            subject_id => event.subject_id, json,
+        },
+    )
+}

@@ -1,0 +1,136 @@
+//! The dashboard's gate: every page needs a login with the API key, forms need the
+//! session's CSRF token, and without a configured key no one can log in. (The pages
+//! themselves are driven in a real browser by tests/e2e/dashboard.test.mjs.)
+
+use reqwest::redirect::Policy;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{API_KEY, spawn_app};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Logs in through the form, as a browser would; returns the client holding the cookie.
+async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::StatusCode) {
+    let client = client();
+    let form = client
+        .get(format!("{address}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        let start = form.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        form[start..].split('"').next().unwrap().to_owned()
+    };
+    let (nonce, token) = (field("nonce"), field("token"));
+    let response = client
+        .post(format!("{address}/login"))
+        .form(&[
+            ("key", key),
+            ("nonce", &nonce),
+            ("token", &token),
+            ("next", "/emails"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (client, response.status())
+}
+
+#[sqlx::test]
+async fn pages_need_a_login_with_the_api_key(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    for path in [
+        "/",
+        "/contacts/0190b8a4-5b1e-7c3d-9f00-000000000000",
+        "/events",
+        "/workflows",
+        "/emails",
+        "/analytics",
+        "/preview",
+    ] {
+        let response = client()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{path}");
+        assert!(
+            response.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?next="),
+            "{path}"
+        );
+    }
+    let (_, status) = logged_in(&app.address, "wrong").await;
+    assert_eq!(status, 401);
+    let (client, status) = logged_in(&app.address, API_KEY).await;
+    assert_eq!(status, 303);
+    let page = client
+        .get(format!("{}/emails", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<h1>Emails</h1>"));
+    let css = client
+        .get(format!("{}/assets/roster.css", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
+
+#[sqlx::test]
+async fn a_form_without_its_csrf_token_changes_nothing(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    app.api_post(
+        "/v1/contacts/create",
+        serde_json::json!({ "email": "ada@example.com" }),
+    )
+    .await;
+    let contact = app.contact_by_email("ada@example.com").await.unwrap();
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let response = client
+        .post(format!(
+            "{}/contacts/{}/subscription",
+            app.address, contact.id
+        ))
+        .form(&[("csrf", "forged"), ("subscribed", "no")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(
+        app.contact_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+    // A login form posted without its nonce cookie (from another site) is refused too.
+    let response = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.address))
+        .form(&[("key", API_KEY), ("nonce", "x"), ("token", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response
+            .headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().starts_with("roster_session="))
+    );
+}
