@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Latency of the analytics routes and the contacts search over 200,000 contacts and
-# 1,000,000 raw events (bench/api-dataset.sql), each with the plan PostgreSQL ran it
-# with (auto_explain: EXPLAIN ANALYZE of the very statement Roster sent), and the
-# throughput of the Loops `find` route.
+# Latency of the analytics routes, the contacts search and the dashboard's pages over
+# 200,000 contacts and 1,000,000 raw events (bench/api-dataset.sql), each API query with
+# the plan PostgreSQL ran it with (auto_explain: EXPLAIN ANALYZE of the very statement
+# Roster sent), and the throughput of the Loops `find` route.
 # Usage: bench/api-queries.sh [requests per route] [find requests] [find concurrency]
 #        (200 50000 32). Plans go to bench/results/api-plans.txt.
 set -euo pipefail
@@ -39,7 +39,8 @@ echo "dataset: $(psql_bench -tAc 'select count(*) from contacts') contacts, $(ps
 key="bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
 port=$(pg_free_port)
 base="http://127.0.0.1:$port"
-DATABASE_URL="$db" ROSTER_ADDR="127.0.0.1:$port" ROSTER_API_KEY="$key" ROSTER_CONFIG=/dev/null \
+DATABASE_URL="$db" ROSTER_ADDR="127.0.0.1:$port" ROSTER_API_KEY="$key" ROSTER_CONFIG=roster.example.toml \
+  MAIL_FROM="Bench <bench@example.com>" ROSTER_UNSUBSCRIBE_SECRET=bench-unsubscribe-secret \
   RUST_LOG=warn ./target/release/roster serve 2>"$work/roster.log" &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -73,6 +74,41 @@ for name in "${order[@]}"; do
   echo "${routes[$name]}" >"$work/paths"
   ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests 20 >/dev/null # warm-up
   result=$(./target/release/examples/api_load "$base" "$key" "$work/paths" --requests "$per_route")
+  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(field "$result" p50_ms)" \
+    "$(field "$result" p95_ms)" "$(field "$result" p99_ms)" "$(field "$result" max_ms)" "$(field "$result" failures)"
+done
+
+# The dashboard's pages, logged in as a browser is (the session cookie).
+jar="$work/cookies"
+form=$(curl -fs -c "$jar" "$base/login")
+nonce=$(echo "$form" | sed -n 's/.*name="nonce" value="\([^"]*\)".*/\1/p')
+token=$(echo "$form" | sed -n 's/.*name="token" value="\([^"]*\)".*/\1/p')
+curl -fs -o /dev/null -b "$jar" -c "$jar" --data-urlencode "key=$key" --data-urlencode "nonce=$nonce" \
+  --data-urlencode "token=$token" "$base/login"
+session=$(awk '$6 == "roster_session" { print $7 }' "$jar")
+[ -n "$session" ] || { echo "could not log in to the dashboard" >&2; exit 1; }
+contact=$(psql_bench -tAc "select id from contacts where user_id = 'user_4242'")
+declare -A pages=(
+  [audience]="/"
+  [audience-search]="/?name=grace+hop"
+  [audience-filter]="/?userGroup=Waitlist&subscribed=no"
+  [contact]="/contacts/$contact"
+  [events]="/events"
+  [events-type]="/events?type=session.created"
+  [workflows]="/workflows"
+  [emails]="/emails"
+  [analytics]="/analytics"
+  [analytics-90d-week]="/analytics?from=2026-08-03&to=2026-11-01&interval=week"
+  [preview]="/preview?template=welcome&contact=$contact"
+)
+page_order=(audience audience-search audience-filter contact events events-type workflows emails analytics analytics-90d-week preview)
+echo
+echo "| dashboard page | p50 ms | p95 ms | p99 ms | max ms | failures |"
+echo "|---|---|---|---|---|---|"
+for name in "${page_order[@]}"; do
+  echo "${pages[$name]}" >"$work/paths"
+  ROSTER_COOKIE="roster_session=$session" ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests 20 >/dev/null
+  result=$(ROSTER_COOKIE="roster_session=$session" ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests "$per_route")
   printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(field "$result" p50_ms)" \
     "$(field "$result" p95_ms)" "$(field "$result" p99_ms)" "$(field "$result" max_ms)" "$(field "$result" failures)"
 done

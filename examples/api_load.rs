@@ -4,6 +4,7 @@
 //! Driven by `bench/api-queries.sh`.
 //!
 //! Usage: api_load BASE_URL API_KEY PATHS_FILE [--requests N] [--concurrency C]
+//! With `ROSTER_COOKIE` set, that cookie is sent too (a dashboard session).
 
 #[path = "support/raw_http.rs"]
 mod raw_http;
@@ -19,11 +20,16 @@ async fn main() {
     let (host, _) = raw_http::host_and_path(&format!("{}/", base.trim_end_matches('/')));
     let paths: Vec<&str> = paths.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!paths.is_empty(), "no paths in the file");
+    let cookie = std::env::var("ROSTER_COOKIE")
+        .map(|c| format!("cookie: {c}\r\n"))
+        .unwrap_or_default();
     let requests = (0..total)
         .map(|i| {
             let path = paths[i % paths.len()];
-            format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n\r\n")
-                .into_bytes()
+            format!(
+                "GET {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n{cookie}\r\n"
+            )
+            .into_bytes()
         })
         .collect();
     println!("{}", raw_http::run(&host, requests, concurrency, 200).await);

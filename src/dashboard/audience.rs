@@ -57,22 +57,23 @@ pub async fn audience(
         source: nonempty(&query.source),
         waitlist_status: nonempty(&query.waitlist_status),
     };
-    let mut contacts = search_contacts(&pool, &filters, query.cursor, PAGE + 1).await?;
+    // The page, the counts and the filters' values at once, each on its own connection.
+    let (mut contacts, counts, groups, sources) = tokio::try_join!(
+        search_contacts(&pool, &filters, query.cursor, PAGE + 1),
+        sqlx::query!(
+            r#"select count(*) as "total!",
+                      count(*) filter (where subscribed) as "subscribed!",
+                      count(*) filter (where user_id is not null) as "users!",
+                      count(*) filter (where waitlist_status in ('pending', 'invited')) as "waiting!"
+               from contacts"#
+        )
+        .fetch_one(pool.get_ref()),
+        // A few index probes each (skip scans), not a read of the table.
+        distinct(&pool, "user_group"),
+        distinct(&pool, "source"),
+    )?;
     let next = (contacts.len() > PAGE as usize).then(|| contacts[PAGE as usize - 1].id);
     contacts.truncate(PAGE as usize);
-    let counts = sqlx::query!(
-        r#"select count(*) as "total!",
-                  count(*) filter (where subscribed) as "subscribed!",
-                  count(*) filter (where user_id is not null) as "users!",
-                  count(*) filter (where waitlist_status in ('pending', 'invited')) as "waiting!"
-           from contacts"#
-    )
-    .fetch_one(pool.get_ref())
-    .await?;
-    // The values the filters offer: a few index probes each (skip scans), not a read
-    // of the table.
-    let groups = distinct(&pool, "user_group").await?;
-    let sources = distinct(&pool, "source").await?;
     let next_url = next.map(|cursor| {
         let mut url = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in [
