@@ -6,7 +6,9 @@
 //! `email`, and updated or created exactly as `PUT /api/v1/contacts/update` does, so a
 //! second run changes nothing; an empty cell leaves the field as it is. A row that
 //! does not pass is reported with its line number and skipped, and each row is written
-//! whole or not at all. No workflow starts: an import is not a sign-up.
+//! whole or not at all. `subscribed` can unsubscribe but never resubscribes, and
+//! columns Roster sets itself (`createdAt`, `id`) are left out. No workflow starts: an
+//! import is not a sign-up.
 
 use std::path::Path;
 
@@ -25,6 +27,13 @@ use crate::workflows::Workflows;
 /// `source` of the contacts an import creates, unless the file has a `source` column.
 const IMPORT_SOURCE: &str = "Import";
 
+/// Whether a column is a custom property: not the contact's own, nor a built-in or
+/// reserved name that Roster sets itself (`createdAt`, `id`, ... in a Loops export),
+/// which the import leaves out.
+fn is_custom(column: &str) -> bool {
+    !CONTACT_COLUMNS.contains(&column) && check_new_name(column).is_ok()
+}
+
 /// The contact's own columns; every other column is a custom property.
 const CONTACT_COLUMNS: [&str; 9] = [
     "email",
@@ -37,9 +46,6 @@ const CONTACT_COLUMNS: [&str; 9] = [
     "notes",
     "mailingLists",
 ];
-
-/// Rows written per transaction; each row has a savepoint of its own.
-const BATCH: usize = 500;
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -85,57 +91,50 @@ pub async fn import_csv(
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)?;
-    let mut records = reader.records().peekable();
-    while records.peek().is_some() {
-        let mut tx = conn.begin().await?;
-        for record in records.by_ref().take(BATCH) {
-            summary.rows += 1;
-            progress.inc(1);
-            let record = match record {
-                Ok(record) => record,
-                Err(error) => {
-                    let line = error.position().map_or(0, |p| p.line());
-                    summary.skipped.push((line, error.to_string()));
-                    continue;
-                }
-            };
-            let line = record.position().map_or(0, |p| p.line());
-            let input = row_object(&headers, &record, &custom).and_then(|row| {
-                ContactInput::parse(&row, &custom, config, &[]).map_err(|e| describe(&e))
-            });
-            let input = match input {
-                Ok(input) => input,
-                Err(why) => {
-                    summary.skipped.push((line, why));
-                    continue;
-                }
-            };
-            let mut row_tx = tx.begin().await?;
-            match upsert_contact_from(
-                &mut row_tx,
-                &no_workflows,
-                &input,
-                Write::Upsert,
-                IMPORT_SOURCE,
-            )
-            .await
-            {
-                Ok(upserted) => {
-                    row_tx.commit().await?;
-                    if upserted.created {
-                        summary.created += 1;
-                    } else {
-                        summary.updated += 1;
-                    }
-                }
-                Err(error) if error.status().is_client_error() => {
-                    row_tx.rollback().await?;
-                    summary.skipped.push((line, describe(&error)));
-                }
-                Err(error) => return Err(anyhow::anyhow!("line {line}: {error}")),
+    for record in reader.records() {
+        summary.rows += 1;
+        progress.inc(1);
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line());
+                summary.skipped.push((line, error.to_string()));
+                continue;
             }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let input = row_object(&headers, &record, &custom).and_then(|row| {
+            ContactInput::parse(&row, &custom, config, &[]).map_err(|e| describe(&e))
+        });
+        let input = match input {
+            Ok(input) => input,
+            Err(why) => {
+                summary.skipped.push((line, why));
+                continue;
+            }
+        };
+        // One transaction a row: a row is written whole or not at all, and the person's
+        // locks are held only while their row is written.
+        let mut tx = conn.begin().await?;
+        match upsert_contact_from(&mut tx, &no_workflows, &input, Write::Upsert, IMPORT_SOURCE)
+            .await
+        {
+            Ok(upserted) => {
+                tx.commit().await?;
+                if upserted.created {
+                    summary.created += 1;
+                } else {
+                    summary.updated += 1;
+                }
+            }
+            Err(error) if error.status().is_client_error() => {
+                tx.rollback().await?;
+                summary.skipped.push((line, describe(&error)));
+            }
+            Err(error) => anyhow::bail!(
+                "line {line}: {error}; the rows before it are imported, and importing the file again finishes the job"
+            ),
         }
-        tx.commit().await?;
     }
     progress.finish_and_clear();
     Ok(summary)
@@ -158,10 +157,12 @@ fn read_headers(path: &Path) -> anyhow::Result<Vec<String>> {
             anyhow::bail!("column {header:?} appears twice");
         }
         if !CONTACT_COLUMNS.contains(&header.as_str())
-            && let Err(why) = check_new_name(header)
-            && why != NewPropertyError::Exists
+            && let Err(NewPropertyError::NotCamelCase) = check_new_name(header)
         {
-            anyhow::bail!("column {header:?} cannot be a contact property: {why}");
+            anyhow::bail!(
+                "column {header:?} cannot be a contact property: {}",
+                NewPropertyError::NotCamelCase
+            );
         }
     }
     Ok(headers)
@@ -170,10 +171,7 @@ fn read_headers(path: &Path) -> anyhow::Result<Vec<String>> {
 /// Counts the rows and finds the type of each custom column's values: `None` for the
 /// contact's own columns.
 fn survey(path: &Path, headers: &[String]) -> anyhow::Result<(u64, Vec<Option<PropertyType>>)> {
-    let custom: Vec<bool> = headers
-        .iter()
-        .map(|h| !CONTACT_COLUMNS.contains(&h.as_str()))
-        .collect();
+    let custom: Vec<bool> = headers.iter().map(|h| is_custom(h)).collect();
     let mut seen = vec![false; headers.len()];
     let mut candidates: Vec<[bool; 3]> = vec![[true; 3]; headers.len()]; // number, boolean, date
     let mut rows = 0;
@@ -189,7 +187,7 @@ fn survey(path: &Path, headers: &[String]) -> anyhow::Result<(u64, Vec<Option<Pr
             }
             seen[i] = true;
             let [number, boolean, date] = &mut candidates[i];
-            *number &= cell.parse::<f64>().is_ok();
+            *number &= cell.parse::<serde_json::Number>().is_ok();
             *boolean &= parse_bool(cell).is_some();
             *date &= cell.contains('-') && parse_date(&Value::String(cell.to_owned())).is_some();
         }
@@ -224,7 +222,7 @@ fn row_object(
 ) -> Result<Map<String, Value>, String> {
     let mut row = Map::new();
     for (header, cell) in headers.iter().zip(record.iter()) {
-        if cell.is_empty() {
+        if cell.is_empty() || !(CONTACT_COLUMNS.contains(&header.as_str()) || is_custom(header)) {
             continue;
         }
         let kind = custom.iter().find(|p| &p.name == header).map(|p| p.kind);
@@ -246,6 +244,11 @@ fn row_object(
             ),
             _ => Value::String(cell.to_owned()),
         };
+        // An old export must not resubscribe someone who unsubscribed since: `true`
+        // only matters to new contacts, which start subscribed anyway.
+        if header == "subscribed" && value == Value::Bool(true) {
+            continue;
+        }
         row.insert(header.clone(), value);
     }
     Ok(row)

@@ -98,7 +98,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         println!(
-            "roster {LONG_VERSION}\n\nCommands: serve, migrate, check. `roster --help` tells more."
+            "roster {LONG_VERSION}\n\nCommands: serve, migrate, check, import, replay. `roster --help` tells more."
         );
         return std::process::ExitCode::SUCCESS;
     };

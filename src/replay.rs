@@ -35,8 +35,8 @@ pub struct Summary {
     pub unchanged: u64,
     /// Event types turned off in the settings.
     pub disabled: u64,
-    /// Events that could not be applied now (an address still on another user's
-    /// contact), with the reason.
+    /// Events that could not be applied (an address still on another user's contact,
+    /// data that does not parse), with the reason.
     pub conflicts: Vec<(String, String)>,
     pub runs_started: u64,
 }
@@ -78,10 +78,23 @@ pub async fn replay(
         for event in page {
             summary.events += 1;
             progress.inc(1);
-            let envelope = Envelope::parse(event.payload.as_bytes())?;
-            let Some(contact_event) = ContactEvent::from_envelope(&envelope, settings)? else {
-                summary.disabled += 1;
-                continue;
+            // A stored event whose data no longer parses (its type was off when it came,
+            // so its data was never checked) is reported, not fatal.
+            let contact_event = Envelope::parse(event.payload.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|envelope| {
+                    ContactEvent::from_envelope(&envelope, settings).map_err(|e| e.to_string())
+                });
+            let contact_event = match contact_event {
+                Ok(Some(contact_event)) => contact_event,
+                Ok(None) => {
+                    summary.disabled += 1;
+                    continue;
+                }
+                Err(why) => {
+                    summary.conflicts.push((event.svix_id, why));
+                    continue;
+                }
             };
             let mut tx = pool.begin().await?;
             let applied = match contact_event

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::{DashboardError, Views};
+use super::{DashboardError, Views, distinct_values, link};
 use crate::api::roster::contacts::{ContactFilters, contact_details, search_contacts};
 use crate::config::Settings;
 
@@ -69,27 +69,25 @@ pub async fn audience(
         )
         .fetch_one(pool.get_ref()),
         // A few index probes each (skip scans), not a read of the table.
-        distinct(&pool, "user_group"),
-        distinct(&pool, "source"),
+        distinct_values(&pool, "contacts", "user_group"),
+        distinct_values(&pool, "contacts", "source"),
     )?;
     let next = (contacts.len() > PAGE as usize).then(|| contacts[PAGE as usize - 1].id);
     contacts.truncate(PAGE as usize);
     let next_url = next.map(|cursor| {
-        let mut url = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
-            ("email", &filters.email),
-            ("name", &filters.name),
-            ("userGroup", &filters.user_group),
-            ("subscribed", &query.subscribed),
-            ("source", &filters.source),
-            ("waitlistStatus", &filters.waitlist_status),
-        ] {
-            if let Some(value) = value {
-                url.append_pair(key, value);
-            }
-        }
-        url.append_pair("cursor", &cursor.to_string());
-        format!("/?{}", url.finish())
+        let cursor = cursor.to_string();
+        link(
+            "/",
+            &[
+                ("email", filters.email.as_deref()),
+                ("name", filters.name.as_deref()),
+                ("userGroup", filters.user_group.as_deref()),
+                ("subscribed", query.subscribed.as_deref()),
+                ("source", filters.source.as_deref()),
+                ("waitlistStatus", filters.waitlist_status.as_deref()),
+                ("cursor", Some(&cursor)),
+            ],
+        )
     });
     let filtered = filters.email.is_some()
         || filters.name.is_some()
@@ -119,21 +117,4 @@ pub async fn audience(
             api_url => settings.public_url.join("api/").map(|u| u.to_string()).unwrap_or_default(),
         },
     )
-}
-
-/// The distinct values of a column with an index on `(column, id)`, by skip scan.
-async fn distinct(pool: &PgPool, column: &'static str) -> sqlx::Result<Vec<String>> {
-    let sql = format!(
-        "with recursive v(value) as (
-             (select {column} from contacts where {column} is not null order by {column} limit 1)
-             union all
-             select (select {column} from contacts where {column} > v.value order by {column} limit 1)
-             from v where v.value is not null
-         )
-         select value from v where value is not null limit 100"
-    );
-    // `column` is one of two names written in this file, never input.
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
 }

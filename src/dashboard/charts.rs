@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use super::html_escape as escape;
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -194,13 +196,6 @@ fn short(v: f64) -> String {
     } else {
         format!("{v:.1}")
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

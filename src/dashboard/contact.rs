@@ -10,13 +10,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::{DashboardError, Views, see_other};
+use super::{DashboardError, Views, link, see_other};
 use crate::api::loops::contact_input::ContactInput;
 use crate::api::loops::contacts::{Write, upsert_contact};
 use crate::api::roster::contacts::timeline;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::templates::Templates;
 use crate::workflows::Workflows;
+use crate::workflows::engine::sample_data_variables;
 use crate::workflows::runs::{start_transactional_run, transactional_event};
 
 #[derive(Deserialize)]
@@ -90,9 +91,9 @@ pub async fn change_subscription(
     } else {
         "Unsubscribed."
     };
-    Ok(see_other(&format!(
-        "/contacts/{}?notice={notice}",
-        contact.id
+    Ok(see_other(&link(
+        &format!("/contacts/{}", contact.id),
+        &[("notice", Some(notice))],
     )))
 }
 
@@ -123,12 +124,10 @@ pub async fn send_test_email(
     let contact = find_contact_by_id(&mut tx, *id)
         .await?
         .ok_or(DashboardError::NotFound("There is no such contact."))?;
-    let data: serde_json::Map<String, serde_json::Value> = templates
-        .data_variables(&form.template)
-        .into_iter()
-        .map(|name| (name, serde_json::Value::from("sample")))
-        .collect();
-    let event = transactional_event(&form.template, &serde_json::Value::Object(data));
+    let event = transactional_event(
+        &form.template,
+        &sample_data_variables(&templates, &form.template),
+    );
     start_transactional_run(
         &mut tx,
         Some(contact.id),
@@ -142,9 +141,8 @@ pub async fn send_test_email(
         "A test of {} is on its way to {}.",
         form.template, contact.email
     );
-    let notice: String = url::form_urlencoded::byte_serialize(notice.as_bytes()).collect();
-    Ok(see_other(&format!(
-        "/contacts/{}?notice={notice}",
-        contact.id
+    Ok(see_other(&link(
+        &format!("/contacts/{}", contact.id),
+        &[("notice", Some(&notice))],
     )))
 }

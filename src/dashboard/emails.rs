@@ -9,19 +9,12 @@ use sqlx::PgPool;
 
 use super::login::CsrfForm;
 use super::session::Session;
-use super::{DashboardError, Views, see_other};
+use super::{DashboardError, Views, link, see_other};
 use crate::api::roster::page::PageQuery;
-use crate::api::roster::runs::{DeliveryFilters, JobFilters, deliveries_page, jobs_page};
+use crate::api::roster::runs::{
+    DELIVERY_STATES, DeliveryFilters, JobFilters, deliveries_page, jobs_page,
+};
 use crate::jobs::queue::replay_dead_job;
-
-const STATES: [&str; 6] = [
-    "sent",
-    "failed",
-    "suppressed",
-    "retrying",
-    "sending",
-    "unknown",
-];
 
 #[derive(Deserialize)]
 pub struct EmailsQuery {
@@ -37,7 +30,10 @@ pub async fn emails_page(
     pool: web::Data<PgPool>,
     views: web::Data<Views>,
 ) -> Result<HttpResponse, DashboardError> {
-    let state = query.state.clone().filter(|s| STATES.contains(&s.as_str()));
+    let state = query
+        .state
+        .clone()
+        .filter(|s| DELIVERY_STATES.contains(&s.as_str()));
     let paging = PageQuery {
         limit: Some(50),
         cursor: query.cursor.clone().filter(|c| !c.is_empty()),
@@ -85,7 +81,7 @@ pub async fn emails_page(
         "emails.html",
         context! {
             page_title => "Emails", section => "emails", csrf => session.csrf(),
-            notice => query.notice.clone(), state, states => STATES.to_vec(),
+            notice => query.notice.clone(), state, states => DELIVERY_STATES.to_vec(),
             total => counts.iter().map(|(_, n)| n).sum::<i64>(),
             counts => counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             deliveries => Value::from(Serde(&deliveries["data"])), next_url,
@@ -108,8 +104,5 @@ pub async fn replay_job(
     } else {
         "That job is not dead any more."
     };
-    Ok(see_other(&format!(
-        "/emails?notice={}",
-        url::form_urlencoded::byte_serialize(notice.as_bytes()).collect::<String>()
-    )))
+    Ok(see_other(&link("/emails", &[("notice", Some(notice))])))
 }

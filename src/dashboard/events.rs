@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::session::Session;
-use super::{DashboardError, Views};
+use super::{DashboardError, Views, distinct_values, link};
 use crate::api::roster::events::{EventFilters, events_page as event_log};
 use crate::api::roster::page::PageQuery;
 
@@ -38,30 +38,17 @@ pub async fn events_page(
         cursor: given(&query.cursor),
     };
     let page = event_log(&pool, &filters, &paging).await?;
-    let types: Vec<String> = sqlx::query_scalar(
-        "with recursive t(event_type) as (
-             (select event_type from clerk_events order by event_type limit 1)
-             union all
-             select (select e.event_type from clerk_events e where e.event_type > t.event_type order by e.event_type limit 1)
-             from t where t.event_type is not null
-         )
-         select event_type from t where event_type is not null",
-    )
-    .fetch_all(pool.get_ref())
-    .await?;
+    let types = distinct_values(&pool, "clerk_events", "event_type").await?;
     let next_url = page["nextCursor"].as_str().map(|cursor| {
-        let mut url = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [
-            ("type", &filters.event_type),
-            ("from", &filters.from),
-            ("to", &filters.to),
-        ] {
-            if let Some(value) = value {
-                url.append_pair(key, value);
-            }
-        }
-        url.append_pair("cursor", cursor);
-        format!("/events?{}", url.finish())
+        link(
+            "/events",
+            &[
+                ("type", filters.event_type.as_deref()),
+                ("from", filters.from.as_deref()),
+                ("to", filters.to.as_deref()),
+                ("cursor", Some(cursor)),
+            ],
+        )
     });
     views.render(
         "events.html",

@@ -18,10 +18,16 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only a path on this site: never another origin (`//evil.test`, `https://...`).
+/// Only a path on this site: never another origin (`//evil.test`, `https://...`), nor
+/// anything a browser cleans up into one (`/\evil.test`, `/<tab>/evil.test`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.contains('\\')
+                && next.chars().all(|c| c.is_ascii_graphic()) =>
+        {
             next.to_owned()
         }
         _ => "/".to_owned(),
@@ -142,6 +148,8 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.test/")), "/");
         assert_eq!(safe_next(Some("https://evil.test/")), "/");
         assert_eq!(safe_next(Some("/\\evil.test")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.test")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.test")), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

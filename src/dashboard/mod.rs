@@ -18,6 +18,14 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpResponse, ResponseError, get, web};
 use minijinja::{AutoEscape, Environment, Value};
 
+/// No script runs on any page (there is none), nothing is framed by another site, and
+/// forms post only here. Inline styles stay allowed for the emails shown in Preview.
+const CONTENT_SECURITY_POLICY: (&str, &str) = (
+    "content-security-policy",
+    "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; \
+     frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+);
+
 /// The page templates, compiled once.
 pub struct Views {
     env: Environment<'static>,
@@ -57,6 +65,7 @@ impl Views {
         Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header(CONTENT_SECURITY_POLICY)
             .body(html))
     }
 }
@@ -79,7 +88,7 @@ pub enum DashboardError {
     #[error("{0}")]
     BadRequest(String),
     #[error("the database is unavailable; try again in a minute")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] anyhow::Error),
     #[error("something went wrong")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -87,7 +96,7 @@ pub enum DashboardError {
 impl From<sqlx::Error> for DashboardError {
     fn from(error: sqlx::Error) -> Self {
         if crate::db::is_transient(&error) {
-            Self::Unavailable(error)
+            Self::Unavailable(error.into())
         } else {
             Self::Unexpected(error.into())
         }
@@ -97,7 +106,9 @@ impl From<sqlx::Error> for DashboardError {
 impl From<crate::api::error::ApiError> for DashboardError {
     fn from(error: crate::api::error::ApiError) -> Self {
         match error.status() {
-            StatusCode::SERVICE_UNAVAILABLE => Self::BadRequest(error.message().to_owned()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Self::Unavailable(anyhow::anyhow!("{}", error.message()))
+            }
             status if status.is_client_error() => Self::BadRequest(error.message().to_owned()),
             _ => Self::Unexpected(anyhow::anyhow!("{}", error.message())),
         }
@@ -142,7 +153,8 @@ impl ResponseError for DashboardError {
     }
 }
 
-fn html_escape(text: &str) -> String {
+/// Text made safe inside HTML and SVG.
+pub fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -162,6 +174,44 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((LOCATION, location.to_owned()))
         .finish()
+}
+
+/// `path` with `pairs` as its query string (empty values left out), URL-encoded.
+pub fn link(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            query.append_pair(key, value);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// The distinct values of `table.column`, read by skip scan of an index that starts
+/// with the column: a few probes, not a read of the table.
+pub async fn distinct_values(
+    pool: &sqlx::PgPool,
+    table: &'static str,
+    column: &'static str,
+) -> sqlx::Result<Vec<String>> {
+    let sql = format!(
+        "with recursive v(value) as (
+             (select {column} from {table} where {column} is not null order by {column} limit 1)
+             union all
+             select (select {column} from {table} where {column} > v.value order by {column} limit 1)
+             from v where v.value is not null
+         )
+         select value from v where value is not null limit 100"
+    );
+    // `table` and `column` are names written in this crate, never input.
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
 }
 
 /// Mounts the dashboard's routes.

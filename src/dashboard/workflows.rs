@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use super::session::Session;
 use super::{DashboardError, Views};
 use crate::workflows::Workflows;
-use crate::workflows::definition::{EntryRule, Step};
+use crate::workflows::definition::{EntryRule, Step, describe_duration};
 
 #[derive(Serialize)]
 struct StepView {
@@ -96,7 +96,7 @@ pub async fn workflows_page(
                         what: match step {
                             Step::Send { template } => format!("send {template}"),
                             Step::Wait { duration } => {
-                                format!("wait {}", describe(duration.as_secs()))
+                                format!("wait {}", describe_duration(*duration))
                             }
                             Step::If { condition } => format!("if {condition}"),
                         },
@@ -129,22 +129,4 @@ pub async fn workflows_page(
             workflows => minijinja::Value::from(Serde(&views_of)),
         },
     )
-}
-
-/// 172800 → "2 days".
-fn describe(seconds: u64) -> String {
-    let units = [
-        (604_800, "week"),
-        (86_400, "day"),
-        (3_600, "hour"),
-        (60, "minute"),
-        (1, "second"),
-    ];
-    for (size, name) in units {
-        if seconds >= size && seconds.is_multiple_of(size) {
-            let n = seconds / size;
-            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
-        }
-    }
-    format!("{seconds} seconds")
 }

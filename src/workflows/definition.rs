@@ -174,6 +174,24 @@ pub fn check_workflows(
 }
 
 /// `45s`, `30m`, `12h`, `2d`, `1w`: a whole number and one unit.
+/// A duration as people say it: 172800 seconds → "2 days".
+pub fn describe_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let units = [
+        (604_800, "week"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+    ];
+    for (size, name) in units {
+        if seconds >= size && seconds.is_multiple_of(size) {
+            let n = seconds / size;
+            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
+        }
+    }
+    format!("{seconds} seconds")
+}
+
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;

@@ -226,15 +226,21 @@ pub fn sample_context(workflow: &str) -> Value {
     context! { unsubscribe_url => "https://roster.example.test/unsubscribe/sample", ..step }
 }
 
-/// What `roster check` renders a transactional template with: the sample contact and
-/// every data variable the template uses, set to a sample string.
-pub fn sample_transactional_context(templates: &Templates, template: &str) -> Value {
-    let data: serde_json::Map<String, serde_json::Value> = templates
+/// Every data variable `template` uses, set to "sample".
+pub fn sample_data_variables(templates: &Templates, template: &str) -> serde_json::Value {
+    templates
         .data_variables(template)
         .into_iter()
         .map(|name| (name, serde_json::Value::from("sample")))
-        .collect();
-    let event = super::runs::transactional_event(template, &serde_json::Value::Object(data));
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// What `roster check` renders a transactional template with: the sample contact and
+/// every data variable the template uses, set to a sample string.
+pub fn sample_transactional_context(templates: &Templates, template: &str) -> Value {
+    let event =
+        super::runs::transactional_event(template, &sample_data_variables(templates, template));
     let sample = sample_context(TRANSACTIONAL);
     context! { event => Value::from(Serde(event)), ..sample }
 }

@@ -261,12 +261,12 @@ async fn import_brings_a_loops_csv_in_and_is_idempotent(_: PgPoolOptions, db: Pg
     let file = dir.join("audience.csv");
     std::fs::write(
         &file,
-        "email,firstName,lastName,userId,userGroup,subscribed,source,plan,seats,trialEnds\n\
-         ada@example.com,Ada,Lovelace,u_1,Founders,true,Loops,Pro,3,2026-01-17\n\
-         not-an-address,Bad,Row,,,,,,,\n\
-         grace@example.com,Grace,Hopper,,,no,,Free,1,\n\
-         alan@example.com,Alan,Turing,,,maybe,,,,\n\
-         \"Edsger@Example.com\",\"Dijkstra, Edsger\",,,,,,Team,12,2026-02-01\n",
+        "email,firstName,lastName,userId,userGroup,subscribed,source,plan,seats,trialEnds,zip,createdAt\n\
+         ada@example.com,Ada,Lovelace,u_1,Founders,true,Loops,Pro,3,2026-01-17,02134,2024-01-01\n\
+         not-an-address,Bad,Row,,,,,,,,,\n\
+         grace@example.com,Grace,Hopper,,,no,,Free,1,,10001,\n\
+         alan@example.com,Alan,Turing,,,maybe,,,,,,\n\
+         \"Edsger@Example.com\",\"Dijkstra, Edsger\",,,,,,Team,12,2026-02-01,,\n",
     )
     .unwrap();
     let import = || {
@@ -290,6 +290,14 @@ async fn import_brings_a_loops_csv_in_and_is_idempotent(_: PgPoolOptions, db: Pg
     assert!(
         stdout.contains("created the custom property trialEnds (date)"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("created the custom property zip (string)"),
+        "a leading zero: {stdout}"
+    );
+    assert!(
+        !stdout.contains("createdAt"),
+        "Roster sets createdAt itself: {stdout}"
     );
     assert!(
         stdout.contains("line 3: skipped: Invalid email address."),
@@ -321,11 +329,16 @@ async fn import_brings_a_loops_csv_in_and_is_idempotent(_: PgPoolOptions, db: Pg
             Some("u_1".to_owned()),
             true,
             "Loops".to_owned(),
-            serde_json::json!({ "plan": "Pro", "seats": 3, "trialEnds": "2026-01-17T00:00:00.000Z" }),
+            serde_json::json!({ "plan": "Pro", "seats": 3, "trialEnds": "2026-01-17T00:00:00.000Z", "zip": "02134" }),
         )
     );
     assert!(!contacts[2].2, "grace is unsubscribed");
 
+    // Ada unsubscribes after the export was made: importing it again keeps her out.
+    sqlx::query("update contacts set subscribed = false where email = 'ada@example.com'")
+        .execute(&pool)
+        .await
+        .unwrap();
     let second = import();
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(
@@ -337,6 +350,12 @@ async fn import_brings_a_loops_csv_in_and_is_idempotent(_: PgPoolOptions, db: Pg
         .await
         .unwrap();
     assert_eq!(count, 3);
+    let ada: bool =
+        sqlx::query_scalar("select subscribed from contacts where email = 'ada@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!ada, "an import never resubscribes");
     pool.close().await;
     std::fs::remove_dir_all(dir).ok();
 }

@@ -13,7 +13,7 @@ use crate::api::error::ApiError;
 use crate::contacts::Contact;
 use crate::contacts::store::find_contact_by_id;
 use crate::workflows::Workflows;
-use crate::workflows::definition::{Step, Workflow};
+use crate::workflows::definition::{Step, Workflow, describe_duration};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -273,7 +273,7 @@ fn run_steps(
             };
             let mut shown = match step {
                 Step::Send { template } => json!({ "kind": "send", "template": template }),
-                Step::Wait { duration } => json!({ "kind": "wait", "seconds": duration.as_secs() }),
+                Step::Wait { duration } => json!({ "kind": "wait", "seconds": duration.as_secs(), "duration": describe_duration(*duration) }),
                 Step::If { condition } => json!({ "kind": "if", "condition": condition }),
             };
             shown["index"] = json!(index);

@@ -73,6 +73,16 @@ pub async fn runs_page(
     ))
 }
 
+/// The states of an email delivery, the most useful first.
+pub const DELIVERY_STATES: [&str; 6] = [
+    "sent",
+    "failed",
+    "suppressed",
+    "retrying",
+    "sending",
+    "unknown",
+];
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct DeliveryFilters {
     /// sending, sent, retrying, failed, unknown (the worker stopped mid-send) or
@@ -99,18 +109,7 @@ pub async fn deliveries_page(
     filters: &DeliveryFilters,
     paging: &PageQuery,
 ) -> Result<Value, ApiError> {
-    check_state(
-        "state",
-        filters.state.as_deref(),
-        &[
-            "sending",
-            "sent",
-            "retrying",
-            "failed",
-            "unknown",
-            "suppressed",
-        ],
-    )?;
+    check_state("state", filters.state.as_deref(), &DELIVERY_STATES)?;
     let limit = paging.limit()?;
     let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
     let rows = sqlx::query_as!(
