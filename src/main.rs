@@ -71,9 +71,10 @@ enum Command {
     /// `mailingLists` (list IDs separated by `;`); every other column is a custom
     /// property, created when missing with the type its values share. Each row updates
     /// the contact with its `userId` or `email`, or creates it, so running an import
-    /// again changes nothing; empty cells leave fields as they are. Bad rows are
-    /// reported with their line number and skipped; each row is written whole or not
-    /// at all. No workflow starts. Needs DATABASE_URL.
+    /// again changes nothing; empty cells leave fields as they are, and `subscribed`
+    /// can unsubscribe but never resubscribes. Columns Roster sets itself (`createdAt`,
+    /// `id`) are left out. Bad rows are reported with their line number and skipped;
+    /// each row is written whole or not at all. No workflow starts. Needs DATABASE_URL.
     Import {
         /// The CSV file.
         file: std::path::PathBuf,
