@@ -11,12 +11,14 @@ pg_server_bindir() {
   [ -n "$ctl" ] && dirname "$ctl"
 }
 
+. "$(dirname "${BASH_SOURCE[0]}")/os.sh"
+
 # Finds pg_ctl, installing Debian's postgresql package when no server binaries exist.
 pg_find_bindir() {
   local dir
   dir=$(pg_server_bindir || true)
   if [ -z "$dir" ]; then
-    echo "PostgreSQL server binaries not found: installing the postgresql package" >&2
+    echo "PostgreSQL server binaries not found" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     # Ask Debian's packaging not to create (and start) a default cluster: we never use
@@ -26,8 +28,7 @@ pg_find_bindir() {
       $sudo mkdir -p /etc/postgresql-common
       echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
     fi
-    $sudo apt-get update -qq >&2 && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql >&2 || return 1
+    os_install postgresql || return 1
     dir=$(pg_server_bindir || true)
   fi
   [ -n "$dir" ] || { echo "could not find or install PostgreSQL" >&2; return 1; }

@@ -3,6 +3,7 @@
 // the API agree, see the charts render, and keep a screenshot of every page (also at
 // phone width). Clerk events are signed with Svix's own signer.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { test } from "node:test";
 import { chromium } from "playwright-core";
@@ -26,7 +27,7 @@ async function api(method, path, body) {
 
 async function clerk(type, data, at = Date.now()) {
   const body = JSON.stringify({ object: "event", type, timestamp: at, data });
-  const id = `msg_${crypto.randomUUID()}`;
+  const id = `msg_${randomUUID()}`;
   const timestamp = new Date();
   const signature = new Webhook(secret).sign(id, timestamp, body);
   const response = await fetch(`${url}/webhooks/clerk`, {
@@ -90,7 +91,15 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
 
     await page.click("text=dash3@dashboard.test");
     await page.waitForSelector("h1:has-text('dash3@dashboard.test')");
-    assert.match(await page.textContent("body"), /onboarding|No workflow/);
+    // The onboarding run of this contact's user.created, its welcome sent by the worker.
+    for (let attempt = 0; ; attempt++) {
+      if (/send welcome\s*— email sent/.test(await page.textContent("body"))) break;
+      assert.ok(attempt < 50, "the welcome email shows as sent on the contact's timeline");
+      await page.waitForTimeout(200);
+      await page.reload();
+    }
+    assert.match(await page.textContent(".card:has-text('onboarding')"), /active/);
+    assert.ok(await page.locator("table a:has-text('user.created')").count(), "the Clerk event is on the timeline");
     await page.screenshot({ path: `${shots}/contact.png`, fullPage: true });
 
     // A form without the page's CSRF token is refused.
