@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
 use super::definition::EntryRule;
@@ -176,6 +176,9 @@ pub async fn advance_run(
 ) -> sqlx::Result<()> {
     let next = from + 1;
     let finished = usize::try_from(next).is_ok_and(|next| next >= steps);
+    // The move and the next step's job commit together (a savepoint inside a caller's
+    // transaction): a crash between them would leave a run on a step with no job.
+    let mut tx = conn.begin().await?;
     let moved = sqlx::query!(
         "update workflow_runs set
              current_step = $3,
@@ -188,13 +191,13 @@ pub async fn advance_run(
         next,
         finished,
     )
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if moved == 1 && !finished {
-        enqueue_step(conn, run_id, next, run_at).await?;
+        enqueue_step(&mut tx, run_id, next, run_at).await?;
     }
-    Ok(())
+    tx.commit().await
 }
 
 /// Ends the run early at step `step`, keeping why; a late copy of an earlier step
