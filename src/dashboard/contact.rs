@@ -2,7 +2,6 @@
 //! resubscribe, and send any template to it as a test.
 
 use actix_web::{HttpResponse, get, post, web};
-use chrono::Utc;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -13,12 +12,12 @@ use super::session::Session;
 use super::{DashboardError, Views, link, see_other};
 use crate::api::loops::contact_input::ContactInput;
 use crate::api::loops::contacts::{Write, upsert_contact};
+use crate::api::loops::transactional::queue_transactional;
 use crate::api::roster::contacts::timeline;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::templates::Templates;
 use crate::workflows::Workflows;
 use crate::workflows::engine::sample_data_variables;
-use crate::workflows::runs::{start_transactional_run, transactional_event};
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
@@ -124,16 +123,13 @@ pub async fn send_test_email(
     let contact = find_contact_by_id(&mut tx, *id)
         .await?
         .ok_or(DashboardError::NotFound("There is no such contact."))?;
-    let event = transactional_event(
-        &form.template,
-        &sample_data_variables(&templates, &form.template),
-    );
-    start_transactional_run(
+    queue_transactional(
         &mut tx,
-        Some(contact.id),
-        &contact.to_json(),
-        &event,
-        Utc::now(),
+        &templates,
+        &form.template,
+        Some(&contact),
+        &contact.email,
+        &sample_data_variables(&templates, &form.template),
     )
     .await?;
     tx.commit().await?;

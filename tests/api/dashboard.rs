@@ -134,3 +134,44 @@ async fn a_form_without_its_csrf_token_changes_nothing(_: PgPoolOptions, db: PgC
             .is_none_or(|c| !c.to_str().unwrap().starts_with("roster_session="))
     );
 }
+
+/// The CSRF token of the forms on the page at `path`.
+async fn csrf(client: &reqwest::Client, url: &str) -> String {
+    let page = client.get(url).send().await.unwrap().text().await.unwrap();
+    let start = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[sqlx::test]
+async fn a_test_email_is_sent_to_the_contact(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    app.api_post(
+        "/v1/contacts/create",
+        serde_json::json!({ "email": "ada@example.com", "firstName": "Ada" }),
+    )
+    .await;
+    let contact = app.contact_by_email("ada@example.com").await.unwrap();
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let page = format!("{}/contacts/{}", app.address, contact.id);
+    let token = csrf(&client, &page).await;
+    let response = client
+        .post(format!("{page}/test-email"))
+        .form(&[("csrf", token.as_str()), ("template", "magic_link")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    app.run_jobs_at(chrono::Utc::now()).await;
+    let (status, sent) = app.api_get("/v1/email-deliveries?state=sent").await;
+    assert_eq!(status, 200);
+    assert_eq!(sent["data"][0]["template"], "magic_link");
+    assert_eq!(sent["data"][0]["recipient"], "ada@example.com");
+
+    let response = client
+        .post(format!("{page}/test-email"))
+        .form(&[("csrf", token.as_str()), ("template", "no_such_template")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}

@@ -8,7 +8,7 @@ use chrono::Utc;
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::contact_input::{ContactInput, normalise_email};
 use super::contacts::{Write, upsert_contact};
@@ -108,18 +108,39 @@ async fn send(
     } else {
         find_contact_by_email(&mut tx, &email).await?
     };
-    let copy = contact
-        .as_ref()
-        .map_or_else(|| json!({ "email": email }), Contact::to_json);
-    let event = transactional_event(template, &data);
-    check_renders(templates, template, &copy, &event)?;
-    start_transactional_run(&mut tx, contact.map(|c| c.id), &copy, &event, Utc::now()).await?;
+    queue_transactional(
+        &mut tx,
+        templates,
+        template,
+        contact.as_ref(),
+        &email,
+        &data,
+    )
+    .await?;
     let answer = json!({ "success": true });
     if let Some(reservation) = reservation {
         reservation.record(&mut tx, &answer).await?;
     }
     tx.commit().await?;
     Ok(answer)
+}
+
+/// Checks that `template` renders for the recipient (`contact`, or just `email`) with
+/// `data` as `event.data`, then starts the one-step run that sends it, in the caller's
+/// transaction. Shared by the API and the dashboard's test send.
+pub async fn queue_transactional(
+    tx: &mut PgConnection,
+    templates: &Templates,
+    template: &str,
+    contact: Option<&Contact>,
+    email: &str,
+    data: &Value,
+) -> Result<(), ApiError> {
+    let copy = contact.map_or_else(|| json!({ "email": email }), Contact::to_json);
+    let event = transactional_event(template, data);
+    check_renders(templates, template, &copy, &event)?;
+    start_transactional_run(tx, contact.map(|c| c.id), &copy, &event, Utc::now()).await?;
+    Ok(())
 }
 
 /// Renders the email as the send will, naming the data variables that are missing:
