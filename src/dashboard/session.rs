@@ -156,4 +156,17 @@ mod tests {
         );
         assert!(SessionKey::new(None, false).login_cookie().is_none());
     }
+
+    #[test]
+    fn an_expired_session_is_refused() {
+        let key = SessionKey::new(Some(&SecretString::from("k-1")), false);
+        let past = (Utc::now().timestamp() - 1).to_string();
+        let signed = format!("{past}.{}", key.sign(&past).unwrap());
+        assert!(key.session(&signed).is_none());
+        let future = (Utc::now().timestamp() + 60).to_string();
+        assert!(
+            key.session(&format!("{future}.{}", key.sign(&future).unwrap()))
+                .is_some()
+        );
+    }
 }

@@ -252,7 +252,6 @@ async fn active_users_and_event_counts_per_bucket(_: PgPoolOptions, db: PgConnec
     deliver_all(
         &app,
         &[
-            session("2026-01-01T08:00:00Z", "u1"),
             session("2026-01-01T09:00:00Z", "u1"),
             session("2026-01-01T23:00:00Z", "u2"),
             session("2026-01-02T00:00:00Z", "u1"),
@@ -260,6 +259,11 @@ async fn active_users_and_event_counts_per_bucket(_: PgPoolOptions, db: PgConnec
         ],
     )
     .await;
+    // Svix retries one delivery (one svix-id) twice more: it counts once everywhere.
+    let retried = Delivery::of(&session("2026-01-01T08:00:00Z", "u1"));
+    for _ in 0..3 {
+        assert_eq!(app.send(&retried).await.status(), 200);
+    }
     let active = analytics(&app, "active-users", THREE_DAYS).await;
     assert_eq!(
         column(&active, "activeUsers"),
@@ -347,4 +351,53 @@ async fn a_bad_range_is_refused(_: PgPoolOptions, db: PgConnectOptions) {
     // The default: the last 30 days, by day.
     let body = analytics(&app, "growth", "").await;
     assert_eq!(body["buckets"].as_array().unwrap().len(), 31);
+}
+
+#[sqlx::test]
+async fn time_to_graduate_has_a_median_and_a_p90(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    // Three people join on Jan 1 at 10:00 and graduate 1, 2 and 11 days later.
+    for (n, graduated) in [
+        "2026-01-02T10:00:00Z",
+        "2026-01-03T10:00:00Z",
+        "2026-01-12T10:00:00Z",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let email = format!("w{n}@example.com");
+        let mut joined = event(
+            "waitlistEntry.created",
+            "2026-01-01T10:00:00Z",
+            &format!("w{n}"),
+        );
+        set(&mut joined, "/data/email_address", json!(email));
+        set(
+            &mut joined,
+            "/data/created_at",
+            json!(ms("2026-01-01T10:00:00Z")),
+        );
+        set(
+            &mut joined,
+            "/data/updated_at",
+            json!(ms("2026-01-01T10:00:00Z")),
+        );
+        let mut user = event("user.created", graduated, &format!("u{n}"));
+        set(
+            &mut user,
+            "/data/email_addresses/0/email_address",
+            json!(email),
+        );
+        deliver_all(&app, &[joined, user]).await;
+    }
+    let body = analytics(
+        &app,
+        "waitlist",
+        "from=2026-01-01&to=2026-01-15&interval=week",
+    )
+    .await;
+    assert_eq!(body["graduated"], 3);
+    assert_eq!(body["medianSecondsToGraduate"], 2.0 * 86_400.0);
+    // percentile_cont: 2 days + 0.8 of the 9 days between the second and the third.
+    assert_eq!(body["p90SecondsToGraduate"], 794_880.0);
 }

@@ -183,6 +183,13 @@ async fn a_refused_request_is_replayed_as_refused(_: PgPoolOptions, db: PgConnec
     let body = json!({ "eventName": "x", "userId": "u_404" });
     let first = send_event(&app, body.clone(), Some("key-1")).await;
     assert_eq!(first.0, 400);
+    // Stored, not just refused again: the second answer is the key's replay.
+    let stored: (i16, Value) =
+        sqlx::query_as("select status, response from idempotency_keys where key = 'key-1'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored, (400, first.1.clone()));
     assert_eq!(send_event(&app, body, Some("key-1")).await, first);
 }
 

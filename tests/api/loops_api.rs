@@ -426,14 +426,19 @@ async fn delete_removes_the_contact_and_404s_after(_: PgPoolOptions, db: PgConne
             json!({ "success": false, "message": "Contact not found." })
         )
     );
+    app.api_post(
+        "/v1/contacts/create",
+        json!({ "email": "bob@example.com", "userId": "u_2" }),
+    )
+    .await;
     let (status, _) = app
         .api_post(
             "/v1/contacts/delete",
-            json!({ "email": "a@b.co", "userId": "u_1" }),
+            json!({ "email": "bob@example.com", "userId": "u_2" }),
         )
         .await;
-    assert_eq!(status, 400);
-    assert_eq!(app.count("contacts").await, 0);
+    assert_eq!(status, 400, "both keys at once");
+    assert_eq!(app.count("contacts").await, 1, "bob is still there");
 }
 
 #[sqlx::test]
