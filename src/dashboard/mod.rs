@@ -18,6 +18,8 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpResponse, ResponseError, get, web};
 use minijinja::{AutoEscape, Environment, Value};
 
+pub use crate::web::html_escape;
+
 /// No script runs on any page (there is none), nothing is framed by another site, and
 /// forms post only here. Inline styles stay allowed for the emails shown in Preview.
 const CONTENT_SECURITY_POLICY: (&str, &str) = (
@@ -151,14 +153,6 @@ impl ResponseError for DashboardError {
             .content_type("text/html; charset=utf-8")
             .body(body)
     }
-}
-
-/// Text made safe inside HTML and SVG.
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[get("/assets/roster.css")]

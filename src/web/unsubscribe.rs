@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use sqlx::PgPool;
 
+use super::html_escape;
 use crate::contacts::Contact;
 use crate::contacts::store::find_contact_by_id;
 use crate::email::unsubscribe::UnsubscribeKey;
@@ -32,7 +33,7 @@ pub async fn confirm_unsubscribe(
             &format!(
                 "<p>Stop sending email to <strong>{}</strong>?</p>\
                  <form method=\"post\"><button type=\"submit\">Unsubscribe</button></form>",
-                escape(&contact.email)
+                html_escape(&contact.email)
             ),
         ),
         Ok(_) => unsubscribed_page(),
@@ -115,11 +116,4 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
          <body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:480px;margin:64px auto;padding:0 16px;line-height:1.5\">\
          <h1 style=\"font-size:22px\">{title}</h1>{body}</body></html>"
     ))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
