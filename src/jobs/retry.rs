@@ -1,5 +1,6 @@
 //! When a failed job runs again: exponential backoff from 30 s, capped at 1 h, with
-//! full jitter so that jobs failing together (an SMTP outage) do not retry together.
+//! jitter over the upper half of each step so that jobs failing together (an SMTP
+//! outage) do not retry together.
 
 use std::time::Duration;
 

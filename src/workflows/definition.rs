@@ -173,7 +173,6 @@ pub fn check_workflows(
     }
 }
 
-/// `45s`, `30m`, `12h`, `2d`, `1w`: a whole number and one unit.
 /// A duration as people say it: 172800 seconds → "2 days".
 pub fn describe_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
@@ -192,6 +191,7 @@ pub fn describe_duration(duration: Duration) -> String {
     format!("{seconds} seconds")
 }
 
+/// `45s`, `30m`, `12h`, `2d`, `1w`: a whole number and one unit.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
