@@ -158,18 +158,16 @@ async fn firsts_before(
     at: DateTime<Utc>,
     kinds: &[&str],
 ) -> sqlx::Result<Vec<i64>> {
-    let mut counts = Vec::with_capacity(kinds.len());
-    for kind in kinds {
-        let count = sqlx::query_scalar!(
-            r#"select count(*) as "count!" from clerk_event_firsts where kind = $1 and first_at < $2"#,
-            kind,
-            at
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        counts.push(count);
-    }
-    Ok(counts)
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    sqlx::query_scalar!(
+        r#"select (select count(*) from clerk_event_firsts f where f.kind = k.kind and f.first_at < $2) as "count!"
+           from unnest($1::text[]) with ordinality as k(kind, i)
+           order by k.i"#,
+        &kinds,
+        at
+    )
+    .fetch_all(conn)
+    .await
 }
 
 const GROWTH_KINDS: [&str; 4] = [
@@ -279,15 +277,14 @@ pub async fn waitlist_funnel(
         .collect();
     let summary = sqlx::query!(
         r#"select
-             (select count(*) from contacts
-               where waitlist_joined_at >= $1 and waitlist_joined_at < $2) as "cohort!",
-             (select count(*) from contacts
-               where waitlist_joined_at >= $1 and waitlist_joined_at < $2
-                 and graduated_at is not null) as "cohort_graduated!",
+             count(*) as "cohort!",
+             count(*) filter (where graduated_at is not null) as "cohort_graduated!",
              (select percentile_cont(array[0.5, 0.9]) within group
                        (order by extract(epoch from graduated_at - waitlist_joined_at))
                 from contacts where graduated_at >= $1 and graduated_at < $2
-                 and waitlist_joined_at is not null) as percentiles"#,
+                 and waitlist_joined_at is not null) as percentiles
+           from contacts
+           where waitlist_joined_at >= $1 and waitlist_joined_at < $2"#,
         range.from,
         range.to
     )

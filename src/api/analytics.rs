@@ -2,13 +2,14 @@
 //! default the last 30 days) and `interval` (day, week or month; default day).
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::error::ApiError;
 use crate::analytics::{self, Interval, MAX_BUCKETS, Range};
+use crate::contacts::properties::parse_date_text;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct RangeQuery {
@@ -50,14 +51,7 @@ impl RangeQuery {
 
 /// An RFC 3339 time, or a date (its midnight, UTC).
 pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
-        .ok_or_else(|| {
+    parse_date_text(text.trim()).ok_or_else(|| {
             ApiError::field(
                 field,
                 format!("`{field}` must be a time such as 2026-01-31T00:00:00Z or a date such as 2026-01-31."),

@@ -184,6 +184,38 @@ pub fn coerce_value(kind: PropertyType, value: &Value) -> Result<Value, String> 
     }
 }
 
+/// A date written out: RFC 3339, or an ISO-style date with an optional time and
+/// offset (UTC when none). Shared by property values and the API's time parameters.
+pub fn parse_date_text(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(date) = DateTime::parse_from_rfc3339(text) {
+        return Some(date.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+    ] {
+        if let Ok(date) = DateTime::parse_from_str(text, format) {
+            return Some(date.with_timezone(&Utc));
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(date) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(date.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|date| date.and_utc())
+}
+
 /// A date as Loops takes it: Unix milliseconds (a number or a string of digits), or an
 /// ISO-style date with an optional time and offset (UTC when none).
 pub fn parse_date(value: &Value) -> Option<DateTime<Utc>> {
@@ -199,33 +231,7 @@ pub fn parse_date(value: &Value) -> Option<DateTime<Utc>> {
                     .ok()
                     .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
             }
-            if let Ok(date) = DateTime::parse_from_rfc3339(text) {
-                return Some(date.with_timezone(&Utc));
-            }
-            for format in [
-                "%Y-%m-%dT%H:%M:%S%.f%:z",
-                "%Y-%m-%d %H:%M:%S%.f%:z",
-                "%Y-%m-%dT%H:%M%:z",
-                "%Y-%m-%d %H:%M%:z",
-            ] {
-                if let Ok(date) = DateTime::parse_from_str(text, format) {
-                    return Some(date.with_timezone(&Utc));
-                }
-            }
-            for format in [
-                "%Y-%m-%dT%H:%M:%S%.f",
-                "%Y-%m-%d %H:%M:%S%.f",
-                "%Y-%m-%dT%H:%M",
-                "%Y-%m-%d %H:%M",
-            ] {
-                if let Ok(date) = NaiveDateTime::parse_from_str(text, format) {
-                    return Some(date.and_utc());
-                }
-            }
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|date| date.and_hms_opt(0, 0, 0))
-                .map(|date| date.and_utc())
+            parse_date_text(text)
         }
         _ => None,
     }
