@@ -175,8 +175,14 @@ pub async fn upsert_contact_from(
             }
         },
     };
+    let before = (!created).then(|| contact.clone());
     let unsubscribed = input.apply(&mut contact);
-    let contact = save_contact(tx, &contact).await?;
+    // An event for a contact it does not change (the common case) writes nothing.
+    let contact = if before.as_ref() == Some(&contact) {
+        contact
+    } else {
+        save_contact(tx, &contact).await?
+    };
     if created {
         emit_lifecycle_event(tx, workflows, "contact.created", &contact, "api").await?;
     } else if unsubscribed {
