@@ -19,7 +19,6 @@ create table api_events (
 );
 
 create index api_events_contact on api_events (contact_id, id);
-create index api_events_name_created_at on api_events (event_name, created_at);
 
 -- `Idempotency-Key`s of events and transactional sends, per route, kept 24 hours. A row
 -- without a status is a request still in flight; `token` names that request, so only it
@@ -66,8 +65,10 @@ alter table email_deliveries drop constraint email_deliveries_state_check;
 alter table email_deliveries add constraint email_deliveries_state_check
     check (state in ('sending', 'sent', 'retrying', 'failed', 'unknown', 'suppressed'));
 
-create index email_deliveries_run on email_deliveries (run_id);
-create index workflow_runs_state_created_at on workflow_runs (state, created_at);
+-- The runs and deliveries lists filter by state, newest (highest ID) first.
+create index workflow_runs_state_id on workflow_runs (state, id);
+drop index email_deliveries_state;
+create index email_deliveries_state_id on email_deliveries (state, id);
 
 -- The first time the log saw each person or organization reach a lifecycle step, kept
 -- as events are stored: growth and the waitlist funnel count people, not deliveries,
