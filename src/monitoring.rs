@@ -13,7 +13,6 @@ pub const WEBHOOKS: &str = "roster_webhooks_received_total";
 pub const SIGNATURE_FAILURES: &str = "roster_webhook_signature_failures_total";
 pub const INGEST_SECONDS: &str = "roster_webhook_ingest_seconds";
 pub const JOBS_RETRIED: &str = "roster_jobs_retried_total";
-pub const JOBS_DEAD: &str = "roster_jobs_dead_total";
 /// Emails by outcome: `sent`, `failed`, `retrying`, `suppressed`.
 pub const EMAILS: &str = "roster_emails_total";
 /// From the Clerk event (its envelope time) to SMTP accepting the email it caused.

@@ -198,10 +198,7 @@ async fn record_outcome(
             metrics::counter!(monitoring::JOBS_RETRIED, "kind" => kind.clone()).increment(1);
             tracing::warn!(job = id, kind, attempt, error, "job failed; will retry")
         }
-        FailedJob::Dead => {
-            metrics::counter!(monitoring::JOBS_DEAD, "kind" => kind.clone()).increment(1);
-            tracing::error!(job = id, kind, attempt, error, "job is dead")
-        }
+        FailedJob::Dead => tracing::error!(job = id, kind, attempt, error, "job is dead"),
         FailedJob::NotHeld => {}
     }
     Ok(())
