@@ -51,9 +51,11 @@ pub const BUILT_IN: [(&str, PropertyType); 9] = [
     ("createdAt", PropertyType::Date),
 ];
 
-/// Names no custom property may take: Loops' reserved names, and the other fields of
-/// a contact or of a request body.
-const RESERVED: [&str; 9] = [
+/// Names no custom property may take: Loops' reserved names, the fields of a request
+/// body, and every field Roster's contact JSON uses besides the built-in properties
+/// (`Contact::to_json` and the API's contact details), which a custom property at top
+/// level would otherwise shadow.
+const RESERVED: [&str; 14] = [
     "id",
     "listId",
     "softDeleteAt",
@@ -63,6 +65,11 @@ const RESERVED: [&str; 9] = [
     "optInStatus",
     "eventName",
     "eventProperties",
+    "unsubscribedAt",
+    "graduatedAt",
+    "waitlistStatus",
+    "waitlistJoinedAt",
+    "properties",
 ];
 
 /// The longest string value Loops takes.

@@ -43,7 +43,7 @@ pub enum TemplateError {
         part: &'static str,
         message: String,
     },
-    #[error("template {name}: the subject renders empty or over several lines")]
+    #[error("template {name}: the subject renders empty")]
     BadSubject { name: String },
 }
 
@@ -123,8 +123,9 @@ impl Templates {
                 .and_then(|template| template.render(context))
                 .map_err(|e| invalid(name, part, &e))
         };
+        // Line breaks (a name typed with one) become spaces when the header is written.
         let subject = part("subject")?.trim().to_owned();
-        if subject.is_empty() || subject.contains('\n') {
+        if subject.is_empty() {
             return Err(TemplateError::BadSubject {
                 name: name.to_owned(),
             });

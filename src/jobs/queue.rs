@@ -98,6 +98,28 @@ pub async fn claim_jobs(
     .await
 }
 
+/// Extends this worker's lease on a running job to `lease` from now (never shortening
+/// one a test clock set later). `false` when the worker no longer holds the job.
+pub async fn renew_lease(
+    pool: &PgPool,
+    job_id: i64,
+    worker: Uuid,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let result = sqlx::query!(
+        "update jobs set locked_until = greatest(locked_until, now() + make_interval(secs => $3::bigint / 1000.0))
+         where id = $1 and locked_by = $2 and state = 'running'
+           and (select set_config('synchronous_commit', 'off', true)) is not null",
+        job_id,
+        worker,
+        lease_ms,
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Marks a job done. `false` when this worker no longer holds it (its lease expired
 /// and another worker claimed it).
 ///

@@ -2,6 +2,10 @@
 //! and records the outcome. It wakes on NOTIFY, when a job finishes, or when the next
 //! job falls due, and polls as the fallback. On shutdown it claims nothing more and
 //! waits for the jobs in flight.
+//!
+//! A claimed job's lease is short and renewed while its handler runs, so the jobs of a
+//! worker that died (kill -9, a lost machine) are taken again within a lease. A
+//! handler that panics fails its attempt like an error, with the panic message kept.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::queue::{FailedJob, claim_jobs, complete_job, fail_job, next_due_at};
+use super::queue::{FailedJob, claim_jobs, complete_job, fail_job, next_due_at, renew_lease};
 use super::{Job, NOTIFY_CHANNEL};
 use crate::monitoring;
 use crate::telemetry::error_chain;
@@ -28,8 +32,11 @@ pub trait JobHandler: Send + Sync + 'static {
 pub struct WorkerOptions {
     /// Jobs running at once.
     pub concurrency: usize,
-    /// How long a claimed job is this worker's; after that another worker may take it.
+    /// How long a claimed job is this worker's without a renewal; after that another
+    /// worker may take it. Renewed every third of it while the handler runs.
     pub lease: Duration,
+    /// The longest one attempt may run; then it is stopped and counts as failed.
+    pub max_run_time: Duration,
     /// The longest the worker sleeps without looking for due jobs.
     pub poll_interval: Duration,
 }
@@ -38,7 +45,8 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             concurrency: 32,
-            lease: Duration::from_secs(5 * 60),
+            lease: Duration::from_secs(30),
+            max_run_time: Duration::from_secs(5 * 60),
             poll_interval: Duration::from_secs(5),
         }
     }
@@ -140,16 +148,10 @@ impl<H: JobHandler> Worker<H> {
     /// handlers make their side effects idempotent.
     fn execute(&self, job: Job, now: DateTime<Utc>) -> impl Future<Output = ()> + Send + 'static {
         let (pool, handler, worker) = (self.pool.clone(), self.handler.clone(), self.id);
-        // A handler that outlives its lease would share the job with the worker that
-        // takes it over: it is stopped first, and the attempt counts as failed.
-        let deadline = self.options.lease.mul_f64(0.9);
+        let (lease, max_run_time) = (self.options.lease, self.options.max_run_time);
         async move {
-            let outcome = match tokio::time::timeout(deadline, handler.run(&job)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(anyhow::anyhow!(
-                    "the job ran out of its lease ({deadline:?})"
-                )),
-            };
+            let outcome =
+                run_renewing_lease(&pool, handler, &job, worker, lease, max_run_time).await;
             if let Err(error) = record_outcome(&pool, worker, &job, outcome, now).await {
                 tracing::error!(job = job.id, error = %error, "cannot record the job's outcome; it will run again");
             }
@@ -172,6 +174,62 @@ impl<H: JobHandler> Worker<H> {
                 .min(poll),
             _ => poll,
         }
+    }
+}
+
+/// Runs the handler in a task of its own (so a panic fails the attempt instead of
+/// the worker), renewing the job's lease every third of it meanwhile. The attempt
+/// stops as failed after `max_run_time`, or when the lease was lost (another worker
+/// took the job over after a renewal could not reach the database in time).
+async fn run_renewing_lease<H: JobHandler>(
+    pool: &PgPool,
+    handler: Arc<H>,
+    job: &Job,
+    worker: Uuid,
+    lease: Duration,
+    max_run_time: Duration,
+) -> anyhow::Result<()> {
+    let owned = job.clone();
+    let mut task = tokio::spawn(async move { handler.run(&owned).await });
+    let deadline = tokio::time::sleep(max_run_time);
+    tokio::pin!(deadline);
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+    loop {
+        tokio::select! {
+            joined = &mut task => {
+                return match joined {
+                    Ok(outcome) => outcome,
+                    Err(error) if error.is_panic() => {
+                        Err(anyhow::anyhow!("the job panicked: {}", panic_message(error.into_panic())))
+                    }
+                    Err(error) => Err(anyhow::anyhow!("the job's task was cancelled: {error}")),
+                };
+            }
+            _ = &mut deadline => {
+                task.abort();
+                anyhow::bail!("the job ran longer than {max_run_time:?}");
+            }
+            _ = renew.tick() => match renew_lease(pool, job.id, worker, lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    task.abort();
+                    anyhow::bail!("the job's lease was taken over by another worker");
+                }
+                // The database is away: the handler's own writes fail too. Keep going;
+                // the next renewal may get through before the lease ends.
+                Err(error) => tracing::warn!(job = job.id, error = %error, "cannot renew the job's lease"),
+            },
+        }
+    }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` and `expect` do).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(no message)".to_owned(), |m| (*m).to_owned()),
     }
 }
 

@@ -91,7 +91,13 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
         Ok(message) => message,
         Err(error) => {
             // Bad data (an address that does not parse, a template that fails on this
-            // contact) would fail the same way on every retry.
+            // contact) would fail the same way on every retry. Logged as an error: an
+            // email someone expected is not sent.
+            tracing::error!(
+                run = %run.id, step, template, recipient = %mask_addresses(&recipient),
+                error = %mask_addresses(&format!("{error:#}")),
+                "the email could not be built; the run exits"
+            );
             exit_run(
                 &mut conn,
                 run.id,

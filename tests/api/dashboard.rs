@@ -175,3 +175,30 @@ async fn a_test_email_is_sent_to_the_contact(_: PgPoolOptions, db: PgConnectOpti
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[sqlx::test]
+async fn the_contact_page_shows_api_events(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let (status, _) = app
+        .api_post(
+            "/v1/events/send",
+            serde_json::json!({
+                "email": "ada@example.com",
+                "eventName": "planUpgraded",
+                "eventProperties": { "plan": "pro" },
+            }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let contact = app.contact_by_email("ada@example.com").await.unwrap();
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let page = client
+        .get(format!("{}/contacts/{}", app.address, contact.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("planUpgraded"), "{html}");
+    assert!(html.contains(r#"{"plan": "pro"}"#), "{html}");
+}

@@ -89,6 +89,7 @@ fn worker(pool: &PgPool, handler: &CountingHandler) -> Worker<CountingHandler> {
     let options = WorkerOptions {
         concurrency: 8,
         lease: Duration::from_secs(60),
+        max_run_time: Duration::from_secs(60),
         poll_interval: Duration::from_secs(60),
     };
     Worker::new(pool.clone(), handler.clone(), options)
@@ -310,4 +311,80 @@ async fn job_whose_worker_dies_on_the_last_attempt_is_dead(_: PgPoolOptions, db:
     let (state, error) = state_of(&pool, job).await;
     assert_eq!(state, "dead");
     assert!(error.unwrap().contains("last attempt"));
+}
+
+/// Panics on its first attempt, then succeeds.
+#[derive(Clone, Default)]
+struct PanickingHandler {
+    attempts: Arc<Mutex<i32>>,
+}
+
+impl JobHandler for PanickingHandler {
+    async fn run(&self, _: &Job) -> anyhow::Result<()> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            *attempts += 1;
+            *attempts
+        };
+        if attempt == 1 {
+            panic!("a bug in the handler");
+        }
+        Ok(())
+    }
+}
+
+#[sqlx::test]
+async fn a_panicking_job_fails_with_its_message_and_is_retried(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let pool = pool(db).await;
+    let now = Utc::now();
+    let job = enqueue(&pool, None, now, 3).await.unwrap();
+    let handler = PanickingHandler::default();
+    let worker = Worker::new(pool.clone(), handler.clone(), WorkerOptions::default());
+    assert_eq!(worker.run_due(now).await.unwrap(), 1);
+    let (state, error) = state_of(&pool, job).await;
+    assert_eq!(state, "scheduled", "retried, not left running");
+    assert!(error.unwrap().contains("a bug in the handler"));
+    assert_eq!(
+        worker
+            .run_due(now + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(state_of(&pool, job).await.0, "done");
+    assert_eq!(*handler.attempts.lock().unwrap(), 2);
+}
+
+#[sqlx::test]
+async fn a_running_job_renews_its_short_lease(_: PgPoolOptions, db: PgConnectOptions) {
+    let pool = pool(db).await;
+    let job = enqueue(&pool, None, Utc::now(), 3).await.unwrap();
+    // Runs for four leases; without renewals the second worker would take it over.
+    let slow = CountingHandler {
+        delay: Duration::from_millis(2400),
+        ..CountingHandler::default()
+    };
+    let options = WorkerOptions {
+        concurrency: 8,
+        lease: Duration::from_millis(600),
+        max_run_time: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(60),
+    };
+    let first = Worker::new(pool.clone(), slow.clone(), options.clone());
+    let second = Worker::new(pool.clone(), slow.clone(), options);
+    let running = tokio::spawn(async move { first.run_due(Utc::now()).await.unwrap() });
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            second.run_due(Utc::now()).await.unwrap(),
+            0,
+            "the lease is renewed"
+        );
+    }
+    assert_eq!(running.await.unwrap(), 1);
+    assert_eq!(slow.attempts_of(job), 1);
+    assert_eq!(state_of(&pool, job).await.0, "done");
 }

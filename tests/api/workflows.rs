@@ -415,3 +415,36 @@ async fn smtp_failing_through_every_attempt_ends_the_run_with_the_reason(
     assert_eq!(delivery, "failed");
     assert!(smtp.messages().is_empty());
 }
+
+#[sqlx::test]
+async fn a_name_with_line_breaks_still_gets_its_welcome_with_safe_headers(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
+    let mut event = fixture("user.created");
+    set(
+        &mut event,
+        "/data/first_name",
+        json!("Ada\r\nBcc: eve@evil.test"),
+    );
+    set(&mut event, "/data/last_name", json!("Love\r\nlace"));
+    assert_eq!(app.deliver(&event).await.0, 200);
+    app.run_jobs_at(Utc::now()).await;
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "the welcome is sent, not skipped");
+    assert_eq!(messages[0].recipients, ["ada@example.com"]);
+    let data = &messages[0].data;
+    let data = data.replace("\r\n", "\n");
+    let headers = data.split("\n\n").next().unwrap();
+    assert!(
+        !headers.lines().any(|l| l.starts_with("Bcc:")),
+        "no header injected: {data}"
+    );
+    assert!(
+        subjects(&smtp)[0].starts_with("Welcome, Ada Bcc: eve@evil.test"),
+        "{data}"
+    );
+    let (state, _) = run_state(&app, "onboarding").await;
+    assert_eq!(state, "active", "the run goes on to its next step");
+}

@@ -62,6 +62,9 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     await clerk("user.created", user(n, `dash${n}@dashboard.test`), Date.now() - n * day);
     await clerk("session.created", { id: `sess_dash_${n}`, object: "session", user_id: `user_dash_${n}` }, Date.now() - n * day);
   }
+  // An API event on dash3's timeline, shown with its properties.
+  const sent = await api("POST", "/v1/events/send", { email: "dash3@dashboard.test", eventName: "planUpgraded", eventProperties: { plan: "pro" } });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
   await clerk("waitlistEntry.created", { id: "wle_dash", object: "waitlist_entry", email_address: "waiting@dashboard.test", status: "pending", created_at: Date.now(), updated_at: Date.now() });
 
   const browser = await chromium.launch({
@@ -100,6 +103,7 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     }
     assert.match(await page.textContent(".card:has-text('onboarding')"), /active/);
     assert.ok(await page.locator("table a:has-text('user.created')").count(), "the Clerk event is on the timeline");
+    assert.match(await page.textContent("body"), /planUpgraded[\s\S]*"plan":\s*"pro"/, "the API event and its properties are on the timeline");
     await page.screenshot({ path: `${shots}/contact.png`, fullPage: true });
 
     // A form without the page's CSRF token is refused.

@@ -325,3 +325,21 @@ impl Delivery {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::properties::check_new_name;
+
+    #[test]
+    fn no_custom_property_can_shadow_a_field_of_the_contact_json() {
+        let contact = Contact::new("ada@example.com", "API");
+        let details = contact_details(&contact);
+        for name in details.as_object().unwrap().keys() {
+            assert!(
+                check_new_name(name).is_err(),
+                "{name} could be created as a custom property"
+            );
+        }
+    }
+}
