@@ -37,5 +37,7 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+    // The migrations are embedded by `sqlx::migrate!`: a new one must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
 }

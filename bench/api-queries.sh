@@ -36,7 +36,7 @@ started=$(date +%s)
 psql_bench -v user_fixture="$(cat tests/fixtures/clerk/user.created.json)" -f bench/api-dataset.sql
 echo "dataset: $(psql_bench -tAc 'select count(*) from contacts') contacts, $(psql_bench -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
 
-key="bench-key-$(head -c 12 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
+key="bench-key-$(head -c 32 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
 port=$(pg_free_port)
 base="http://127.0.0.1:$port"
 DATABASE_URL="$db" ROSTER_ADDR="127.0.0.1:$port" ROSTER_API_KEY="$key" ROSTER_CONFIG=roster.example.toml \

@@ -13,6 +13,9 @@ use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
 use crate::clerk::settings::ClerkSettings;
+
+/// The shortest `ROSTER_API_KEY` taken: it opens the dashboard and the whole API.
+pub const MIN_API_KEY_CHARS: usize = 32;
 use crate::workflows::definition::{WorkflowConfig, check_workflows};
 
 /// Everything Roster needs to run, validated.
@@ -200,6 +203,17 @@ impl Settings {
             }
         }
 
+        let api_key = var("ROSTER_API_KEY").map(SecretString::from);
+        if api_key
+            .as_ref()
+            .is_some_and(|key| key.expose_secret().trim().chars().count() < MIN_API_KEY_CHARS)
+        {
+            errors.push(format!(
+                "ROSTER_API_KEY must be at least {MIN_API_KEY_CHARS} characters long; \
+                 make one with `openssl rand -hex 32`"
+            ));
+        }
+
         let unsubscribe_secret = var("ROSTER_UNSUBSCRIBE_SECRET").map(SecretString::from);
         if unsubscribe_secret
             .as_ref()
@@ -229,7 +243,7 @@ impl Settings {
             database: DatabaseSettings::default(),
             addr,
             http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            api_key: var("ROSTER_API_KEY").map(SecretString::from),
+            api_key,
             clerk_webhook_secrets,
             smtp_url,
             mail_from,
@@ -388,6 +402,17 @@ mod tests {
         ] {
             assert!(message.contains(name), "{name} missing from {message}");
         }
+    }
+
+    #[test]
+    fn a_short_api_key_is_refused_with_how_to_make_one() {
+        let message = errors(&[("ROSTER_API_KEY", "0123456789abcdefghijklmnopqrstu")]);
+        assert!(
+            message.contains("ROSTER_API_KEY must be at least 32"),
+            "{message}"
+        );
+        assert!(message.contains("openssl rand"), "{message}");
+        assert!(settings(&[("ROSTER_API_KEY", "0123456789abcdefghijklmnopqrstuv")]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::dashboard::{self, Views, session::SessionKey};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
+use crate::web::request_log::RouteSpan;
+use crate::web::throttle::FailedAuthThrottle;
 use crate::web::unsubscribe;
 use crate::workflows::Workflows;
 use crate::{health, monitoring};
@@ -49,6 +51,7 @@ impl Application {
             settings.public_url.scheme() == "https",
         ));
         let app_settings = web::Data::new(settings.clone());
+        let throttle = web::Data::new(FailedAuthThrottle::default());
         let workflows = web::Data::from(workflows);
         let unsubscribe_key =
             web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
@@ -57,7 +60,9 @@ impl Application {
             // Runs on each worker's thread: the pool's connections belong to its runtime.
             let pool = web::Data::new(database.pool(workers));
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(session_key.middleware(pool.get_ref().clone()))
+                .wrap(crate::web::security_headers())
+                .wrap(TracingLogger::<RouteSpan>::new())
                 .app_data(pool)
                 .app_data(verifier.clone())
                 .app_data(clerk_settings.clone())
@@ -69,6 +74,7 @@ impl Application {
                 .app_data(views.clone())
                 .app_data(session_key.clone())
                 .app_data(app_settings.clone())
+                .app_data(throttle.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(monitoring::serve_metrics)

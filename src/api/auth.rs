@@ -1,5 +1,6 @@
 //! `Authorization: Bearer $ROSTER_API_KEY` in front of every `/api` route. Without a
-//! configured key every request is refused.
+//! configured key every request is refused. Failed keys are throttled per client
+//! address (`web::throttle`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use crate::web::throttle::{FailedAuthThrottle, retry_after_seconds};
 
 /// The API key, kept as its SHA-256 so that comparing takes the same time however
 /// many leading bytes a guess gets right.
@@ -40,11 +42,25 @@ pub async fn require_api_key(
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim());
+    let throttle = request.app_data::<web::Data<FailedAuthThrottle>>();
+    let address = request.peer_addr().map(|a| a.ip());
+    if let (Some(throttle), Some(address)) = (throttle, address)
+        && let Some(wait) = throttle.wait(address)
+    {
+        return Err(ApiError::too_many_failures(retry_after_seconds(wait)).into());
+    }
     let accepted = match (request.app_data::<web::Data<ApiKey>>(), presented) {
         (Some(key), Some(presented)) => key.accepts(presented),
         _ => false,
     };
     if !accepted {
+        // A guess counts; a request with no key at all guesses nothing.
+        if let (Some(throttle), Some(address), Some(_)) = (throttle, address, presented)
+            && let Some(wait) = throttle.failed(address)
+        {
+            tracing::warn!(%address, "API key failures throttled");
+            return Err(ApiError::too_many_failures(retry_after_seconds(wait)).into());
+        }
         return Err(ApiError::unauthorized().into());
     }
     next.call(request).await

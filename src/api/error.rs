@@ -14,6 +14,8 @@ pub struct ApiError {
     path: Option<String>,
     /// The cause of a 5xx, logged and never shown.
     source: Option<anyhow::Error>,
+    /// Seconds for `Retry-After` (a 429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             message: message.into(),
             path: None,
             source: None,
+            retry_after: None,
         }
     }
 
@@ -56,6 +59,18 @@ impl ApiError {
 
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "Invalid API key")
+    }
+
+    /// 429: this address failed its credentials too often; it may try again in
+    /// `seconds`.
+    pub fn too_many_failures(seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed attempts; try again in {seconds} seconds."),
+            )
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -120,6 +135,10 @@ impl ResponseError for ApiError {
         if let Some(source) = &self.source {
             tracing::error!(error = format!("{source:#}"), "API request failed");
         }
-        HttpResponse::build(self.status).json(self.body())
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        response.json(self.body())
     }
 }

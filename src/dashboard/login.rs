@@ -7,9 +7,10 @@ use minijinja::context;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::session::{Session, SessionKey};
+use super::session::{self, Session, SessionKey};
 use super::{DashboardError, Views, see_other};
 use crate::api::auth::ApiKey;
+use crate::web::throttle::{FailedAuthThrottle, retry_after_seconds};
 
 const LOGIN_COOKIE: &str = "roster_login";
 
@@ -63,6 +64,25 @@ fn login_form(
     Ok(response)
 }
 
+/// The login form again, answered 429 with `Retry-After`.
+fn too_many_failures(
+    views: &Views,
+    key: &SessionKey,
+    next: &str,
+    wait: std::time::Duration,
+) -> Result<HttpResponse, DashboardError> {
+    let seconds = retry_after_seconds(wait);
+    let message =
+        format!("Too many failed logins from your address; try again in {seconds} seconds.");
+    let mut response = login_form(views, key, next, Some(&message))?;
+    *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(seconds),
+    );
+    Ok(response)
+}
+
 #[get("/login")]
 pub async fn login_page(
     query: web::Query<LoginQuery>,
@@ -87,8 +107,13 @@ pub async fn log_in(
     views: web::Data<Views>,
     key: web::Data<SessionKey>,
     api_key: web::Data<ApiKey>,
+    throttle: web::Data<FailedAuthThrottle>,
 ) -> Result<HttpResponse, DashboardError> {
     let next = safe_next(form.next.as_deref());
+    let address = request.peer_addr().map(|a| a.ip());
+    if let Some(wait) = address.and_then(|address| throttle.wait(address)) {
+        return too_many_failures(&views, &key, &next, wait);
+    }
     let nonce_matches = request
         .cookie(LOGIN_COOKIE)
         .is_some_and(|cookie| bool::from(cookie.value().as_bytes().ct_eq(form.nonce.as_bytes())));
@@ -107,16 +132,14 @@ pub async fn log_in(
     }
     if !api_key.accepts(&form.key) {
         tracing::info!("dashboard login refused");
+        if let Some(wait) = address.and_then(|address| throttle.failed(address)) {
+            tracing::warn!(address = ?address, "dashboard login failures throttled");
+            return too_many_failures(&views, &key, &next, wait);
+        }
         return login_form(&views, &key, &next, Some("That is not the API key."));
     }
-    let Some(cookie) = key.login_cookie() else {
-        return login_form(&views, &key, &next, None);
-    };
-    let mut response = see_other(&next);
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| DashboardError::Unexpected(e.into()))?;
-    Ok(response)
+    session::log_in(&request)?;
+    Ok(see_other(&next))
 }
 
 #[derive(Deserialize)]
@@ -126,16 +149,13 @@ pub struct CsrfForm {
 
 #[post("/logout")]
 pub async fn log_out(
+    request: HttpRequest,
     session: Session,
     form: web::Form<CsrfForm>,
-    key: web::Data<SessionKey>,
 ) -> Result<HttpResponse, DashboardError> {
     session.check_csrf(&form.csrf)?;
-    let mut response = see_other("/login");
-    response
-        .add_cookie(&key.logout_cookie())
-        .map_err(|e| DashboardError::Unexpected(e.into()))?;
-    Ok(response)
+    session::log_out(&request);
+    Ok(see_other("/login"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod events;
 mod login;
 mod preview;
 pub mod session;
+mod session_store;
 mod workflows;
 
 use actix_web::http::StatusCode;
@@ -19,14 +20,6 @@ use actix_web::{HttpResponse, ResponseError, get, web};
 use minijinja::{AutoEscape, Environment, Value};
 
 pub use crate::web::html_escape;
-
-/// No script runs on any page (there is none), nothing is framed by another site, and
-/// forms post only here. Inline styles stay allowed for the emails shown in Preview.
-const CONTENT_SECURITY_POLICY: (&str, &str) = (
-    "content-security-policy",
-    "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; \
-     frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-);
 
 /// The page templates, compiled once.
 pub struct Views {
@@ -67,7 +60,6 @@ impl Views {
         Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header((CACHE_CONTROL, "no-store"))
-            .insert_header(CONTENT_SECURITY_POLICY)
             .body(html))
     }
 }

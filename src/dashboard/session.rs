@@ -1,23 +1,31 @@
-//! Dashboard sessions: a signed, HttpOnly, SameSite=Strict cookie that says until when
-//! the holder is logged in, and the CSRF token every form carries, derived from it.
-//! The signing key is derived from the API key, so changing the key logs everyone out.
+//! Dashboard sessions, kept by actix-session in PostgreSQL (`session_store`): the
+//! cookie is HttpOnly, SameSite=Strict and signed, holds only a random key, and lasts
+//! 12 hours; logging out deletes the session on the server, so a copied cookie stops
+//! working. The session holds the CSRF token every form carries. The cookie's signing
+//! key is derived from the API key, so changing the key logs everyone out.
 
-use actix_web::cookie::{Cookie, SameSite, time};
+use actix_session::config::{PersistentSession, TtlExtensionPolicy};
+use actix_session::{SessionExt, SessionMiddleware};
+use actix_web::cookie::{Key, SameSite, time};
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
-use chrono::Utc;
+use actix_web::{FromRequest, HttpRequest};
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
 use super::DashboardError;
+use super::session_store::PgSessionStore;
 
 pub const SESSION_COOKIE: &str = "roster_session";
 /// How long a login lasts.
 const SESSION_HOURS: i64 = 12;
+/// The session's entry holding its CSRF token; present only once logged in.
+const CSRF: &str = "csrf";
 
-/// The key sessions are signed with; `None` without an API key (no one can log in).
+/// The keys sessions and the login form are signed with; `None` without an API key
+/// (no one can log in).
 #[derive(Clone)]
 pub struct SessionKey {
     key: Option<[u8; 32]>,
@@ -46,37 +54,26 @@ impl SessionKey {
         Some(hex(&mac.finalize().into_bytes()))
     }
 
-    /// A new session cookie.
-    pub fn login_cookie(&self) -> Option<Cookie<'static>> {
-        let expires = Utc::now().timestamp() + SESSION_HOURS * 3600;
-        let value = format!("{expires}.{}", self.sign(&expires.to_string())?);
-        Some(self.cookie(value, time::Duration::hours(SESSION_HOURS)))
-    }
-
-    /// The cookie that logs out.
-    pub fn logout_cookie(&self) -> Cookie<'static> {
-        self.cookie(String::new(), time::Duration::ZERO)
-    }
-
-    fn cookie(&self, value: String, max_age: time::Duration) -> Cookie<'static> {
-        Cookie::build(SESSION_COOKIE, value)
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .secure(self.secure)
-            .max_age(max_age)
-            .finish()
-    }
-
-    /// The session a cookie value holds, if it is ours and not expired.
-    fn session(&self, value: &str) -> Option<Session> {
-        let (expires, signature) = value.split_once('.')?;
-        let expected = self.sign(expires)?;
-        let valid: bool = expected.as_bytes().ct_eq(signature.as_bytes()).into();
-        let expires: i64 = expires.parse().ok()?;
-        (valid && expires > Utc::now().timestamp()).then(|| Session {
-            csrf: self.sign(&format!("csrf:{value}")).unwrap_or_default(),
-        })
+    /// The middleware that loads and stores sessions, for one HTTP worker's pool.
+    pub fn middleware(&self, pool: PgPool) -> SessionMiddleware<PgSessionStore> {
+        let cookie_key = match &self.key {
+            Some(key) => Key::derive_from(key),
+            // No API key: no one logs in, and no cookie of another install is valid.
+            None => Key::generate(),
+        };
+        SessionMiddleware::builder(PgSessionStore::new(pool), cookie_key)
+            .cookie_name(SESSION_COOKIE.to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Strict)
+            .cookie_secure(self.secure)
+            .cookie_path("/".to_owned())
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(time::Duration::hours(SESSION_HOURS))
+                    // A login lasts 12 hours from the login, however busy.
+                    .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+            )
+            .build()
     }
 
     /// The CSRF token of the login form, bound to the random `nonce` its cookie holds.
@@ -85,7 +82,27 @@ impl SessionKey {
     }
 }
 
-/// A logged-in request; extracting it from a request without a valid session answers
+/// Starts a new session for this request (a fresh key, so a session fixed before the
+/// login is never the logged-in one).
+pub fn log_in(request: &HttpRequest) -> Result<(), DashboardError> {
+    let session = request.get_session();
+    session.renew();
+    let csrf = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    session
+        .insert(CSRF, csrf)
+        .map_err(|e| DashboardError::Unexpected(anyhow::anyhow!("{e}")))
+}
+
+/// Ends this request's session on the server and removes its cookie.
+pub fn log_out(request: &HttpRequest) {
+    request.get_session().purge();
+}
+
+/// A logged-in request; extracting it from a request without a live session answers
 /// with a redirect to the login page.
 pub struct Session {
     csrf: String,
@@ -113,60 +130,18 @@ impl FromRequest for Session {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let key = request.app_data::<web::Data<SessionKey>>();
-        let session = match (key, request.cookie(SESSION_COOKIE)) {
-            (Some(key), Some(cookie)) => key.session(cookie.value()),
-            _ => None,
-        };
+        let csrf = request.get_session().get::<String>(CSRF).ok().flatten();
         let next = request
             .uri()
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned());
-        std::future::ready(session.ok_or(DashboardError::LoginNeeded { next }))
+        std::future::ready(
+            csrf.map(|csrf| Session { csrf })
+                .ok_or(DashboardError::LoginNeeded { next }),
+        )
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_is_valid_only_with_its_key_and_signature() {
-        let key = SessionKey::new(Some(&SecretString::from("k-1")), false);
-        let cookie = key.login_cookie().unwrap();
-        assert!(key.session(cookie.value()).is_some());
-        let other = SessionKey::new(Some(&SecretString::from("k-2")), false);
-        assert!(other.session(cookie.value()).is_none(), "another API key");
-        let (expires, _) = cookie.value().split_once('.').unwrap();
-        assert!(
-            key.session(&format!("{expires}.00")).is_none(),
-            "forged signature"
-        );
-        let later = (expires.parse::<i64>().unwrap() + 3600).to_string();
-        assert!(
-            key.session(&format!(
-                "{later}.{}",
-                key.sign(&later).unwrap()[..10].to_owned()
-            ))
-            .is_none()
-        );
-        assert!(SessionKey::new(None, false).login_cookie().is_none());
-    }
-
-    #[test]
-    fn an_expired_session_is_refused() {
-        let key = SessionKey::new(Some(&SecretString::from("k-1")), false);
-        let past = (Utc::now().timestamp() - 1).to_string();
-        let signed = format!("{past}.{}", key.sign(&past).unwrap());
-        assert!(key.session(&signed).is_none());
-        let future = (Utc::now().timestamp() + 60).to_string();
-        assert!(
-            key.session(&format!("{future}.{}", key.sign(&future).unwrap()))
-                .is_some()
-        );
-    }
 }

@@ -202,3 +202,122 @@ async fn the_contact_page_shows_api_events(_: PgPoolOptions, db: PgConnectOption
     assert!(html.contains("planUpgraded"), "{html}");
     assert!(html.contains(r#"{"plan": "pro"}"#), "{html}");
 }
+
+/// The session cookie the client holds for `address`.
+fn session_cookie(response_cookies: &reqwest::Response) -> Option<String> {
+    response_cookies
+        .cookies()
+        .find(|c| c.name() == "roster_session")
+        .map(|c| c.value().to_owned())
+}
+
+#[sqlx::test]
+async fn logging_out_ends_the_session_on_the_server(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    // Log in by hand, to keep a copy of the cookie.
+    let bare = client();
+    let form = bare
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        let start = form.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        form[start..].split('"').next().unwrap().to_owned()
+    };
+    let response = bare
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("key", API_KEY),
+            ("nonce", &field("nonce")),
+            ("token", &field("token")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let copied = session_cookie(&response).expect("a session cookie");
+    let with_copy = |path: &str| {
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", app.address))
+            .header("cookie", format!("roster_session={copied}"))
+            .send()
+    };
+    assert_eq!(with_copy("/emails").await.unwrap().status(), 200);
+
+    let token = csrf(&bare, &format!("{}/emails", app.address)).await;
+    let out = bare
+        .post(format!("{}/logout", app.address))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        with_copy("/emails").await.unwrap().status(),
+        303,
+        "a copy of the ended session's cookie no longer logs in"
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from dashboard_sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test]
+async fn an_expired_session_is_refused(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let page = format!("{}/emails", app.address);
+    assert_eq!(client.get(&page).send().await.unwrap().status(), 200);
+    sqlx::query("update dashboard_sessions set expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(client.get(&page).send().await.unwrap().status(), 303);
+}
+
+#[sqlx::test]
+async fn every_page_refuses_to_be_framed(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    // The unsubscribe page (a forged token: 404, a page all the same), the login page,
+    // an error page.
+    for path in ["/unsubscribe/not-a-token", "/login", "/contacts/not-a-uuid"] {
+        let response = client()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+}
+
+#[sqlx::test]
+async fn failed_logins_are_throttled(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    for _ in 0..10 {
+        assert_eq!(logged_in(&app.address, "wrong").await.1, 401);
+    }
+    assert_eq!(logged_in(&app.address, "wrong").await.1, 429);
+    assert_eq!(
+        logged_in(&app.address, API_KEY).await.1,
+        429,
+        "the right key waits too while the address is throttled"
+    );
+}

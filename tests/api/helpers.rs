@@ -29,7 +29,7 @@ pub const SECRET: &str = "whsec_cm9zdGVyLXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk=";
 pub const ROTATED_SECRET: &str = "whsec_cm90YXRlZC1zZWNyZXQtYWJjZGVmZ2hpams=";
 
 /// The API key of test apps.
-pub const API_KEY: &str = "test-api-key-0123456789";
+pub const API_KEY: &str = "test-api-key-0123456789-abcdefghijklmnop";
 
 pub struct TestApp {
     pub address: String,

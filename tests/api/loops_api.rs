@@ -581,3 +581,31 @@ async fn the_bearer_scheme_is_case_insensitive(_: PgPoolOptions, db: PgConnectOp
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[sqlx::test]
+async fn failed_keys_are_throttled_per_address_with_retry_after(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app(db).await;
+    let url = format!("{}/api/v1/api-key", app.address);
+    let with_key = |key: &str| app.client.get(&url).bearer_auth(key).send();
+    for _ in 0..10 {
+        assert_eq!(with_key("wrong-key").await.unwrap().status(), 401);
+    }
+    let throttled = with_key("wrong-key").await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    // While throttled, even the right key is not looked at: guessing gains nothing.
+    assert_eq!(
+        with_key(crate::helpers::API_KEY).await.unwrap().status(),
+        429
+    );
+}

@@ -148,10 +148,15 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     await page.screenshot({ path: `${shots}/audience-phone.png`, fullPage: true });
 
     await page.setViewportSize({ width: 1280, height: 900 });
+    const copied = (await page.context().cookies()).find((c) => c.name === "roster_session");
     await page.click("button:has-text('Log out')");
     await page.waitForURL(/\/login/);
     await page.goto(`${url}/emails`);
     assert.match(page.url(), /\/login/, "logged out");
+    // The session ended on the server: a copy of its cookie no longer works.
+    await page.context().addCookies([copied]);
+    await page.goto(`${url}/emails`);
+    assert.match(page.url(), /\/login/, "a copied cookie of the ended session is refused");
   } finally {
     await browser.close();
   }
