@@ -9,6 +9,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseSettings;
 
+/// A connection idle this long is pinged before it is handed out. A busy connection
+/// is reused within milliseconds and skips the round trip; one that sat through a
+/// database restart (which takes longer than this) is found dead and replaced, so the
+/// first request after the restart runs on a live connection.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How to open connection pools. Each HTTP worker (actix-web runs one single-threaded
 /// runtime per worker) opens a pool of its own: a sqlx connection's socket belongs to
 /// the runtime that opened it, so one pool shared by all workers makes every database
@@ -37,13 +43,11 @@ impl Database {
     pub fn from_settings(url: &SecretString, settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let connect = PgConnectOptions::from_str(url.expose_secret())
             .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?;
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(settings.acquire_timeout)
-            // sqlx already pings every connection when it is released; a second ping on
-            // acquire would add a round trip to every request. A connection that died
-            // while idle fails its first query instead, which answers 503 and is retried.
-            .test_before_acquire(false);
-        Ok(Self::new(connect, pool, settings.max_connections))
+        Ok(Self::new(
+            connect,
+            pool_options(settings),
+            settings.max_connections,
+        ))
     }
 
     /// A pool for one of `pools` users, with its share of the connections. It connects
@@ -56,6 +60,28 @@ impl Database {
             .max_connections((self.max_connections / pools).max(1))
             .connect_lazy_with(self.connect.clone())
     }
+}
+
+/// The production pool options: a connection that sat idle is checked before it is
+/// handed out (`PING_AFTER_IDLE`); one in steady use is not, to spare the round trip.
+pub fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < PING_AFTER_IDLE {
+                    return Ok(true);
+                }
+                // Dead (the server restarted while it sat idle): closed, never
+                // handed out, and the pool gives a fresh connection instead.
+                let alive = sqlx::Connection::ping(conn).await.is_ok();
+                if !alive {
+                    tracing::info!("an idle database connection was dead; replaced");
+                }
+                Ok(alive)
+            })
+        })
 }
 
 /// Applies the migrations in `migrations/`, embedded in the binary.

@@ -52,6 +52,9 @@ pub struct AppOptions {
     pub max_connections: Option<u32>,
     /// Where email goes; without it, to an outbox folder of the test's own.
     pub smtp: Option<SmtpServer>,
+    /// The app's pools as `roster serve` opens them (connections kept between
+    /// requests), instead of connections closed on release.
+    pub production_pool: bool,
 }
 
 pub async fn spawn_app(connect: PgConnectOptions) -> TestApp {
@@ -99,7 +102,11 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
         None => connect.clone(),
     };
-    let pool_options = short_lived_connections().acquire_timeout(Duration::from_secs(2));
+    let pool_options = if options.production_pool {
+        roster::db::pool_options(&settings.database)
+    } else {
+        short_lived_connections().acquire_timeout(Duration::from_secs(2))
+    };
     let max_connections = options.max_connections.unwrap_or(10);
     if max_connections == 1 {
         settings.http_workers = 1;
