@@ -114,3 +114,14 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// True when PostgreSQL refused a value itself (SQLSTATE class 22, data exception: a
+/// `\u0000`, a number or date out of range; 54000: a value too large for an index):
+/// the same input fails every time, so it is the sender's 400, never a 500 or a 503.
+/// The edges check what they can first and name the field; this is the backstop.
+pub fn is_bad_data(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code.starts_with("22") || code == "54000")
+}

@@ -103,6 +103,10 @@ impl std::fmt::Display for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if db::is_bad_data(&error) {
+            tracing::info!(error = %error, "a value the database refused");
+            return Self::bad_request("A value is too long or out of range to be stored.");
+        }
         if db::is_transient(&error) {
             Self {
                 source: Some(error.into()),

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod auth;
 pub mod error;
 pub mod idempotency;
+pub mod input;
 pub mod loops;
 pub mod openapi;
 pub mod roster;
@@ -24,6 +25,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi::openapi_json).service(
         web::scope("/api")
+            .wrap(actix_web::middleware::from_fn(
+                input::refuse_unstorable_input,
+            ))
             .wrap(actix_web::middleware::from_fn(auth::require_api_key))
             .app_data(
                 web::JsonConfig::default()

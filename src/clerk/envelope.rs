@@ -10,6 +10,8 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::redact::redact;
+use crate::contacts::properties::storable_time;
+use crate::web::storable_json::{JsonProblem, check_storable};
 
 /// A verified delivery whose body is a Clerk event. It borrows the body: `data` is
 /// parsed only into the typed struct an event needs, and the body is stored as it came
@@ -40,6 +42,8 @@ struct RawEnvelope<'a> {
 pub enum EnvelopeError {
     #[error("the body is not valid JSON")]
     NotJson,
+    #[error("the body cannot be stored: {0}")]
+    NotStorable(JsonProblem),
     #[error("the body is not a Clerk event: {0}")]
     NotAnEvent(String),
     #[error("the data of this {event_type} event is malformed: {reason}")]
@@ -49,6 +53,13 @@ pub enum EnvelopeError {
 impl<'a> Envelope<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
         let body = std::str::from_utf8(body).map_err(|_| EnvelopeError::NotJson)?;
+        check_storable(body).map_err(|problem| {
+            if problem.not_json {
+                EnvelopeError::NotJson
+            } else {
+                EnvelopeError::NotStorable(problem)
+            }
+        })?;
         let raw: RawEnvelope<'a> = serde_json::from_str(body).map_err(|e| match e.classify() {
             Category::Data => EnvelopeError::NotAnEvent(e.to_string()),
             _ => EnvelopeError::NotJson,
@@ -67,10 +78,9 @@ impl<'a> Envelope<'a> {
             .ok_or_else(|| not_an_event("`data` is not an object"))?;
         let timestamp = match raw.timestamp {
             None => None,
-            Some(ms) => Some(
-                DateTime::from_timestamp_millis(ms)
-                    .ok_or_else(|| not_an_event("`timestamp` is out of range"))?,
-            ),
+            Some(ms) => {
+                Some(clerk_time(ms).ok_or_else(|| not_an_event("`timestamp` is out of range"))?)
+            }
         };
         Ok(Self {
             event_type,
@@ -80,17 +90,83 @@ impl<'a> Envelope<'a> {
         })
     }
 
-    /// Parses `data` as `T`, naming the event type in the error.
-    pub fn data<T: DeserializeOwned>(&self) -> Result<T, EnvelopeError> {
-        serde_json::from_str(self.data.get()).map_err(|e| EnvelopeError::MalformedData {
+    /// Parses `data` as `T` and checks its lengths, naming the event type in the error.
+    pub fn data<T: DeserializeOwned + Checked>(&self) -> Result<T, EnvelopeError> {
+        let malformed = |reason: String| EnvelopeError::MalformedData {
             event_type: self.event_type.to_string(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let data: T =
+            serde_json::from_str(self.data.get()).map_err(|e| malformed(e.to_string()))?;
+        data.check().map_err(malformed)?;
+        Ok(data)
     }
 
     /// The JSON to keep in the raw event log: the body with secrets removed.
     pub fn payload_to_store(&self) -> Result<Cow<'a, str>, EnvelopeError> {
         redact(&self.event_type, self.body).map_err(|e| EnvelopeError::NotAnEvent(e.to_string()))
+    }
+}
+
+/// The longest identifier taken (Clerk's are about 30 characters).
+const MAX_ID_CHARS: usize = 255;
+/// The longest address SMTP carries.
+const MAX_EMAIL_CHARS: usize = 254;
+/// The longest name taken, as for the API's string properties.
+const MAX_NAME_CHARS: usize = 500;
+
+/// Typed `data` whose fields are checked for length before they reach a column or an
+/// index.
+pub trait Checked {
+    fn check(&self) -> Result<(), String>;
+}
+
+fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), String> {
+    match value {
+        Some(value) if value.chars().count() > max => {
+            Err(format!("`data.{field}` is longer than {max} characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Checked for UserData {
+    fn check(&self) -> Result<(), String> {
+        at_most("id", Some(&self.id), MAX_ID_CHARS)?;
+        at_most("first_name", self.first_name.as_deref(), MAX_NAME_CHARS)?;
+        at_most("last_name", self.last_name.as_deref(), MAX_NAME_CHARS)?;
+        at_most(
+            "primary_email_address_id",
+            self.primary_email_address_id.as_deref(),
+            MAX_ID_CHARS,
+        )?;
+        for (i, address) in self.email_addresses.iter().enumerate() {
+            at_most(
+                &format!("email_addresses[{i}].id"),
+                Some(&address.id),
+                MAX_ID_CHARS,
+            )?;
+            at_most(
+                &format!("email_addresses[{i}].email_address"),
+                Some(&address.email_address),
+                MAX_EMAIL_CHARS,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Checked for DeletedUserData {
+    fn check(&self) -> Result<(), String> {
+        at_most("id", Some(&self.id), MAX_ID_CHARS)
+    }
+}
+
+impl Checked for WaitlistEntryData {
+    fn check(&self) -> Result<(), String> {
+        at_most("id", Some(&self.id), MAX_ID_CHARS)?;
+        at_most("email_address", Some(&self.email_address), MAX_EMAIL_CHARS)?;
+        at_most("status", Some(&self.status), MAX_ID_CHARS)
     }
 }
 
@@ -147,8 +223,13 @@ pub struct WaitlistEntryData {
 fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     match Option::<i64>::deserialize(d)? {
         None => Ok(None),
-        Some(ms) => DateTime::from_timestamp_millis(ms)
+        Some(ms) => clerk_time(ms)
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom("time out of range")),
     }
+}
+
+/// A Clerk time (milliseconds since the epoch), if it is one PostgreSQL can store.
+fn clerk_time(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).and_then(storable_time)
 }

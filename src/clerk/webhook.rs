@@ -33,7 +33,7 @@ pub enum WebhookError {
     TooLarge,
     #[error("the request body could not be read")]
     UnreadableBody,
-    #[error("the body contains text PostgreSQL cannot store (such as \\u0000)")]
+    #[error("the body has a value PostgreSQL cannot store (too long, or out of range)")]
     Unstorable,
     #[error("{0}; retry later")]
     Conflict(SyncError),
@@ -45,11 +45,8 @@ pub enum WebhookError {
 
 impl From<sqlx::Error> for WebhookError {
     fn from(error: sqlx::Error) -> Self {
-        // 22P05: a \u0000 escape, which jsonb refuses; the same body would fail forever.
-        let untranslatable = error
-            .as_database_error()
-            .is_some_and(|e| e.code().as_deref() == Some("22P05"));
-        if untranslatable {
+        // A value PostgreSQL refuses: the same body would fail forever.
+        if db::is_bad_data(&error) {
             Self::Unstorable
         } else if db::is_transient(&error) {
             Self::DatabaseUnavailable(error)

@@ -2,7 +2,7 @@
 //! the API, each with a type (string, number, boolean, date). Custom values live in
 //! `contacts.properties`, normalised: dates as RFC 3339 strings in UTC.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -191,9 +191,20 @@ pub fn coerce_value(kind: PropertyType, value: &Value) -> Result<Value, String> 
     }
 }
 
+/// The time, if it lies in years 1 to 9999: what PostgreSQL stores (its range starts
+/// in 4713 BC) and what people mean. Every time read from input passes through here.
+pub fn storable_time(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (1..=9999).contains(&time.year()).then_some(time)
+}
+
 /// A date written out: RFC 3339, or an ISO-style date with an optional time and
-/// offset (UTC when none). Shared by property values and the API's time parameters.
+/// offset (UTC when none), in years 1 to 9999. Shared by property values and the API's
+/// time parameters.
 pub fn parse_date_text(text: &str) -> Option<DateTime<Utc>> {
+    parse_any_date_text(text).and_then(storable_time)
+}
+
+fn parse_any_date_text(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(date) = DateTime::parse_from_rfc3339(text) {
         return Some(date.with_timezone(&Utc));
     }
@@ -229,7 +240,8 @@ pub fn parse_date(value: &Value) -> Option<DateTime<Utc>> {
     match value {
         Value::Number(n) => n
             .as_i64()
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .and_then(storable_time),
         Value::String(text) => {
             let text = text.trim();
             if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {

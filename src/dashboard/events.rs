@@ -39,7 +39,7 @@ pub async fn events_page(
     };
     let page = event_log(&pool, &filters, &paging).await?;
     let types = distinct_values(&pool, "clerk_events", "event_type").await?;
-    let next_url = page["nextCursor"].as_str().map(|cursor| {
+    let next_url = page.next_cursor.as_deref().map(|cursor| {
         link(
             "/events",
             &[
@@ -54,7 +54,7 @@ pub async fn events_page(
         "events.html",
         context! {
             page_title => "Events", section => "events", csrf => session.csrf(),
-            events => Value::from(Serde(&page["data"])), next_url, types,
+            events => Value::from(Serde(&page.data)), next_url, types,
             q => context! { event_type => filters.event_type, from => filters.from, to => filters.to },
             paged => paging.cursor.is_some(),
         },
@@ -69,14 +69,16 @@ pub async fn event_page(
     views: web::Data<Views>,
 ) -> Result<HttpResponse, DashboardError> {
     let event = sqlx::query!(
-        "select id, svix_id, event_type, occurred_at, received_at, subject_id, payload
+        "select id, svix_id, event_type, occurred_at, received_at, subject_id,
+                jsonb_pretty(payload) as \"json!\"
          from clerk_events where id = $1",
         *id
     )
     .fetch_optional(pool.get_ref())
     .await?
     .ok_or(DashboardError::NotFound("There is no such event."))?;
-    let json = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
+    // Pretty-printed by PostgreSQL: an event of any depth is shown, never decoded.
+    let json = event.json;
     views.render(
         "event.html",
         context! {

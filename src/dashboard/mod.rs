@@ -89,7 +89,9 @@ pub enum DashboardError {
 
 impl From<sqlx::Error> for DashboardError {
     fn from(error: sqlx::Error) -> Self {
-        if crate::db::is_transient(&error) {
+        if crate::db::is_bad_data(&error) {
+            Self::BadRequest("A value is too long or out of range to be stored.".to_owned())
+        } else if crate::db::is_transient(&error) {
             Self::Unavailable(error.into())
         } else {
             Self::Unexpected(error.into())

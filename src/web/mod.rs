@@ -1,6 +1,7 @@
 //! Pages for people rather than programs.
 
 pub mod request_log;
+pub mod storable_json;
 pub mod throttle;
 pub mod unsubscribe;
 

@@ -11,6 +11,7 @@ mod db_proxy;
 mod email;
 mod health;
 mod helpers;
+mod hostile_input;
 mod jobs;
 mod loops_api;
 mod monitoring;

@@ -149,9 +149,18 @@ fn optional_string(key: &str, value: &Value) -> Result<Option<String>, ApiError>
     }
 }
 
-/// An address as stored: trimmed, checked to be one address.
+/// The longest address SMTP carries (RFC 5321's 254 characters of a path).
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// An address as stored: trimmed, checked to be one address of at most 254 characters.
 pub fn normalise_email(email: String) -> Result<String, ApiError> {
     let email = email.trim().to_owned();
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(ApiError::field(
+            "email",
+            format!("`email` must be at most {MAX_EMAIL_CHARS} characters long."),
+        ));
+    }
     match email.parse::<lettre::Address>() {
         Ok(_) => Ok(email),
         Err(_) => Err(ApiError::field("email", "Invalid email address.")),

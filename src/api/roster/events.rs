@@ -3,11 +3,11 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::PgPool;
 
-use super::page::{PageQuery, page};
+use super::page::{Page, PageQuery, page_of};
 use crate::api::analytics::parse_time;
 use crate::api::error::ApiError;
 
@@ -29,7 +29,8 @@ struct EventRow {
     occurred_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
     subject_id: Option<String>,
-    payload: Value,
+    /// As stored, never decoded into a tree: an event of any depth is listed.
+    payload: String,
 }
 
 /// The raw event log.
@@ -50,13 +51,15 @@ pub async fn events_page(
     pool: &PgPool,
     filters: &EventFilters,
     paging: &PageQuery,
-) -> Result<Value, ApiError> {
+) -> Result<Page<StoredEvent>, ApiError> {
     let limit = paging.limit()?;
     // The cursor is the last event's time (microseconds) and ID.
     let cursor = paging.cursor(|c| {
         let (micros, id) = c.split_once('_')?;
         Some((
-            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            crate::contacts::properties::storable_time(DateTime::from_timestamp_micros(
+                micros.parse().ok()?,
+            )?)?,
             id.parse::<i64>().ok()?,
         ))
     })?;
@@ -73,7 +76,7 @@ pub async fn events_page(
     let (cursor_at, cursor_id) = cursor.unzip();
     let rows = sqlx::query_as!(
         EventRow,
-        "select id, svix_id, event_type, occurred_at, received_at, subject_id, payload
+        "select id, svix_id, event_type, occurred_at, received_at, subject_id, payload::text as \"payload!\"
          from clerk_events
          where ($1::text is null or event_type = $1)
            and ($2::timestamptz is null or occurred_at >= $2)
@@ -90,20 +93,34 @@ pub async fn events_page(
     )
     .fetch_all(pool)
     .await?;
-    Ok(page(
+    Ok(page_of(
         rows,
         limit,
         |e| format!("{}_{}", e.occurred_at.timestamp_micros(), e.id),
-        |e| {
-            json!({
-                "id": e.id,
-                "svixId": e.svix_id,
-                "type": e.event_type,
-                "occurredAt": e.occurred_at,
-                "receivedAt": e.received_at,
-                "subjectId": e.subject_id,
-                "payload": e.payload,
-            })
+        |e| StoredEvent {
+            id: e.id,
+            svix_id: e.svix_id.clone(),
+            event_type: e.event_type.clone(),
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            subject_id: e.subject_id.clone(),
+            // jsonb's text is JSON: written out as it is, never decoded.
+            payload: RawValue::from_string(e.payload.clone())
+                .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("JSON")),
         },
     ))
+}
+
+/// One event of the log as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    pub id: i64,
+    pub svix_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub subject_id: Option<String>,
+    pub payload: Box<RawValue>,
 }

@@ -34,13 +34,21 @@ impl PageQuery {
     }
 }
 
-/// `{"data": [...], "nextCursor": ...}` from `limit + 1` fetched rows.
-pub fn page<T>(
+/// A page of a list: `{"data": [...], "nextCursor": ...}`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The page of `limit + 1` fetched rows, each shown as `show` makes it.
+pub fn page_of<T, U>(
     mut rows: Vec<T>,
     limit: i64,
     cursor_of: impl Fn(&T) -> String,
-    show: impl Fn(&T) -> Value,
-) -> Value {
+    show: impl Fn(&T) -> U,
+) -> Page<U> {
     let limit = usize::try_from(limit).unwrap_or(50);
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -49,5 +57,19 @@ pub fn page<T>(
     } else {
         None
     };
-    json!({ "data": rows.iter().map(show).collect::<Vec<_>>(), "nextCursor": next_cursor })
+    Page {
+        data: rows.iter().map(show).collect(),
+        next_cursor,
+    }
+}
+
+/// `page_of` as JSON.
+pub fn page<T>(
+    rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+    show: impl Fn(&T) -> Value,
+) -> Value {
+    let page = page_of(rows, limit, cursor_of, show);
+    json!({ "data": page.data, "nextCursor": page.next_cursor })
 }
