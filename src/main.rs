@@ -187,6 +187,46 @@ fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
     Ok(templates.names().count())
 }
 
+/// Says how many active runs each workflow version the file no longer defines still
+/// has (they finish on it), when the database can be reached; says why not otherwise.
+async fn report_older_versions(settings: &Settings) {
+    let Some(url) = settings.database_url.as_ref() else {
+        println!("DATABASE_URL is not set: active runs of older workflow versions not checked");
+        return;
+    };
+    let report = async {
+        let (workflows, _) = workflows::load(settings)?;
+        let pool = Database::from_settings(url, &settings.database)?.pool(1);
+        let mut conn = pool.acquire().await?;
+        let versions = roster::workflows::versions::versions_in_use(&mut conn, &workflows).await?;
+        anyhow::Ok(versions)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), report).await {
+        Ok(Ok(versions)) => {
+            for (workflow, version) in versions.iter().filter(|(_, v)| !v.current) {
+                let place = if workflows_defines(settings, workflow) {
+                    "an older version"
+                } else {
+                    "no longer in the file"
+                };
+                println!(
+                    "workflow {workflow:?}: {} active runs on {place} ({}), which they finish on",
+                    version.active_runs,
+                    &version.version[..12]
+                );
+            }
+        }
+        Ok(Err(error)) => println!("active runs of older workflow versions not checked: {error:#}"),
+        Err(_) => println!(
+            "active runs of older workflow versions not checked: the database did not answer in 10 s"
+        ),
+    }
+}
+
+fn workflows_defines(settings: &Settings, name: &str) -> bool {
+    settings.file.workflows.iter().any(|w| w.name == name)
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
@@ -249,6 +289,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "configuration is valid ({}); {templates} templates render",
                 settings.config_path.display()
             );
+            report_older_versions(&settings).await;
             Ok(())
         }
         Command::Migrate => {

@@ -14,6 +14,7 @@ use super::session::Session;
 use super::{DashboardError, Views};
 use crate::workflows::Workflows;
 use crate::workflows::definition::{EntryRule, Step, describe_duration};
+use crate::workflows::versions::{VersionInUse, versions_in_use};
 
 #[derive(Serialize)]
 struct StepView {
@@ -37,6 +38,15 @@ struct WorkflowView {
     runs: BTreeMap<String, i64>,
     total: i64,
     steps: Vec<StepView>,
+    /// The versions with active runs, and the file's.
+    versions: Vec<VersionInUse>,
+}
+
+/// A workflow no longer in the file whose runs still finish on their version.
+#[derive(Serialize)]
+struct RemovedView {
+    name: String,
+    versions: Vec<VersionInUse>,
 }
 
 #[get("/workflows")]
@@ -59,6 +69,14 @@ pub async fn workflows_page(
     )
     .fetch_all(pool.get_ref())
     .await?;
+    let mut versions = versions_in_use(&mut *pool.acquire().await?, &workflows).await?;
+    let mut versions_of = |name: &str| {
+        let (mine, rest) = std::mem::take(&mut versions)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(workflow, _)| workflow == name);
+        versions = rest;
+        mine.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
+    };
     let views_of: Vec<WorkflowView> = workflows
         .iter()
         .map(|workflow| {
@@ -119,14 +137,26 @@ pub async fn workflows_page(
                 total: by_state.values().sum(),
                 runs: by_state,
                 steps,
+                versions: versions_of(&workflow.name),
             }
         })
         .collect();
+    let mut removed: Vec<RemovedView> = Vec::new();
+    for (name, version) in versions {
+        match removed.iter_mut().find(|r| r.name == name) {
+            Some(view) => view.versions.push(version),
+            None => removed.push(RemovedView {
+                name,
+                versions: vec![version],
+            }),
+        }
+    }
     views.render(
         "workflows.html",
         context! {
             page_title => "Workflows", section => "workflows", csrf => session.csrf(),
             workflows => minijinja::Value::from(Serde(&views_of)),
+            removed => minijinja::Value::from(Serde(&removed)),
         },
     )
 }

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use minijinja::Environment;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::email::templates::Templates;
 
@@ -29,7 +30,7 @@ pub struct WorkflowConfig {
 }
 
 /// Whether a contact can be in a workflow more than once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryRule {
     #[default]
@@ -54,7 +55,8 @@ pub enum StepConfig {
 }
 
 /// A checked step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     Send {
         template: String,
@@ -68,8 +70,9 @@ pub enum Step {
     },
 }
 
-/// A checked workflow.
-#[derive(Debug, Clone)]
+/// A checked workflow. Stored as JSON (`workflow_versions.definition`) for the runs
+/// that start on it; `version` is the SHA-256 of that JSON.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Workflow {
     pub name: String,
     pub trigger: String,
@@ -77,9 +80,33 @@ pub struct Workflow {
     pub transactional: bool,
     pub exit_when: Option<String>,
     pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub version: String,
 }
 
 impl Workflow {
+    /// The definition as stored, and its version.
+    pub fn definition(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a workflow serialises")
+    }
+
+    /// Sets `version` from the definition.
+    fn versioned(mut self) -> Self {
+        let json = serde_json::to_vec(&self).expect("a workflow serialises");
+        self.version = Sha256::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self
+    }
+
+    /// A stored definition, read back at `version`.
+    pub fn from_stored(definition: serde_json::Value, version: &str) -> serde_json::Result<Self> {
+        let mut workflow: Self = serde_json::from_value(definition)?;
+        workflow.version = version.to_owned();
+        Ok(workflow)
+    }
+
     /// The one-step workflow of a transactional send through the API.
     pub fn transactional(template: &str) -> Self {
         Self {
@@ -91,7 +118,9 @@ impl Workflow {
             steps: vec![Step::Send {
                 template: template.to_owned(),
             }],
+            version: String::new(),
         }
+        .versioned()
     }
 }
 
@@ -157,14 +186,18 @@ pub fn check_workflows(
                 },
             }
         }
-        workflows.push(Workflow {
-            name: name.clone(),
-            trigger: config.trigger.clone(),
-            entry: config.entry,
-            transactional: config.transactional,
-            exit_when: config.exit_when.clone(),
-            steps,
-        });
+        workflows.push(
+            Workflow {
+                name: name.clone(),
+                trigger: config.trigger.clone(),
+                entry: config.entry,
+                transactional: config.transactional,
+                exit_when: config.exit_when.clone(),
+                steps,
+                version: String::new(),
+            }
+            .versioned(),
+        );
     }
     if errors.is_empty() {
         Ok(workflows)

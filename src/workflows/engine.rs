@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::definition::{Step, Workflow};
 use super::runs::{advance_run, exit_run, find_run};
+use super::versions::definition_for;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
 use crate::config::Settings;
 use crate::contacts::store::find_contact_by_id;
@@ -100,20 +101,27 @@ impl Engine {
         if run.state != "active" || run.current_step != step {
             return Ok(()); // ended, or this step ran already
         }
-        let transactional;
-        let workflow = match self.workflows.get(&run.workflow) {
-            Some(workflow) => workflow,
-            None if run.workflow == TRANSACTIONAL => {
-                let template = run.event["transactionalId"].as_str().unwrap_or_default();
-                transactional = Workflow::transactional(template);
-                &transactional
-            }
-            None => {
-                let reason = "the workflow is no longer in the config file";
-                exit_run(&mut conn, run.id, step, reason).await?;
-                return Ok(());
+        let workflow = if run.workflow == TRANSACTIONAL {
+            let template = run.event["transactionalId"].as_str().unwrap_or_default();
+            Workflow::transactional(template)
+        } else {
+            match definition_for(
+                &mut conn,
+                &self.workflows,
+                &run.workflow,
+                run.version.as_deref(),
+            )
+            .await?
+            {
+                Some(workflow) => workflow,
+                None => {
+                    let reason = "the workflow is no longer in the config file";
+                    exit_run(&mut conn, run.id, step, reason).await?;
+                    return Ok(());
+                }
             }
         };
+        let workflow = &workflow;
         let contact = match run.contact_id {
             Some(id) => find_contact_by_id(&mut conn, id).await?,
             None => None,

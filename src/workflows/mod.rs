@@ -5,6 +5,7 @@ pub mod definition;
 pub mod delivery;
 pub mod engine;
 pub mod runs;
+pub mod versions;
 
 use definition::{Workflow, check_workflows};
 

@@ -33,6 +33,8 @@ pub struct Run {
     pub event: Value,
     pub state: String,
     pub current_step: i32,
+    /// The workflow version it started on; none for runs older than versions.
+    pub version: Option<String>,
 }
 
 /// Starts the workflows `event` triggers for `contact`, in the caller's transaction.
@@ -53,9 +55,14 @@ pub async fn start_runs(
             EntryRule::Once => contact.id.to_string(),
             EntryRule::EveryTime => format!("{}:{}", contact.id, event.key),
         };
+        // The version is stored with its first run, in the same statement.
         let run_id = sqlx::query_scalar!(
-            "insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event)
-             values ($1, $2, $3, (select id from contacts where id = $4), $5, $6, $7)
+            "with version as (
+                 insert into workflow_versions (id, workflow, definition) values ($8, $2, $9)
+                 on conflict (id) do nothing
+             )
+             insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event, version)
+             values ($1, $2, $3, (select id from contacts where id = $4), $5, $6, $7, $8)
              on conflict (workflow, entry_key) do nothing
              returning id",
             Uuid::now_v7(),
@@ -65,6 +72,8 @@ pub async fn start_runs(
             contact.to_json(),
             event.name,
             event.data,
+            workflow.version,
+            workflow.definition(),
         )
         .fetch_optional(&mut *conn)
         .await?;
@@ -157,7 +166,7 @@ async fn enqueue_step(
 pub async fn find_run(conn: &mut PgConnection, run_id: Uuid) -> sqlx::Result<Option<Run>> {
     sqlx::query_as!(
         Run,
-        "select id, workflow, contact_id, contact, event, state, current_step
+        "select id, workflow, contact_id, contact, event, state, current_step, version
          from workflow_runs where id = $1",
         run_id
     )

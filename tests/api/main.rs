@@ -21,4 +21,5 @@ mod roster_api;
 mod smtp_server;
 mod webhook_delivery;
 mod webhook_signature;
+mod workflow_versions;
 mod workflows;

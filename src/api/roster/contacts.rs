@@ -14,6 +14,7 @@ use crate::contacts::Contact;
 use crate::contacts::store::find_contact_by_id;
 use crate::workflows::Workflows;
 use crate::workflows::definition::{Step, Workflow, describe_duration};
+use crate::workflows::versions::definition_for;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -205,7 +206,7 @@ pub async fn timeline(
     let events: Vec<Value> = events.into_iter().map(|(_, shown)| shown).collect();
 
     let runs = sqlx::query!(
-        "select id, workflow, trigger_event, state, current_step, exit_reason, created_at, finished_at
+        "select id, workflow, trigger_event, state, current_step, exit_reason, created_at, finished_at, version
          from workflow_runs where contact_id = $1 order by id desc limit $2",
         contact.id,
         TIMELINE_LIMIT
@@ -223,10 +224,17 @@ pub async fn timeline(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // Each run shows the steps of the version it started on.
+    let mut definitions = Vec::with_capacity(runs.len());
+    for run in &runs {
+        definitions
+            .push(definition_for(conn, workflows, &run.workflow, run.version.as_deref()).await?);
+    }
     let runs: Vec<Value> = runs
         .iter()
-        .map(|run| {
-            let definition = workflows.get(&run.workflow);
+        .zip(&definitions)
+        .map(|(run, definition)| {
+            let definition = definition.as_ref();
             let run_deliveries: Vec<&Delivery> =
                 deliveries.iter().filter(|d| d.run_id == run.id).collect();
             json!({
