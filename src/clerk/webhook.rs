@@ -164,15 +164,30 @@ pub async fn start_workflows(
     let Some(contact) = &applied.contact else {
         return Ok(0);
     };
+    let mut started = 0;
+    if applied.created_beneath_deletion
+        && workflows.triggered_by("user.deleted").next().is_some()
+        && let Some(user_id) = &contact.user_id
+        && let Some(deletion) = stored_deletion(tx, user_id).await?
+    {
+        // The deletion arrived first, when there was no contact to start its
+        // workflows for (a goodbye); there is one now.
+        let data: serde_json::Value = serde_json::from_str(&deletion.payload).unwrap_or_default();
+        let trigger = TriggerEvent {
+            name: "user.deleted",
+            key: &deletion.svix_id,
+            data: &data,
+        };
+        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
+    }
     let triggers: Vec<&str> = std::iter::once(event_type)
         .chain(applied.change.lifecycle_event())
         .filter(|name| workflows.triggered_by(name).next().is_some())
         .collect();
     if triggers.is_empty() {
-        return Ok(0); // the common case: no JSON tree to build
+        return Ok(started); // the common case: no JSON tree to build
     }
     let data: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-    let mut started = 0;
     for name in triggers {
         let trigger = TriggerEvent {
             name,
@@ -182,6 +197,27 @@ pub async fn start_workflows(
         started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
     }
     Ok(started)
+}
+
+struct StoredDeletion {
+    svix_id: String,
+    payload: String,
+}
+
+/// The stored `user.deleted` of `user_id`, the latest if several.
+async fn stored_deletion(
+    tx: &mut PgConnection,
+    user_id: &str,
+) -> sqlx::Result<Option<StoredDeletion>> {
+    sqlx::query_as!(
+        StoredDeletion,
+        r#"select svix_id, payload::text as "payload!" from clerk_events
+           where subject_id = $1 and event_type = 'user.deleted'
+           order by occurred_at desc limit 1"#,
+        user_id
+    )
+    .fetch_optional(tx)
+    .await
 }
 
 /// The 200 answer, counted by type and status with the time it took.

@@ -131,28 +131,55 @@ async fn late_update_after_delete_does_not_bring_user_back(_: PgPoolOptions, db:
 }
 
 #[sqlx::test]
-async fn deletion_before_creation_keeps_the_user_out(_: PgPoolOptions, db: PgConnectOptions) {
+async fn deletion_before_creation_creates_the_contact_unsubscribed(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
     let app = spawn_app(db).await;
     let body = deliver_ok(&app, &fixture("user.deleted")).await;
     assert_eq!(body["contact"], "no_contact");
     let body = deliver_ok(&app, &fixture("user.created")).await;
+    assert_eq!(body["contact"], "updated");
+    let contact = app.contact_by_user_id(USER_ID).await.unwrap();
+    assert!(!contact.subscribed, "never resubscribed by an older event");
+    assert!(contact.unsubscribed_at.is_some());
+    assert_eq!(contact.email, EMAIL);
+}
+
+#[sqlx::test]
+async fn deletion_before_creation_keeps_nothing_in_delete_mode(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app_with_config(db, "[clerk.user_deleted]\naction = \"delete\"\n").await;
+    deliver_ok(&app, &fixture("user.deleted")).await;
+    let body = deliver_ok(&app, &fixture("user.created")).await;
+    assert_eq!(body["contact"], "stale");
+    assert_eq!(app.count("contacts").await, 0);
+    // The address went on the tombstone: a late waitlist event cannot bring it back.
+    let body = deliver_ok(&app, &fixture("waitlistEntry.updated")).await;
     assert_eq!(body["contact"], "stale");
     assert_eq!(app.count("contacts").await, 0);
 }
 
 #[sqlx::test]
-async fn late_update_after_unsubscribing_delete_changes_nothing(
+async fn late_update_older_than_the_deletion_still_applies_beneath_it(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
     let app = spawn_app(db).await;
     deliver_ok(&app, &fixture("user.created")).await;
     deliver_ok(&app, &fixture("user.deleted")).await;
-    let body = deliver_ok(&app, &fixture("user.updated")).await;
-    assert_eq!(body["contact"], "stale");
+    let update = fixture("user.updated");
+    let body = deliver_ok(&app, &update).await;
+    assert_eq!(body["contact"], "updated");
     let contact = app.contact_by_user_id(USER_ID).await.unwrap();
-    assert!(!contact.subscribed);
-    assert_eq!(contact.first_name.as_deref(), Some("Ada"));
+    assert!(!contact.subscribed, "still unsubscribed");
+    assert_eq!(
+        contact.first_name.as_deref(),
+        update["data"]["first_name"].as_str(),
+        "the update's fields, as in order"
+    );
 }
 
 #[sqlx::test]

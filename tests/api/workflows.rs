@@ -448,3 +448,31 @@ async fn a_name_with_line_breaks_still_gets_its_welcome_with_safe_headers(
     let (state, _) = run_state(&app, "onboarding").await;
     assert_eq!(state, "active", "the run goes on to its next step");
 }
+
+#[sqlx::test]
+async fn a_deletion_that_arrived_first_still_sends_its_goodbye(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = spawn_app_with_smtp(db, EXAMPLE_CONFIG).await;
+    assert_eq!(app.deliver(&fixture("user.deleted")).await.0, 200);
+    assert_eq!(app.deliver(&fixture("user.created")).await.0, 200);
+    // A redelivery of either starts nothing twice.
+    assert_eq!(app.deliver(&fixture("user.created")).await.0, 200);
+    app.run_jobs_at(Utc::now()).await;
+    let goodbye = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/goodbye/subject"
+    ))
+    .unwrap();
+    let sent = subjects(&smtp);
+    assert_eq!(
+        sent.iter().filter(|s| s.as_str() == goodbye.trim()).count(),
+        1,
+        "{sent:?}"
+    );
+    assert!(
+        !sent.iter().any(|s| s.starts_with("Welcome")),
+        "no marketing to a deleted user: {sent:?}"
+    );
+}

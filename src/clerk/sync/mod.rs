@@ -22,7 +22,8 @@ const CLERK_SOURCE: &str = "Clerk";
 /// An event that changes contacts, with the settings that govern it.
 #[derive(Debug)]
 pub enum ContactEvent<'a> {
-    UserUpserted(UserData, &'a UserEventSettings),
+    /// With what a deletion of the user does, for events older than one.
+    UserUpserted(UserData, &'a UserEventSettings, DeletedUserAction),
     UserDeleted(DeletedUserData, DeletedUserAction),
     WaitlistEntry(WaitlistEntryData, &'a WaitlistEventSettings),
 }
@@ -83,11 +84,19 @@ impl Mode {
 pub struct Applied {
     pub change: ContactChange,
     pub contact: Option<Contact>,
+    /// The contact was created by an event older than the user's deletion, which
+    /// arrived first: the deletion's own workflows (a goodbye) can start now that
+    /// there is an address.
+    pub created_beneath_deletion: bool,
 }
 
 impl Applied {
     fn new(change: ContactChange, contact: Option<Contact>) -> Self {
-        Self { change, contact }
+        Self {
+            change,
+            contact,
+            created_beneath_deletion: false,
+        }
     }
 }
 
@@ -114,12 +123,16 @@ impl<'a> ContactEvent<'a> {
         settings: &'a ClerkSettings,
     ) -> Result<Option<Self>, EnvelopeError> {
         let event = match envelope.event_type.as_ref() {
-            "user.created" if settings.user_created.enabled => {
-                Self::UserUpserted(envelope.data()?, &settings.user_created)
-            }
-            "user.updated" if settings.user_updated.enabled => {
-                Self::UserUpserted(envelope.data()?, &settings.user_updated)
-            }
+            "user.created" if settings.user_created.enabled => Self::UserUpserted(
+                envelope.data()?,
+                &settings.user_created,
+                settings.user_deleted.action,
+            ),
+            "user.updated" if settings.user_updated.enabled => Self::UserUpserted(
+                envelope.data()?,
+                &settings.user_updated,
+                settings.user_deleted.action,
+            ),
             "user.deleted" if settings.user_deleted.enabled => {
                 Self::UserDeleted(envelope.data()?, settings.user_deleted.action)
             }
@@ -143,9 +156,9 @@ impl<'a> ContactEvent<'a> {
         mode: Mode,
     ) -> Result<Applied, SyncError> {
         match self {
-            Self::UserUpserted(user, settings) => {
+            Self::UserUpserted(user, settings, on_deletion) => {
                 let version = user.updated_at.unwrap_or(occurred_at);
-                users::upsert_user(conn, user, settings, version, mode).await
+                users::upsert_user(conn, user, settings, *on_deletion, version, mode).await
             }
             Self::UserDeleted(user, action) => {
                 users::delete_user(conn, &user.id, *action, occurred_at).await

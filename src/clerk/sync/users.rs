@@ -11,21 +11,107 @@ use crate::contacts::Contact;
 use crate::contacts::store::{self, NewContact};
 
 /// By user ID, else by primary email (the waitlist graduation case), else a new contact.
+///
+/// An event older than the user's deletion (delivered after it) still applies its
+/// fields beneath the tombstone, as it would have in order, but never resubscribes:
+/// in unsubscribe mode the contact ends unsubscribed (created so, if the deletion
+/// arrived first); in delete mode nothing is kept, and a waitlist contact this event
+/// would have graduated goes too.
 pub(super) async fn upsert_user(
     conn: &mut PgConnection,
     user: &UserData,
     settings: &UserEventSettings,
+    on_deletion: DeletedUserAction,
     version: DateTime<Utc>,
     mode: Mode,
 ) -> Result<Applied, SyncError> {
     let email = user.primary_email();
     store::lock_person(conn, Some(&user.id), email).await?;
-    if deleted_at(conn, &user.id)
+    let beneath = deleted_at(conn, &user.id)
         .await?
-        .is_some_and(|deleted| version <= deleted)
-    {
-        return Ok(Applied::new(ContactChange::Stale, None));
+        .filter(|deleted| version <= *deleted);
+    if let Some(deleted) = beneath {
+        if on_deletion == DeletedUserAction::Delete {
+            forget_beneath_deletion(conn, &user.id, email).await?;
+            return Ok(Applied::new(ContactChange::Stale, None));
+        }
+        let mut applied = upsert_live_user(conn, user, settings, email, version, mode).await?;
+        if let Some(contact) = applied
+            .contact
+            .as_ref()
+            .filter(|_| applied.change != ContactChange::Stale)
+        {
+            let unsubscribed = keep_unsubscribed(conn, contact.id, deleted).await?;
+            applied.created_beneath_deletion = applied.change == ContactChange::Created;
+            // The lifecycle of this person ended with the deletion.
+            applied.change = ContactChange::Updated;
+            applied.contact = Some(unsubscribed);
+        }
+        return Ok(applied);
     }
+    upsert_live_user(conn, user, settings, email, version, mode).await
+}
+
+/// In delete mode, an event older than the deletion keeps nothing: its address goes
+/// on the tombstone (so a late waitlist event cannot bring the person back), and a
+/// contact that is no user's with that address (a waitlist entry this event would
+/// have graduated, and the deletion then removed) is deleted.
+async fn forget_beneath_deletion(
+    conn: &mut PgConnection,
+    user_id: &str,
+    email: Option<&str>,
+) -> Result<(), SyncError> {
+    let Some(email) = email else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "update clerk_user_deletions set email = coalesce(email, $2) where user_id = $1",
+        user_id,
+        email
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "delete from contacts where lower(email) = lower($1) and user_id is null",
+        email
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Unsubscribes contact `id` as of the deletion at `deleted`, if it is not already.
+async fn keep_unsubscribed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    deleted: DateTime<Utc>,
+) -> Result<Contact, SyncError> {
+    let row = sqlx::query_as!(
+        Contact,
+        "update contacts set
+             subscribed = false,
+             unsubscribed_at = coalesce(unsubscribed_at, $2),
+             updated_at = now()
+         where id = $1
+         returning *",
+        id,
+        deleted,
+    )
+    .fetch_optional(conn)
+    .await?;
+    expect_row(row)
+}
+
+/// The sync of a user event whose user is not deleted (or that is newer than the
+/// deletion), the person's locks already held.
+async fn upsert_live_user(
+    conn: &mut PgConnection,
+    user: &UserData,
+    settings: &UserEventSettings,
+    email: Option<&str>,
+    version: DateTime<Utc>,
+    mode: Mode,
+) -> Result<Applied, SyncError> {
     let Some(email) = email else {
         return Ok(Applied::new(ContactChange::NoEmail, None));
     };
@@ -223,7 +309,6 @@ pub(super) async fn delete_user(
                 "update contacts set
                      subscribed = false,
                      unsubscribed_at = coalesce(unsubscribed_at, $2),
-                     clerk_updated_at = greatest(clerk_updated_at, $2),
                      updated_at = now()
                  where id = $1
                  returning *",
