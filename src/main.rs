@@ -151,13 +151,17 @@ fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
             _ => None,
         })
         .collect();
+    // Every problem at once, not the first.
+    let mut problems = Vec::new();
     for name in templates.names() {
         let context = if sent_by_workflows.contains(&name) {
             sample_context("sample")
         } else {
             sample_transactional_context(&templates, name)
         };
-        templates.render(name, &context)?;
+        if let Err(error) = templates.render(name, &context) {
+            problems.push(error.to_string());
+        }
     }
     for workflow in workflows.iter() {
         let context = sample_context(&workflow.name);
@@ -176,13 +180,16 @@ fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
                     }),
             );
         for (place, condition) in conditions {
-            holds(condition, &context).map_err(|e| {
-                anyhow::anyhow!(
+            if let Err(e) = holds(condition, &context) {
+                problems.push(format!(
                     "workflow {:?}: {place}: {condition:?} fails on a sample contact: {e}",
                     workflow.name
-                )
-            })?;
+                ));
+            }
         }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(problems.join("\n"));
     }
     Ok(templates.names().count())
 }

@@ -200,7 +200,11 @@ pub fn step_context(contact: serde_json::Value, event: serde_json::Value, workfl
 }
 
 /// What `roster check` renders templates and evaluates conditions with: a contact
-/// with every field set and a Clerk `user.created`, as a real step would see them.
+/// with every field set and an event as a real step would see it: a Clerk
+/// `user.created`'s fields, and, since the event that starts a run (a Clerk event of
+/// any type, an API event) carries data `roster check` cannot know, any other key of
+/// `event.data` taken as "sample", as it would be there at run time. A misspelt
+/// contact field is still an error.
 pub fn sample_context(workflow: &str) -> Value {
     let contact = serde_json::json!({
         "id": "0190b8a4-5b1e-7c3d-9f00-000000000000",
@@ -214,24 +218,51 @@ pub fn sample_context(workflow: &str) -> Value {
         "mailingLists": {},
         "optInStatus": null,
     });
-    let event = serde_json::json!({
-        "object": "event",
-        "type": "user.created",
-        "timestamp": 1767225600512i64,
-        "data": {
-            "id": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "primary_email_address_id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM",
-            "email_addresses": [{ "id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM", "email_address": "ada@example.com" }],
-            "public_metadata": {},
-            "unsafe_metadata": {},
-            "created_at": 1767225600401i64,
-            "updated_at": 1767225600498i64,
-        },
+    let data = serde_json::json!({
+        "id": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "primary_email_address_id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM",
+        "email_addresses": [{ "id": "idn_2q8XfB9zY8xW7vU6tS5rQ4pO3nM", "email_address": "ada@example.com" }],
+        "public_metadata": {},
+        "unsafe_metadata": {},
+        "created_at": 1767225600401i64,
+        "updated_at": 1767225600498i64,
     });
-    let step = step_context(contact, event, workflow);
-    context! { unsubscribe_url => "https://roster.example.test/unsubscribe/sample", ..step }
+    let event = context! {
+        object => "event",
+        type => "user.created",
+        timestamp => 1767225600512i64,
+        data => Value::from_object(SampleData(data)),
+    };
+    context! {
+        contact => Value::from(Serde(contact)),
+        event => event,
+        workflow => context! { name => workflow },
+        unsubscribe_url => "https://roster.example.test/unsubscribe/sample",
+    }
+}
+
+/// `event.data` for `roster check`: the sample's keys as they are, any other key a
+/// value that renders "sample" and has any key in turn.
+#[derive(Debug)]
+struct SampleData(serde_json::Value);
+
+impl minijinja::value::Object for SampleData {
+    fn get_value(self: &std::sync::Arc<Self>, key: &Value) -> Option<Value> {
+        let known = key.as_str().and_then(|key| self.0.get(key));
+        Some(match known {
+            Some(value) => Value::from(Serde(value.clone())),
+            None => Value::from_object(SampleData(serde_json::Value::Null)),
+        })
+    }
+
+    fn render(self: &std::sync::Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            serde_json::Value::Null => f.write_str("sample"),
+            other => write!(f, "{other}"),
+        }
+    }
 }
 
 /// Every data variable `template` uses, set to "sample".

@@ -67,17 +67,35 @@ pub fn load(settings: &Settings) -> anyhow::Result<(Workflows, Templates)> {
     } else {
         Templates::empty()
     };
-    let workflows = Workflows::new(
-        check_workflows(&settings.file.workflows, Some(&templates))
-            .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?,
-    );
-    if workflows.senders().next().is_some() && settings.mail_from.is_none() {
-        anyhow::bail!("MAIL_FROM must be set: workflows send email");
+    let (workflows, mut problems) =
+        match check_workflows(&settings.file.workflows, Some(&templates)) {
+            Ok(list) => (Workflows::new(list), Vec::new()),
+            // The environment is checked against what is written, valid or not.
+            Err(problems) => (Workflows::new(Vec::new()), problems),
+        };
+    let written = &settings.file.workflows;
+    let sends = written.iter().any(|w| {
+        w.steps
+            .iter()
+            .any(|s| matches!(s, definition::StepConfig::Send { .. }))
+    });
+    let sends_marketing = written.iter().any(|w| {
+        !w.transactional
+            && w.steps
+                .iter()
+                .any(|s| matches!(s, definition::StepConfig::Send { .. }))
+    });
+    if sends && settings.mail_from.is_none() {
+        problems.push("MAIL_FROM must be set: workflows send email".to_owned());
     }
-    if workflows.sends_marketing() && settings.unsubscribe_secret.is_none() {
-        anyhow::bail!(
+    if sends_marketing && settings.unsubscribe_secret.is_none() {
+        problems.push(
             "ROSTER_UNSUBSCRIBE_SECRET must be set: workflows send marketing email, whose unsubscribe links it signs"
+                .to_owned(),
         );
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(problems.join("\n"));
     }
     Ok((workflows, templates))
 }

@@ -93,6 +93,66 @@ fn check_says_a_sending_workflow_needs_mail_from() {
 }
 
 #[test]
+fn check_says_every_missing_setting_at_once() {
+    let output = check_example_config().output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MAIL_FROM must be set"), "{stderr}");
+    assert!(
+        stderr.contains("ROSTER_UNSUBSCRIBE_SECRET must be set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_takes_event_data_of_an_event_workflow_as_serve_runs_it() {
+    let dir = std::env::temp_dir().join(format!("roster-event-check-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("upgraded")).unwrap();
+    std::fs::write(
+        dir.join("upgraded/subject"),
+        "Welcome to {{ event.data.plan }}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("upgraded/body.txt"),
+        "{{ event.data.plan.name }} {{ contact.firstName }}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("upgraded/body.html"),
+        "<p>{{ event.data.plan }}</p>",
+    )
+    .unwrap();
+    let workflows = |condition: &str| {
+        format!(
+            "[[workflows]]\nname = \"upgrade\"\ntrigger = \"planUpgraded\"\n\
+             steps = [{{ if = \"{condition}\" }}, {{ send = \"upgraded\" }}]\n"
+        )
+    };
+    let run = |toml: String| {
+        let config = dir.join(format!("{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&config, toml).unwrap();
+        roster()
+            .args(["check"])
+            .env("ROSTER_CONFIG", &config)
+            .env("ROSTER_TEMPLATES", &dir)
+            .env("MAIL_FROM", "Acme <hello@acme.test>")
+            .env("ROSTER_UNSUBSCRIBE_SECRET", "0123456789abcdef0123")
+            .output()
+            .unwrap()
+    };
+    let fine = run(workflows("event.data.plan == 'pro'"));
+    assert!(fine.status.success(), "{fine:?}");
+    let misspelt = run(workflows("contact.fristName == 'Ada'"));
+    assert!(!misspelt.status.success());
+    assert!(
+        String::from_utf8_lossy(&misspelt.stderr).contains("contact.fristName"),
+        "{misspelt:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn check_names_a_template_that_does_not_render() {
     let dir = std::env::temp_dir().join(format!("roster-bad-template-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("promo")).unwrap();
