@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::PoolConfig;
@@ -19,7 +19,16 @@ use tokio::net::{TcpListener, TcpStream};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("sink") => sink(args[2].parse().expect("a port")).await,
+        Some("sink") => {
+            let delay = args
+                .get(3)
+                .map_or(0, |ms| ms.parse().expect("milliseconds"));
+            sink(
+                args[2].parse().expect("a port"),
+                Duration::from_millis(delay),
+            )
+            .await
+        }
         Some("load") => {
             load(
                 &args[2],
@@ -28,20 +37,22 @@ async fn main() {
             )
             .await
         }
-        _ => eprintln!("usage: smtp_bench sink PORT | load URL MESSAGES CONCURRENCY"),
+        _ => eprintln!("usage: smtp_bench sink PORT [DELAY_MS] | load URL MESSAGES CONCURRENCY"),
     }
 }
 
-async fn sink(port: u16) {
+/// Accepts everything; `delay` before answering each message's final "." stands for a
+/// slow relay (so that a crash can land while sends are in flight).
+async fn sink(port: u16, delay: Duration) {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("port is free");
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(serve(stream));
+        tokio::spawn(serve(stream, delay));
     }
 }
 
-async fn serve(stream: TcpStream) {
+async fn serve(stream: TcpStream, delay: Duration) {
     // lettre writes a message's body and its final "." in two writes without
     // TCP_NODELAY, so Nagle holds the "." until the body is acknowledged. A sink that
     // delays its ACKs (Linux does, 40 ms) would cap every connection at 25 messages/s:
@@ -69,6 +80,7 @@ async fn serve(stream: TcpStream) {
                         break;
                     }
                 }
+                tokio::time::sleep(delay).await;
                 b"250 2.0.0 queued\r\n"
             }
             "QUIT" => {

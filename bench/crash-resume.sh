@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Crash recovery: N sends queued and drained by `roster serve` into a slow SMTP sink
+# (each message answered after DELAY ms, so sends are in flight), `kill -9` once a
+# quarter are sent, a new `roster serve` started at once. Measures how long after the
+# kill the jobs the dead worker held are taken again and the queue is drained, and
+# checks that nothing was sent twice (each delivery row is unique per run and step;
+# those in flight at the kill end `unknown`, never sent again).
+# Usage: bench/crash-resume.sh [sends=200] [delay_ms=200]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/postgres.sh
+
+sends=${1:-200}
+delay=${2:-200}
+work=$(mktemp -d /tmp/roster-crash.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  pg_stop "$work"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export SQLX_OFFLINE=true
+cargo build --release --quiet --bin roster --example smtp_bench
+
+pg_start "$work" max_connections=200
+pg_createdb roster_crash
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/roster_crash"
+psql_q() { "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
+./target/release/roster migrate 2>/dev/null
+
+sink_port=$(pg_free_port)
+./target/release/examples/smtp_bench sink "$sink_port" "$delay" &
+pids+=($!)
+
+cat >"$work/roster.toml" <<'TOML'
+[[workflows]]
+name = "bench"
+trigger = "bench.seed"
+steps = [{ send = "welcome" }]
+TOML
+psql_q <<SQL
+insert into contacts (id, email, first_name, last_name, source)
+  select gen_random_uuid(), 'person' || g || '@bench.test', 'Ada', 'Lovelace', 'Bench'
+  from generate_series(1, $sends) g;
+insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event)
+  select gen_random_uuid(), 'bench', c.id::text, c.id, jsonb_build_object('email', c.email), 'bench.seed'
+  from contacts c;
+insert into jobs (kind, key, payload, run_at, max_attempts)
+  select 'workflow.step', r.id || ':0', jsonb_build_object('run', r.id, 'step', 0), now(), 10
+  from workflow_runs r;
+SQL
+
+serve() {
+  ROSTER_ADDR="127.0.0.1:$(pg_free_port)" ROSTER_CONFIG="$work/roster.toml" SMTP_URL="smtp://127.0.0.1:$sink_port" \
+    MAIL_FROM="Acme <hello@acme.test>" ROSTER_UNSUBSCRIBE_SECRET="bench-unsubscribe-secret-0123" \
+    RUST_LOG=error ./target/release/roster serve &
+  pids+=($!)
+  roster_pid=$!
+}
+now() { date +%s.%N; }
+since() { awk -v now="$(now)" -v t0="$1" 'BEGIN { printf "%.1f", now - t0 }'; }
+
+serve
+until [ "$(psql_q -tAc "select count(*) from email_deliveries where state = 'sent'")" -ge $((sends / 4)) ]; do sleep 0.05; done
+kill -9 "$roster_pid"
+killed=$(now)
+in_flight=$(psql_q -tAc "select count(*) from jobs where state = 'running'")
+serve
+taken_again=""
+while :; do
+  held=$(psql_q -tAc "select count(*) from jobs where state = 'running' and locked_until > now() - interval '1 hour' and attempts = 1")
+  [ -z "$taken_again" ] && [ "$held" -eq 0 ] && taken_again=$(since "$killed")
+  [ "$(psql_q -tAc "select count(*) from jobs where state not in ('done', 'dead')")" -eq 0 ] && break
+  sleep 0.1
+  if awk -v s="$(since "$killed")" 'BEGIN { exit !(s > 900) }'; then echo "timed out" >&2; exit 1; fi
+done
+drained=$(since "$killed")
+states=$(psql_q -tAc "select string_agg(state || ' ' || n, ', ' order by state) from (select state, count(*) n from email_deliveries group by state) s")
+rows=$(psql_q -tAc "select count(*) from email_deliveries")
+
+echo "| sends | in flight at kill -9 | their jobs taken again after | queue drained after | deliveries (one per run) |"
+echo "|---|---|---|---|---|"
+echo "| $sends | $in_flight | ${taken_again} s | ${drained} s | $rows: $states |"
