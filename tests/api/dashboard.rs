@@ -16,7 +16,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Logs in through the form, as a browser would; returns the client holding the cookie.
-async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::StatusCode) {
+pub async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::StatusCode) {
     let client = client();
     let form = client
         .get(format!("{address}/login"))

@@ -164,4 +164,19 @@ async fn events_of_any_depth_already_stored_are_listed(_: PgPoolOptions, db: PgC
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(text.contains("msg_deep") && text.contains(&"[".repeat(300)));
+
+    // And the dashboard's event pages.
+    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
+    let id: i64 = sqlx::query_scalar("select id from clerk_events where svix_id = 'msg_deep'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for path in ["/events".to_owned(), format!("/events/{id}")] {
+        let page = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+    }
 }
