@@ -136,6 +136,10 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     }
     assert.match(await page.locator("iframe.preview").getAttribute("srcdoc"), /Welcome/);
 
+    await page.goto(`${url}/workflows`);
+    const onboarding = page.locator(".card:has(h2:text-is('onboarding'))");
+    assert.match(await onboarding.textContent(), /Versions[\s\S]*\(the file's\)/, "the onboarding workflow lists its version");
+
     await page.goto(`${url}/events`);
     await page.click("tbody tr a >> nth=0");
     await page.waitForSelector("pre");

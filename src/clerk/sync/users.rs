@@ -32,6 +32,9 @@ pub(super) async fn upsert_user(
         .filter(|deleted| version <= *deleted);
     if let Some(deleted) = beneath {
         if on_deletion == DeletedUserAction::Delete {
+            if let Some(email) = email {
+                record_address(conn, &user.id, email, version).await?;
+            }
             forget_beneath_deletion(conn, &user.id, email).await?;
             return Ok(Applied::new(ContactChange::Stale, None));
         }
@@ -115,10 +118,16 @@ async fn upsert_live_user(
     let Some(email) = email else {
         return Ok(Applied::new(ContactChange::NoEmail, None));
     };
+    record_address(conn, &user.id, email, version).await?;
 
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
     let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
     if applied.is_some_and(|applied| mode.is_stale(applied, version)) {
+        if let Some(contact) = &by_user_id
+            && let Some(merged) = graduate_late(conn, contact, email, version).await?
+        {
+            return Ok(Applied::new(ContactChange::Graduated, Some(merged)));
+        }
         return Ok(Applied::new(ContactChange::Stale, by_user_id));
     }
     let moved_from = by_user_id
@@ -178,6 +187,63 @@ async fn upsert_live_user(
     let graduated = change == ContactChange::Graduated;
     let contact = update_user_contact(conn, id, user, email, settings, version, graduated).await?;
     Ok(Applied::new(change, Some(contact)))
+}
+
+/// Remembers that the user had `email` at `version` (see `clerk_user_addresses`).
+async fn record_address(
+    conn: &mut PgConnection,
+    user_id: &str,
+    email: &str,
+    version: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into clerk_user_addresses (user_id, email, last_seen) values ($1, lower($2), $3)
+         on conflict (email, user_id) do update
+             set last_seen = greatest(clerk_user_addresses.last_seen, excluded.last_seen)",
+        user_id,
+        email,
+        version,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An event older than what the user's contact reflects, carrying an address the
+/// contact has since left: had it arrived in order, it would have graduated the
+/// waitlist contact that holds that address (one that joined before it). That contact
+/// is merged in now. Returns the contact after the merge, if there was one.
+async fn graduate_late(
+    conn: &mut PgConnection,
+    contact: &Contact,
+    email: &str,
+    version: DateTime<Utc>,
+) -> Result<Option<Contact>, SyncError> {
+    if contact.email.eq_ignore_ascii_case(email) {
+        return Ok(None);
+    }
+    store::lock_person(conn, None, Some(email)).await?;
+    let Some(holder) = store::find_contact_by_email(conn, email).await? else {
+        return Ok(None);
+    };
+    let joined_before = holder
+        .waitlist_joined_at
+        .or(holder.waitlist_updated_at)
+        .is_some_and(|joined| joined < version);
+    if holder.user_id.is_some() || holder.waitlist_entry_id.is_none() || !joined_before {
+        return Ok(None);
+    }
+    merge_contacts(conn, contact.id, holder.id).await?;
+    let row = sqlx::query_as!(
+        Contact,
+        "update contacts set graduated_at = coalesce(graduated_at, $2), updated_at = now()
+         where id = $1 returning *",
+        contact.id,
+        version,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(Some(expect_row(row)?))
 }
 
 /// Writes a Clerk user's fields onto contact `id`. Names overwrite when `update_names`

@@ -33,6 +33,31 @@ pub(super) async fn upsert_waitlist_entry(
             (contact.id, ContactChange::Updated)
         }
         None => {
+            // A user who had this address after the entry joined would have graduated
+            // it, in order: the entry is that user's contact's, wherever it moved.
+            let joined = entry.created_at.unwrap_or(version);
+            match graduated_by(conn, email, joined, version).await? {
+                Some(Graduate::Contact(contact)) => {
+                    if contact
+                        .waitlist_updated_at
+                        .is_some_and(|applied| mode.is_stale(applied, version))
+                    {
+                        return Ok(Applied::new(ContactChange::Stale, Some(*contact)));
+                    }
+                    return apply_entry(
+                        conn,
+                        contact.id,
+                        entry,
+                        settings,
+                        version,
+                        ContactChange::Updated,
+                    )
+                    .await;
+                }
+                // That user was deleted after this entry, and their contact with it.
+                Some(Graduate::Deleted) => return Ok(Applied::new(ContactChange::Stale, None)),
+                None => {}
+            }
             if deleted_at_of_address(conn, email)
                 .await?
                 .is_some_and(|deleted| version <= deleted)
@@ -51,6 +76,18 @@ pub(super) async fn upsert_waitlist_entry(
             )
         }
     };
+    apply_entry(conn, id, entry, settings, version, change).await
+}
+
+/// Writes the entry's fields onto contact `id`.
+async fn apply_entry(
+    conn: &mut PgConnection,
+    id: uuid::Uuid,
+    entry: &WaitlistEntryData,
+    settings: &WaitlistEventSettings,
+    version: DateTime<Utc>,
+    change: ContactChange,
+) -> Result<Applied, SyncError> {
     // The waitlist user group is for people who are not users yet; a graduate keeps the
     // group its user events gave it. A `completed` entry seen after the user's own event
     // (out of order) still records the graduation.
@@ -78,6 +115,47 @@ pub(super) async fn upsert_waitlist_entry(
     .fetch_optional(conn)
     .await?;
     Ok(Applied::new(change, Some(expect_row(row)?)))
+}
+
+/// Whose the waitlist contact for `email`, joined at `joined`, would be in event-time
+/// order, when no contact holds the address now.
+enum Graduate {
+    Contact(Box<Contact>),
+    Deleted,
+}
+
+async fn graduated_by(
+    conn: &mut PgConnection,
+    email: &str,
+    joined: DateTime<Utc>,
+    version: DateTime<Utc>,
+) -> Result<Option<Graduate>, SyncError> {
+    let user = sqlx::query_scalar!(
+        "select user_id from clerk_user_addresses
+         where email = lower($1) and last_seen > $2
+         order by last_seen desc limit 1",
+        email,
+        joined,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    store::lock_person(conn, Some(&user), None).await?;
+    if let Some(contact) = store::find_contact_by_user_id(conn, &user).await? {
+        return Ok(Some(Graduate::Contact(Box::new(contact))));
+    }
+    let deleted = sqlx::query_scalar!(
+        "select deleted_at from clerk_user_deletions where user_id = $1",
+        user
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    // Joining again after the deletion is a new start.
+    Ok(deleted
+        .filter(|deleted| version <= *deleted)
+        .map(|_| Graduate::Deleted))
 }
 
 /// When the last Clerk user with this address was deleted, if one was.
