@@ -10,7 +10,7 @@ use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
 use roster::workflows::definition::Step;
 use roster::workflows::engine::{Engine, holds, sample_context, sample_transactional_context};
-use roster::workflows::{self};
+use roster::workflows::{self, Workflows};
 use roster::{db, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -138,8 +138,9 @@ fn progress_bar(unit: &str) -> indicatif::ProgressBar {
 }
 
 /// Checks workflows and templates: renders every template and evaluates every
-/// condition against a sample contact and event. Returns how many templates there are.
-fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
+/// condition against a sample contact and event. Returns the workflows and how many
+/// templates there are.
+fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<(Workflows, usize)> {
     let (workflows, templates) = workflows::load(settings)?;
     // Templates a workflow sends see a Clerk event; the others are sent through
     // `POST /api/v1/transactional` and see their data variables.
@@ -191,27 +192,27 @@ fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<usize> {
     if !problems.is_empty() {
         anyhow::bail!(problems.join("\n"));
     }
-    Ok(templates.names().count())
+    let count = templates.names().count();
+    Ok((workflows, count))
 }
 
 /// Says how many active runs each workflow version the file no longer defines still
 /// has (they finish on it), when the database can be reached; says why not otherwise.
-async fn report_older_versions(settings: &Settings) {
+async fn report_older_versions(settings: &Settings, workflows: &Workflows) {
     let Some(url) = settings.database_url.as_ref() else {
         println!("DATABASE_URL is not set: active runs of older workflow versions not checked");
         return;
     };
     let report = async {
-        let (workflows, _) = workflows::load(settings)?;
         let pool = Database::from_settings(url, &settings.database)?.pool(1);
         let mut conn = pool.acquire().await?;
-        let versions = roster::workflows::versions::versions_in_use(&mut conn, &workflows).await?;
+        let versions = roster::workflows::versions::versions_in_use(&mut conn, workflows).await?;
         anyhow::Ok(versions)
     };
     match tokio::time::timeout(std::time::Duration::from_secs(10), report).await {
         Ok(Ok(versions)) => {
             for (workflow, version) in versions.iter().filter(|(_, v)| !v.current) {
-                let place = if workflows_defines(settings, workflow) {
+                let place = if workflows.get(workflow).is_some() {
                     "an older version"
                 } else {
                     "no longer in the file"
@@ -228,10 +229,6 @@ async fn report_older_versions(settings: &Settings) {
             "active runs of older workflow versions not checked: the database did not answer in 10 s"
         ),
     }
-}
-
-fn workflows_defines(settings: &Settings, name: &str) -> bool {
-    settings.file.workflows.iter().any(|w| w.name == name)
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -291,12 +288,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check => {
-            let templates = check_workflows_and_templates(&settings)?;
+            let (workflows, templates) = check_workflows_and_templates(&settings)?;
             println!(
                 "configuration is valid ({}); {templates} templates render",
                 settings.config_path.display()
             );
-            report_older_versions(&settings).await;
+            report_older_versions(&settings, &workflows).await;
             Ok(())
         }
         Command::Migrate => {

@@ -10,7 +10,8 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::redact::redact;
-use crate::contacts::properties::storable_time;
+use crate::contacts::MAX_EMAIL_CHARS;
+use crate::contacts::properties::{MAX_STRING_CHARS, storable_time};
 use crate::web::storable_json::{JsonProblem, check_storable};
 
 /// A verified delivery whose body is a Clerk event. It borrows the body: `data` is
@@ -110,10 +111,6 @@ impl<'a> Envelope<'a> {
 
 /// The longest identifier taken (Clerk's are about 30 characters).
 const MAX_ID_CHARS: usize = 255;
-/// The longest address SMTP carries.
-const MAX_EMAIL_CHARS: usize = 254;
-/// The longest name taken, as for the API's string properties.
-const MAX_NAME_CHARS: usize = 500;
 
 /// Typed `data` whose fields are checked for length before they reach a column or an
 /// index.
@@ -133,8 +130,8 @@ fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), String> {
 impl Checked for UserData {
     fn check(&self) -> Result<(), String> {
         at_most("id", Some(&self.id), MAX_ID_CHARS)?;
-        at_most("first_name", self.first_name.as_deref(), MAX_NAME_CHARS)?;
-        at_most("last_name", self.last_name.as_deref(), MAX_NAME_CHARS)?;
+        at_most("first_name", self.first_name.as_deref(), MAX_STRING_CHARS)?;
+        at_most("last_name", self.last_name.as_deref(), MAX_STRING_CHARS)?;
         at_most(
             "primary_email_address_id",
             self.primary_email_address_id.as_deref(),

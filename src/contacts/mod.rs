@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// The longest address taken: what SMTP carries (RFC 5321's 254 characters of a path).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
 /// One contact as stored.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Contact {

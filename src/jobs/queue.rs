@@ -106,14 +106,13 @@ pub async fn renew_lease(
     worker: Uuid,
     lease: Duration,
 ) -> sqlx::Result<bool> {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let result = sqlx::query!(
-        "update jobs set locked_until = greatest(locked_until, now() + make_interval(secs => $3::bigint / 1000.0))
+        "update jobs set locked_until = greatest(locked_until, now() + make_interval(secs => $3))
          where id = $1 and locked_by = $2 and state = 'running'
            and (select set_config('synchronous_commit', 'off', true)) is not null",
         job_id,
         worker,
-        lease_ms,
+        lease.as_secs_f64(),
     )
     .execute(pool)
     .await?;

@@ -29,6 +29,15 @@ pub struct WorkflowConfig {
     pub steps: Vec<StepConfig>,
 }
 
+impl WorkflowConfig {
+    /// Whether a step sends email.
+    pub fn sends(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|step| matches!(step, StepConfig::Send { .. }))
+    }
+}
+
 /// Whether a contact can be in a workflow more than once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -229,17 +229,12 @@ pub fn sample_context(workflow: &str) -> Value {
         "created_at": 1767225600401i64,
         "updated_at": 1767225600498i64,
     });
-    let event = context! {
-        object => "event",
-        type => "user.created",
-        timestamp => 1767225600512i64,
-        data => Value::from_object(SampleData(data)),
-    };
+    let event = serde_json::json!({ "object": "event", "type": "user.created", "timestamp": 1767225600512i64 });
+    let step = step_context(contact, event, workflow);
     context! {
-        contact => Value::from(Serde(contact)),
-        event => event,
-        workflow => context! { name => workflow },
+        event => context! { data => Value::from_object(SampleData(data)), ..step.get_attr("event").unwrap_or_default() },
         unsubscribe_url => "https://roster.example.test/unsubscribe/sample",
+        ..step
     }
 }
 

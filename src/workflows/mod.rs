@@ -70,21 +70,12 @@ pub fn load(settings: &Settings) -> anyhow::Result<(Workflows, Templates)> {
     let (workflows, mut problems) =
         match check_workflows(&settings.file.workflows, Some(&templates)) {
             Ok(list) => (Workflows::new(list), Vec::new()),
-            // The environment is checked against what is written, valid or not.
             Err(problems) => (Workflows::new(Vec::new()), problems),
         };
-    let written = &settings.file.workflows;
-    let sends = written.iter().any(|w| {
-        w.steps
-            .iter()
-            .any(|s| matches!(s, definition::StepConfig::Send { .. }))
-    });
-    let sends_marketing = written.iter().any(|w| {
-        !w.transactional
-            && w.steps
-                .iter()
-                .any(|s| matches!(s, definition::StepConfig::Send { .. }))
-    });
+    // The environment is checked against what is written, valid or not.
+    let senders = || settings.file.workflows.iter().filter(|w| w.sends());
+    let sends = senders().next().is_some();
+    let sends_marketing = senders().any(|w| !w.transactional);
     if sends && settings.mail_from.is_none() {
         problems.push("MAIL_FROM must be set: workflows send email".to_owned());
     }

@@ -254,6 +254,20 @@ async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Wrong keys until the throttle logs a warning inside the request's span: the log
+    // names the route, never the raw target with its address.
+    let find =
+        format!("http://127.0.0.1:{port}/api/v1/contacts/find?email=secret.person%40example.com");
+    let client = reqwest::Client::new();
+    for _ in 0..11 {
+        client
+            .get(&find)
+            .bearer_auth("wrong-key")
+            .send()
+            .await
+            .unwrap();
+    }
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -284,6 +298,17 @@ async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
             .iter()
             .any(|l| l["fields"]["message"] == "roster is listening" && l["level"] == "INFO"),
         "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "API key failures throttled"
+                && l["span"]["route"] == "/api/v1/contacts/find"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret.person"),
+        "the address leaked: {stderr}"
     );
 }
 

@@ -18,6 +18,12 @@ fn client() -> reqwest::Client {
 /// Logs in through the form, as a browser would; returns the client holding the cookie.
 pub async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::StatusCode) {
     let client = client();
+    let response = log_in(&client, address, key).await;
+    (client, response.status())
+}
+
+/// Posts the login form with `key` from `client`; the answer to the post.
+async fn log_in(client: &reqwest::Client, address: &str, key: &str) -> reqwest::Response {
     let form = client
         .get(format!("{address}/login"))
         .send()
@@ -31,7 +37,7 @@ pub async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::S
         form[start..].split('"').next().unwrap().to_owned()
     };
     let (nonce, token) = (field("nonce"), field("token"));
-    let response = client
+    client
         .post(format!("{address}/login"))
         .form(&[
             ("key", key),
@@ -41,8 +47,7 @@ pub async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::S
         ])
         .send()
         .await
-        .unwrap();
-    (client, response.status())
+        .unwrap()
 }
 
 #[sqlx::test]
@@ -216,28 +221,7 @@ async fn logging_out_ends_the_session_on_the_server(_: PgPoolOptions, db: PgConn
     let app = spawn_app(db).await;
     // Log in by hand, to keep a copy of the cookie.
     let bare = client();
-    let form = bare
-        .get(format!("{}/login", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let field = |name: &str| {
-        let start = form.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
-        form[start..].split('"').next().unwrap().to_owned()
-    };
-    let response = bare
-        .post(format!("{}/login", app.address))
-        .form(&[
-            ("key", API_KEY),
-            ("nonce", &field("nonce")),
-            ("token", &field("token")),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = log_in(&bare, &app.address, API_KEY).await;
     assert_eq!(response.status(), 303);
     let copied = session_cookie(&response).expect("a session cookie");
     let with_copy = |path: &str| {

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::api::error::ApiError;
 use crate::config::ConfigFile;
 use crate::contacts::Contact;
+use crate::contacts::MAX_EMAIL_CHARS;
 use crate::contacts::properties::{CustomProperty, MAX_STRING_CHARS, PropertyType, coerce_value};
 
 /// What a request asks to change; `None` leaves a field as it is.
@@ -148,9 +149,6 @@ fn optional_string(key: &str, value: &Value) -> Result<Option<String>, ApiError>
         _ => Err(ApiError::field(key, format!("`{key}` must be a string."))),
     }
 }
-
-/// The longest address SMTP carries (RFC 5321's 254 characters of a path).
-const MAX_EMAIL_CHARS: usize = 254;
 
 /// An address as stored: trimmed, checked to be one address of at most 254 characters.
 pub fn normalise_email(email: String) -> Result<String, ApiError> {

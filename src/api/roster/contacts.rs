@@ -224,11 +224,20 @@ pub async fn timeline(
     )
     .fetch_all(&mut *conn)
     .await?;
-    // Each run shows the steps of the version it started on.
+    // Each run shows the steps of the version it started on, read once per version.
+    let mut known: Vec<(&str, Option<&str>, Option<Workflow>)> = Vec::new();
     let mut definitions = Vec::with_capacity(runs.len());
     for run in &runs {
-        definitions
-            .push(definition_for(conn, workflows, &run.workflow, run.version.as_deref()).await?);
+        let key = (run.workflow.as_str(), run.version.as_deref());
+        let definition = match known.iter().find(|(w, v, _)| (*w, *v) == key) {
+            Some((_, _, definition)) => definition.clone(),
+            None => {
+                let definition = definition_for(conn, workflows, key.0, key.1).await?;
+                known.push((key.0, key.1, definition.clone()));
+                definition
+            }
+        };
+        definitions.push(definition);
     }
     let runs: Vec<Value> = runs
         .iter()

@@ -27,14 +27,14 @@ pub(super) async fn upsert_user(
 ) -> Result<Applied, SyncError> {
     let email = user.primary_email();
     store::lock_person(conn, Some(&user.id), email).await?;
+    if let Some(email) = email {
+        record_address(conn, &user.id, email, version).await?;
+    }
     let beneath = deleted_at(conn, &user.id)
         .await?
         .filter(|deleted| version <= *deleted);
     if let Some(deleted) = beneath {
         if on_deletion == DeletedUserAction::Delete {
-            if let Some(email) = email {
-                record_address(conn, &user.id, email, version).await?;
-            }
             forget_beneath_deletion(conn, &user.id, email).await?;
             return Ok(Applied::new(ContactChange::Stale, None));
         }
@@ -83,7 +83,8 @@ async fn forget_beneath_deletion(
     Ok(())
 }
 
-/// Unsubscribes contact `id` as of the deletion at `deleted`, if it is not already.
+/// Unsubscribes contact `id` as of the deletion at `deleted`, if it is not already: what
+/// a deletion does in unsubscribe mode, and what an older event beneath it keeps.
 async fn keep_unsubscribed(
     conn: &mut PgConnection,
     id: Uuid,
@@ -118,7 +119,6 @@ async fn upsert_live_user(
     let Some(email) = email else {
         return Ok(Applied::new(ContactChange::NoEmail, None));
     };
-    record_address(conn, &user.id, email, version).await?;
 
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
     let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
@@ -222,7 +222,7 @@ async fn graduate_late(
     if contact.email.eq_ignore_ascii_case(email) {
         return Ok(None);
     }
-    store::lock_person(conn, None, Some(email)).await?;
+    // `email` is the event's address: its lock is held since `upsert_user` began.
     let Some(holder) = store::find_contact_by_email(conn, email).await? else {
         return Ok(None);
     };
@@ -321,7 +321,11 @@ async fn merge_contacts(
     }
 }
 
-async fn deleted_at(conn: &mut PgConnection, user_id: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+/// When user `user_id` was deleted, if they were (their tombstone).
+pub(super) async fn deleted_at(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar!(
         "select deleted_at from clerk_user_deletions where user_id = $1",
         user_id
@@ -369,24 +373,9 @@ pub(super) async fn delete_user(
             .await?;
             Ok(Applied::new(ContactChange::Deleted, Some(expect_row(row)?)))
         }
-        DeletedUserAction::Unsubscribe => {
-            let row = sqlx::query_as!(
-                Contact,
-                "update contacts set
-                     subscribed = false,
-                     unsubscribed_at = coalesce(unsubscribed_at, $2),
-                     updated_at = now()
-                 where id = $1
-                 returning *",
-                contact.id,
-                deleted_at,
-            )
-            .fetch_optional(conn)
-            .await?;
-            Ok(Applied::new(
-                ContactChange::Unsubscribed,
-                Some(expect_row(row)?),
-            ))
-        }
+        DeletedUserAction::Unsubscribe => Ok(Applied::new(
+            ContactChange::Unsubscribed,
+            Some(keep_unsubscribed(conn, contact.id, deleted_at).await?),
+        )),
     }
 }

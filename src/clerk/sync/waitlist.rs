@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
+use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row, users};
 use crate::clerk::envelope::WaitlistEntryData;
 use crate::clerk::settings::WaitlistEventSettings;
 use crate::contacts::Contact;
@@ -22,7 +22,21 @@ pub(super) async fn upsert_waitlist_entry(
         return Ok(Applied::new(ContactChange::NoEmail, None));
     }
     store::lock_person(conn, None, Some(email)).await?;
-    let (id, change) = match store::find_contact_by_email(conn, email).await? {
+    // The contact with the address, else the one of the user who had it after the
+    // entry joined (in order, that user's event would have graduated the entry's
+    // contact, which has moved with the user since).
+    let found = match store::find_contact_by_email(conn, email).await? {
+        Some(contact) => Some(contact),
+        None => {
+            let joined = entry.created_at.unwrap_or(version);
+            match graduated_by(conn, email, joined, version).await? {
+                Graduate::Contact(contact) => Some(*contact),
+                Graduate::Deleted => return Ok(Applied::new(ContactChange::Stale, None)),
+                Graduate::Nobody => None,
+            }
+        }
+    };
+    let (id, change) = match found {
         Some(contact) => {
             if contact
                 .waitlist_updated_at
@@ -33,31 +47,6 @@ pub(super) async fn upsert_waitlist_entry(
             (contact.id, ContactChange::Updated)
         }
         None => {
-            // A user who had this address after the entry joined would have graduated
-            // it, in order: the entry is that user's contact's, wherever it moved.
-            let joined = entry.created_at.unwrap_or(version);
-            match graduated_by(conn, email, joined, version).await? {
-                Some(Graduate::Contact(contact)) => {
-                    if contact
-                        .waitlist_updated_at
-                        .is_some_and(|applied| mode.is_stale(applied, version))
-                    {
-                        return Ok(Applied::new(ContactChange::Stale, Some(*contact)));
-                    }
-                    return apply_entry(
-                        conn,
-                        contact.id,
-                        entry,
-                        settings,
-                        version,
-                        ContactChange::Updated,
-                    )
-                    .await;
-                }
-                // That user was deleted after this entry, and their contact with it.
-                Some(Graduate::Deleted) => return Ok(Applied::new(ContactChange::Stale, None)),
-                None => {}
-            }
             if deleted_at_of_address(conn, email)
                 .await?
                 .is_some_and(|deleted| version <= deleted)
@@ -76,18 +65,6 @@ pub(super) async fn upsert_waitlist_entry(
             )
         }
     };
-    apply_entry(conn, id, entry, settings, version, change).await
-}
-
-/// Writes the entry's fields onto contact `id`.
-async fn apply_entry(
-    conn: &mut PgConnection,
-    id: uuid::Uuid,
-    entry: &WaitlistEntryData,
-    settings: &WaitlistEventSettings,
-    version: DateTime<Utc>,
-    change: ContactChange,
-) -> Result<Applied, SyncError> {
     // The waitlist user group is for people who are not users yet; a graduate keeps the
     // group its user events gave it. A `completed` entry seen after the user's own event
     // (out of order) still records the graduation.
@@ -120,8 +97,12 @@ async fn apply_entry(
 /// Whose the waitlist contact for `email`, joined at `joined`, would be in event-time
 /// order, when no contact holds the address now.
 enum Graduate {
+    /// The contact of a user who had the address after the entry joined.
     Contact(Box<Contact>),
+    /// That user was deleted after this entry, and their contact with it.
     Deleted,
+    /// No user had the address since: the entry is a contact of its own.
+    Nobody,
 }
 
 async fn graduated_by(
@@ -129,7 +110,7 @@ async fn graduated_by(
     email: &str,
     joined: DateTime<Utc>,
     version: DateTime<Utc>,
-) -> Result<Option<Graduate>, SyncError> {
+) -> Result<Graduate, SyncError> {
     let user = sqlx::query_scalar!(
         "select user_id from clerk_user_addresses
          where email = lower($1) and last_seen > $2
@@ -140,22 +121,18 @@ async fn graduated_by(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(user) = user else {
-        return Ok(None);
+        return Ok(Graduate::Nobody);
     };
     store::lock_person(conn, Some(&user), None).await?;
     if let Some(contact) = store::find_contact_by_user_id(conn, &user).await? {
-        return Ok(Some(Graduate::Contact(Box::new(contact))));
+        return Ok(Graduate::Contact(Box::new(contact)));
     }
-    let deleted = sqlx::query_scalar!(
-        "select deleted_at from clerk_user_deletions where user_id = $1",
-        user
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
     // Joining again after the deletion is a new start.
-    Ok(deleted
-        .filter(|deleted| version <= *deleted)
-        .map(|_| Graduate::Deleted))
+    let deleted = users::deleted_at(conn, &user).await?;
+    Ok(match deleted.filter(|deleted| version <= *deleted) {
+        Some(_) => Graduate::Deleted,
+        None => Graduate::Nobody,
+    })
 }
 
 /// When the last Clerk user with this address was deleted, if one was.
