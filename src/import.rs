@@ -15,14 +15,14 @@ use std::path::Path;
 use serde_json::{Map, Value};
 use sqlx::{Acquire, PgPool};
 
-use crate::api::loops::contact_input::ContactInput;
-use crate::api::loops::contacts::{Write, upsert_contact_from};
 use crate::config::ConfigFile;
+use crate::contacts::ContactError;
+use crate::contacts::input::ContactInput;
 use crate::contacts::properties::{
     CustomProperty, NewPropertyError, PropertyType, check_new_name, create_property,
     list_custom_properties, parse_date,
 };
-use crate::workflows::Workflows;
+use crate::contacts::write::{Change, Write, upsert};
 
 /// `source` of the contacts an import creates, unless the file has a `source` column.
 const IMPORT_SOURCE: &str = "Import";
@@ -86,7 +86,6 @@ pub async fn import_csv(
         }
     }
     let custom = list_custom_properties(&mut conn).await?;
-    let no_workflows = Workflows::default();
 
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -104,7 +103,7 @@ pub async fn import_csv(
         };
         let line = record.position().map_or(0, |p| p.line());
         let input = row_object(&headers, &record, &custom).and_then(|row| {
-            ContactInput::parse(&row, &custom, config, &[]).map_err(|e| describe(&e))
+            ContactInput::parse(&row, &custom, config, &[]).map_err(|e| e.to_string())
         });
         let input = match input {
             Ok(input) => input,
@@ -116,20 +115,19 @@ pub async fn import_csv(
         // One transaction a row: a row is written whole or not at all, and the person's
         // locks are held only while their row is written.
         let mut tx = conn.begin().await?;
-        match upsert_contact_from(&mut tx, &no_workflows, &input, Write::Upsert, IMPORT_SOURCE)
-            .await
-        {
+        // No workflows start: an import is not a sign-up.
+        match upsert(&mut tx, &input, Write::Upsert, IMPORT_SOURCE).await {
             Ok(upserted) => {
                 tx.commit().await?;
-                if upserted.created {
+                if upserted.change == Change::Created {
                     summary.created += 1;
                 } else {
                     summary.updated += 1;
                 }
             }
-            Err(error) if error.status().is_client_error() => {
+            Err(error @ (ContactError::Invalid(_) | ContactError::Taken)) => {
                 tx.rollback().await?;
-                summary.skipped.push((line, describe(&error)));
+                summary.skipped.push((line, error.to_string()));
             }
             Err(error) => anyhow::bail!(
                 "line {line}: {error}; the rows before it are imported, and importing the file again finishes the job"
@@ -138,10 +136,6 @@ pub async fn import_csv(
     }
     progress.finish_and_clear();
     Ok(summary)
-}
-
-fn describe(error: &crate::api::error::ApiError) -> String {
-    error.message().to_owned()
 }
 
 fn read_headers(path: &Path) -> anyhow::Result<Vec<String>> {

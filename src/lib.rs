@@ -1,18 +1,19 @@
 //! Roster: a self-hosted audience manager for apps built on Clerk.
 
-pub mod analytics;
+pub mod activity;
 pub mod api;
 pub mod clerk;
 pub mod config;
 pub mod contacts;
-pub mod dashboard;
 pub mod db;
 pub mod email;
 pub mod events;
 pub mod health;
 pub mod import;
+pub mod input;
 pub mod jobs;
 pub mod monitoring;
+pub mod page;
 pub mod replay;
 pub mod startup;
 pub mod telemetry;

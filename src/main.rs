@@ -1,18 +1,13 @@
 //! The `roster` command line. Everything it runs lives in the library.
 
+use std::path::Path;
+
 use clap::{Parser, Subcommand};
 use roster::config::Settings;
 use roster::db::Database;
-use std::path::Path;
-use std::sync::Arc;
-
-use roster::jobs::worker::{Worker, WorkerOptions};
 use roster::startup::Application;
-use roster::workflows::definition::Step;
-use roster::workflows::engine::{Engine, holds, sample_context, sample_transactional_context};
 use roster::workflows::{self, Workflows};
 use roster::{db, telemetry};
-use tokio_util::sync::CancellationToken;
 
 /// `roster --version`: the version and what it was built from.
 const LONG_VERSION: &str = concat!(
@@ -137,74 +132,15 @@ fn progress_bar(unit: &str) -> indicatif::ProgressBar {
         .with_style(indicatif::ProgressStyle::with_template(&template).expect("a valid template"))
 }
 
-/// Checks workflows and templates: renders every template and evaluates every
-/// condition against a sample contact and event. Returns the workflows and how many
-/// templates there are.
-fn check_workflows_and_templates(settings: &Settings) -> anyhow::Result<(Workflows, usize)> {
-    let (workflows, templates) = workflows::load(settings)?;
-    // Templates a workflow sends see a Clerk event; the others are sent through
-    // `POST /api/v1/transactional` and see their data variables.
-    let sent_by_workflows: Vec<&str> = workflows
-        .iter()
-        .flat_map(|w| &w.steps)
-        .filter_map(|step| match step {
-            Step::Send { template } => Some(template.as_str()),
-            _ => None,
-        })
-        .collect();
-    // Every problem at once, not the first.
-    let mut problems = Vec::new();
-    for name in templates.names() {
-        let context = if sent_by_workflows.contains(&name) {
-            sample_context("sample")
-        } else {
-            sample_transactional_context(&templates, name)
-        };
-        if let Err(error) = templates.render(name, &context) {
-            problems.push(error.to_string());
-        }
-    }
-    for workflow in workflows.iter() {
-        let context = sample_context(&workflow.name);
-        let conditions = workflow
-            .exit_when
-            .iter()
-            .map(|c| ("exit_when".to_owned(), c))
-            .chain(
-                workflow
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, step)| match step {
-                        Step::If { condition } => Some((format!("step {}", i + 1), condition)),
-                        _ => None,
-                    }),
-            );
-        for (place, condition) in conditions {
-            if let Err(e) = holds(condition, &context) {
-                problems.push(format!(
-                    "workflow {:?}: {place}: {condition:?} fails on a sample contact: {e}",
-                    workflow.name
-                ));
-            }
-        }
-    }
-    if !problems.is_empty() {
-        anyhow::bail!(problems.join("\n"));
-    }
-    let count = templates.names().count();
-    Ok((workflows, count))
-}
-
 /// Says how many active runs each workflow version the file no longer defines still
 /// has (they finish on it), when the database can be reached; says why not otherwise.
 async fn report_older_versions(settings: &Settings, workflows: &Workflows) {
-    let Some(url) = settings.database_url.as_ref() else {
+    if settings.database_url.is_none() {
         println!("DATABASE_URL is not set: active runs of older workflow versions not checked");
         return;
     };
     let report = async {
-        let pool = Database::from_settings(url, &settings.database)?.pool(1);
+        let pool = Database::open(settings)?.pool(1);
         let mut conn = pool.acquire().await?;
         let versions = roster::workflows::versions::versions_in_use(&mut conn, workflows).await?;
         anyhow::Ok(versions)
@@ -235,9 +171,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match command {
         Command::Import { file } => {
-            let pool =
-                Database::from_settings(settings.require_database_url()?, &settings.database)?
-                    .pool(1);
+            let pool = Database::open(&settings)?.pool(1);
             let progress = progress_bar("rows");
             let summary =
                 roster::import::import_csv(&pool, &settings.file, &file, &progress).await?;
@@ -260,9 +194,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay {
             workflows: with_workflows,
         } => {
-            let pool =
-                Database::from_settings(settings.require_database_url()?, &settings.database)?
-                    .pool(1);
+            let pool = Database::open(&settings)?.pool(1);
             db::migrate(&pool).await?;
             let workflows = if with_workflows {
                 Some(workflows::load(&settings)?.0)
@@ -288,7 +220,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check => {
-            let (workflows, templates) = check_workflows_and_templates(&settings)?;
+            let (workflows, templates) =
+                roster::workflows::check::check_workflows_and_templates(&settings)?;
             println!(
                 "configuration is valid ({}); {templates} templates render",
                 settings.config_path.display()
@@ -298,50 +231,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             telemetry::init(&settings.log_filter, settings.log_format);
-            let database =
-                Database::from_settings(settings.require_database_url()?, &settings.database)?;
+            let database = Database::open(&settings)?;
             db::migrate(&database.pool(1)).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Serve => {
             telemetry::init(&settings.log_filter, settings.log_format);
-            let database =
-                Database::from_settings(settings.require_database_url()?, &settings.database)?;
+            let database = Database::open(&settings)?;
             db::migrate(&database.pool(1)).await?;
             if settings.clerk_webhook_secrets.is_empty() {
                 tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
             }
-            let (workflows, templates) = workflows::load(&settings)?;
-            let workflows = Arc::new(workflows);
-            let templates = Arc::new(templates);
-            // One pool for the worker and its steps; the HTTP workers have their own.
-            let jobs_pool = database.pool(1);
-            let engine = Engine::new(
-                &settings,
-                jobs_pool.clone(),
-                workflows.clone(),
-                templates.clone(),
-                Path::new("outbox"),
-            )?;
-            if workflows.sends_marketing() && settings.public_url.scheme() != "https" {
-                tracing::warn!(
-                    public_url = %settings.public_url,
-                    "PUBLIC_URL is not https: mail clients may ignore the one-click unsubscribe links"
-                );
-            }
-            let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
-            let app = Application::build(&settings, database, workflows, templates)?;
+            let app = Application::build(&settings, database, Path::new("outbox"))?;
             tracing::info!(addr = %settings.addr, port = app.port(), "roster is listening");
-            let shutdown = CancellationToken::new();
-            let worker = tokio::spawn(worker.run(shutdown.clone()));
-            // Returns on SIGINT/SIGTERM, once in-flight requests are done; then the
-            // worker finishes the jobs it has in flight.
-            let served = app.run_until_stopped().await;
-            shutdown.cancel();
-            worker.await?;
-            served?;
-            Ok(())
+            app.run_until_stopped().await
         }
     }
 }

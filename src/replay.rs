@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::clerk::envelope::Envelope;
 use crate::clerk::settings::ClerkSettings;
 use crate::clerk::sync::{ContactChange, ContactEvent, Mode, SyncError};
-use crate::clerk::webhook::start_workflows;
+use crate::clerk::triggers::start_workflows;
 use crate::workflows::Workflows;
 
 /// The event types that change contacts.

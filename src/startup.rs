@@ -1,44 +1,112 @@
-//! Builds the HTTP application from `Settings`; `roster serve` and the tests both use it.
+//! The composition root: builds the HTTP server and the job worker from `Settings`;
+//! `roster serve` and the tests both use it.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::api;
 use crate::api::auth::ApiKey;
+use crate::api::throttle::FailedAuthThrottle;
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
 use crate::config::Settings;
-use crate::dashboard::{self, Views, session::SessionKey};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
+use crate::jobs::worker::{Worker, WorkerOptions};
+use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
-use crate::web::throttle::FailedAuthThrottle;
 use crate::web::unsubscribe;
-use crate::workflows::Workflows;
+use crate::workflows::engine::Engine;
+use crate::workflows::{self, Workflows};
 use crate::{health, monitoring};
 
-/// A bound, not yet running server.
+/// A bound, not yet running server, and the worker that runs the jobs it queues.
 pub struct Application {
     port: u16,
     server: Server,
+    worker: Worker<Engine>,
 }
 
 impl Application {
-    /// Binds `settings.addr` (port 0 picks a free port) and wires the routes.
-    pub fn build(
-        settings: &Settings,
-        database: Database,
-        workflows: Arc<Workflows>,
-        templates: Arc<Templates>,
-    ) -> anyhow::Result<Self> {
+    /// Loads the workflows and templates, binds `settings.addr` (port 0 picks a free
+    /// port, which a `PUBLIC_URL` left to its default then names), wires the routes
+    /// and builds the worker; emails go to SMTP, or to `outbox` without `SMTP_URL`.
+    pub fn build(settings: &Settings, database: Database, outbox: &Path) -> anyhow::Result<Self> {
+        let (workflows, templates) = workflows::load(settings)?;
         let listener = TcpListener::bind(settings.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
         let port = listener.local_addr()?.port();
+        let mut settings = settings.clone();
+        if settings.public_url.port() == Some(0) {
+            settings
+                .public_url
+                .set_port(Some(port))
+                .map_err(|()| anyhow::anyhow!("PUBLIC_URL cannot take a port"))?;
+        }
+        if workflows.sends_marketing() && settings.public_url.scheme() != "https" {
+            tracing::warn!(
+                public_url = %settings.public_url,
+                "PUBLIC_URL is not https: mail clients may ignore the one-click unsubscribe links"
+            );
+        }
+        let workflows = Arc::new(workflows);
+        let templates = Arc::new(templates);
+        // One pool for the worker and its steps; the HTTP workers have their own.
+        let jobs_pool = database.pool(1);
+        let engine = Engine::new(
+            &settings,
+            jobs_pool.clone(),
+            workflows.clone(),
+            templates.clone(),
+            outbox,
+        )?;
+        let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
+        let server = http_server(&settings, database, workflows, templates, listener)?;
+        Ok(Self {
+            port,
+            server,
+            worker,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server alone, and the worker for the caller to run (the tests drive it by
+    /// hand, with their own clock).
+    pub fn into_parts(self) -> (Server, Worker<Engine>) {
+        (self.server, self.worker)
+    }
+
+    /// Serves and runs jobs until SIGINT or SIGTERM; then finishes in-flight requests,
+    /// and the worker the jobs it has in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let served = self.server.await;
+        shutdown.cancel();
+        worker.await?;
+        Ok(served?)
+    }
+}
+
+/// The HTTP server on `listener`, its routes and their shared state.
+fn http_server(
+    settings: &Settings,
+    database: Database,
+    workflows: Arc<Workflows>,
+    templates: Arc<Templates>,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    {
         let workers = settings.http_workers;
         let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
         let clerk_settings = web::Data::new(settings.file.clerk.clone());
@@ -88,15 +156,6 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        Ok(server)
     }
 }

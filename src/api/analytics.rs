@@ -2,72 +2,12 @@
 //! default the last 30 days) and `interval` (day, week or month; default day).
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
 use serde_json::json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use super::error::ApiError;
-use crate::analytics::{self, Interval, MAX_BUCKETS, Range};
-use crate::contacts::properties::parse_date_text;
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct RangeQuery {
-    /// Start (inclusive), rounded down to its bucket's start.
-    pub from: Option<String>,
-    /// End (exclusive); default now.
-    pub to: Option<String>,
-    /// day, week (ISO, from Monday) or month.
-    pub interval: Option<String>,
-}
-
-impl RangeQuery {
-    pub fn range(&self) -> Result<Range, ApiError> {
-        let to = match &self.to {
-            Some(to) => parse_time("to", to)?,
-            None => Utc::now(),
-        };
-        let from = match &self.from {
-            Some(from) => parse_time("from", from)?,
-            None => to - Duration::days(30),
-        };
-        let interval = match self.interval.as_deref() {
-            None => Interval::Day,
-            Some(text) => Interval::parse(text).ok_or_else(|| {
-                ApiError::field("interval", "`interval` must be day, week or month.")
-            })?,
-        };
-        if to <= from {
-            return Err(ApiError::field("to", "`to` must be after `from`."));
-        }
-        Range::new(from, to, interval).ok_or_else(|| {
-            ApiError::field(
-                "interval",
-                format!("The range holds more than {MAX_BUCKETS} buckets; use a longer interval."),
-            )
-        })
-    }
-}
-
-/// An RFC 3339 time, or a date (its midnight, UTC).
-pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    parse_date_text(text.trim()).ok_or_else(|| {
-            ApiError::field(
-                field,
-                format!("`{field}` must be a time such as 2026-01-31T00:00:00Z or a date such as 2026-01-31."),
-            )
-        })
-}
-
-/// A read-only transaction that sees one snapshot, so running totals and buckets agree
-/// while events keep arriving.
-pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query!("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
+use crate::events::analytics;
+use crate::events::range::{Range, RangeQuery, snapshot};
 
 fn answer(range: &Range, body: serde_json::Value) -> HttpResponse {
     let mut answer = json!({ "from": range.from, "to": range.to, "interval": range.interval });
@@ -80,8 +20,8 @@ fn answer(range: &Range, body: serde_json::Value) -> HttpResponse {
 /// Sign-ups, deletions, net growth, running total of users and churn rate per bucket;
 /// organizations likewise.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/growth")]
 pub async fn growth(
     query: web::Query<RangeQuery>,
@@ -94,8 +34,8 @@ pub async fn growth(
 
 /// Churn rate per bucket: deletions over the users at the bucket's start.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/churn")]
 pub async fn churn(
     query: web::Query<RangeQuery>,
@@ -120,8 +60,8 @@ pub async fn churn(
 /// The waitlist funnel: joined, invited, graduated, rejected per bucket; conversion
 /// rate; median and p90 time from joining to graduating.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/waitlist")]
 pub async fn waitlist(
     query: web::Query<RangeQuery>,
@@ -134,8 +74,8 @@ pub async fn waitlist(
 
 /// Clerk events by type per bucket.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/events")]
 pub async fn events(
     query: web::Query<RangeQuery>,
@@ -148,8 +88,8 @@ pub async fn events(
 
 /// Distinct users with a new session per bucket.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/active-users")]
 pub async fn active_users(
     query: web::Query<RangeQuery>,
@@ -162,8 +102,8 @@ pub async fn active_users(
 
 /// Banned and locked users, failed verifications and revoked sessions per bucket.
 #[utoipa::path(tag = "Analytics", params(RangeQuery),
-    responses((status = 200, body = crate::api::openapi::AnalyticsBody),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/analytics/auth")]
 pub async fn auth_health(
     query: web::Query<RangeQuery>,

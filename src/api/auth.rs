@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::web::throttle::{FailedAuthThrottle, retry_after_seconds};
+use crate::api::throttle::{FailedAuthThrottle, retry_after_seconds};
 
 /// The API key, kept as its SHA-256 so that comparing takes the same time however
 /// many leading bytes a guess gets right.

@@ -5,7 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::contacts::ContactError;
 use crate::db;
+use crate::input::InputError;
+use crate::input::Invalid;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -98,6 +101,35 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        match invalid.field {
+            Some(field) => Self::field(field, invalid.message),
+            None => Self::bad_request(invalid.message),
+        }
+    }
+}
+
+impl From<ContactError> for ApiError {
+    fn from(error: ContactError) -> Self {
+        match error {
+            ContactError::Invalid(invalid) => invalid.into(),
+            ContactError::Taken => Self::conflict(error.to_string()),
+            ContactError::Changed => Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+            ContactError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(error: InputError) -> Self {
+        match error {
+            InputError::Invalid(invalid) => invalid.into(),
+            InputError::Database(error) => error.into(),
+        }
     }
 }
 

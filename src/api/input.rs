@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::error::ApiError;
 use super::{MAX_BODY_BYTES, too_large};
-use crate::web::storable_json::check_storable;
+use crate::db::storable_json::check_storable;
 
 pub async fn refuse_unstorable_input(
     mut request: ServiceRequest,

@@ -10,6 +10,8 @@ pub mod input;
 pub mod loops;
 pub mod openapi;
 pub mod roster;
+pub mod schema;
+pub mod throttle;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use super::redact::redact;
 use crate::contacts::MAX_EMAIL_CHARS;
 use crate::contacts::properties::{MAX_STRING_CHARS, storable_time};
-use crate::web::storable_json::{JsonProblem, check_storable};
+use crate::db::storable_json::{JsonProblem, check_storable};
 
 /// A verified delivery whose body is a Clerk event. It borrows the body: `data` is
 /// parsed only into the typed struct an event needs, and the body is stored as it came

@@ -6,4 +6,5 @@ pub mod redact;
 pub mod settings;
 pub mod signature;
 pub mod sync;
+pub mod triggers;
 pub mod webhook;

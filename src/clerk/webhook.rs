@@ -8,16 +8,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, post, web};
 use chrono::Utc;
 use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::envelope::{Envelope, EnvelopeError};
 use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
-use super::sync::{Applied, ContactChange, ContactEvent, Mode, SyncError};
+use super::sync::{ContactChange, ContactEvent, Mode, SyncError};
+use super::triggers::start_workflows;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
-use crate::workflows::runs::{TriggerEvent, start_runs};
 use crate::{db, monitoring};
 
 /// Clerk's payloads are a few KiB; anything over this is refused before it is read whole.
@@ -148,76 +148,6 @@ pub async fn receive_clerk_webhook(
     };
     tracing::info!(svix_id, event_type, status, contact = ?change, "webhook stored");
     Ok(answer(started, status, &svix_id, event_type, change))
-}
-
-/// Starts the workflows this event triggers, and those of the lifecycle event its
-/// contact change emits (`contact.created`, ...), in the caller's transaction (the
-/// webhook's, or a replay's); returns how many runs started.
-pub async fn start_workflows(
-    tx: &mut PgConnection,
-    workflows: &Workflows,
-    svix_id: &str,
-    event_type: &str,
-    payload: &str,
-    applied: &Applied,
-) -> sqlx::Result<usize> {
-    let Some(contact) = &applied.contact else {
-        return Ok(0);
-    };
-    let mut started = 0;
-    if applied.created_beneath_deletion
-        && workflows.triggered_by("user.deleted").next().is_some()
-        && let Some(user_id) = &contact.user_id
-        && let Some(deletion) = stored_deletion(tx, user_id).await?
-    {
-        // The deletion arrived first, when there was no contact to start its
-        // workflows for (a goodbye); there is one now.
-        let data: serde_json::Value = serde_json::from_str(&deletion.payload).unwrap_or_default();
-        let trigger = TriggerEvent {
-            name: "user.deleted",
-            key: &deletion.svix_id,
-            data: &data,
-        };
-        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
-    }
-    let triggers: Vec<&str> = std::iter::once(event_type)
-        .chain(applied.change.lifecycle_event())
-        .filter(|name| workflows.triggered_by(name).next().is_some())
-        .collect();
-    if triggers.is_empty() {
-        return Ok(started); // the common case: no JSON tree to build
-    }
-    let data: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-    for name in triggers {
-        let trigger = TriggerEvent {
-            name,
-            key: svix_id,
-            data: &data,
-        };
-        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
-    }
-    Ok(started)
-}
-
-struct StoredDeletion {
-    svix_id: String,
-    payload: String,
-}
-
-/// The stored `user.deleted` of `user_id`, the latest if several.
-async fn stored_deletion(
-    tx: &mut PgConnection,
-    user_id: &str,
-) -> sqlx::Result<Option<StoredDeletion>> {
-    sqlx::query_as!(
-        StoredDeletion,
-        r#"select svix_id, payload::text as "payload!" from clerk_events
-           where subject_id = $1 and event_type = 'user.deleted'
-           order by occurred_at desc limit 1"#,
-        user_id
-    )
-    .fetch_optional(tx)
-    .await
 }
 
 /// The 200 answer, counted by type and status with the time it took.

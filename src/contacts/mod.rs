@@ -1,15 +1,51 @@
-//! Contacts: the audience. The row type and the repository functions every writer
-//! (Clerk sync now, the API later) shares.
+//! Contacts: the audience. The row type, the checks on contact input, the
+//! create-or-update every face outside Clerk uses, search, and the lifecycle events a
+//! contact's changes emit. Clerk's own writes are in `clerk::sync`.
 
+pub mod input;
+pub mod lifecycle;
 pub mod properties;
+pub mod search;
 pub mod store;
+pub mod write;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::input::Invalid;
+
 /// The longest address taken: what SMTP carries (RFC 5321's 254 characters of a path).
 pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Why a contact write was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactError {
+    /// The input is at fault.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A create-only write whose email or userId is on a contact already.
+    #[error("Email or userId is already on your audience.")]
+    Taken,
+    /// The contact looked up was gone when it was locked: a concurrent write won; the
+    /// whole write can be retried.
+    #[error("The contact changed while it was written; retry.")]
+    Changed,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl ContactError {
+    /// The field at fault, and why.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(Invalid::field(field, message))
+    }
+
+    /// The input at fault as a whole.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(Invalid::new(message))
+    }
+}
 
 /// One contact as stored.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -87,5 +123,41 @@ impl Contact {
             }
         }
         contact
+    }
+
+    /// The contact as Loops shows it, plus what Roster knows besides (the API's and
+    /// the dashboard's view).
+    pub fn details(&self) -> Value {
+        let mut shown = self.to_json();
+        let extra = json!({
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "unsubscribedAt": self.unsubscribed_at,
+            "graduatedAt": self.graduated_at,
+            "waitlistStatus": self.waitlist_status,
+            "waitlistJoinedAt": self.waitlist_joined_at,
+            "properties": self.properties,
+        });
+        if let (Some(shown), Value::Object(extra)) = (shown.as_object_mut(), extra) {
+            shown.extend(extra);
+        }
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::properties::check_new_name;
+
+    #[test]
+    fn no_custom_property_can_shadow_a_field_of_the_contact_json() {
+        let contact = Contact::new("ada@example.com", "API");
+        for name in contact.details().as_object().unwrap().keys() {
+            assert!(
+                check_new_name(name).is_err(),
+                "{name} could be created as a custom property"
+            );
+        }
     }
 }

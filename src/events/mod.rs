@@ -1,5 +1,10 @@
 //! The raw event log: every Clerk event accepted, once per `svix-id`, kept for lifecycle
-//! analytics and for replaying into contacts.
+//! analytics (`analytics`, over a `range`) and for replaying into contacts; `log` reads
+//! it back.
+
+pub mod analytics;
+pub mod log;
+pub mod range;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;

@@ -4,6 +4,7 @@
 
 pub mod queue;
 pub mod retry;
+pub mod state;
 pub mod worker;
 
 use chrono::{DateTime, Utc};

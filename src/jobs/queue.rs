@@ -4,10 +4,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::state::JobState;
 use super::{Job, NOTIFY_CHANNEL, retry};
+use crate::input::InputError;
+use crate::page::{Page, PageQuery, page_of};
 
 /// A job to add.
 #[derive(Debug)]
@@ -195,9 +200,18 @@ pub async fn next_due_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
     .await
 }
 
-/// Puts a dead job back in the queue, due now, with a fresh set of attempts; its last
-/// error stays until it runs again. Returns false when the job is not dead.
-pub async fn replay_dead_job(conn: &mut PgConnection, job_id: i64) -> sqlx::Result<bool> {
+/// What asking to replay a job did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// It was dead, and is scheduled now with fresh attempts.
+    Replayed,
+    NotFound,
+    /// Only dead jobs are replayed; this one is in this state.
+    NotDead(JobState),
+}
+
+/// Puts a dead job back in the queue, due now, with fresh attempts.
+pub async fn replay_dead_job(conn: &mut PgConnection, job_id: i64) -> sqlx::Result<Replay> {
     let replayed = sqlx::query!(
         "update jobs set state = 'scheduled', attempts = 0, run_at = now(), finished_at = null,
              locked_by = null, locked_until = null
@@ -211,6 +225,57 @@ pub async fn replay_dead_job(conn: &mut PgConnection, job_id: i64) -> sqlx::Resu
         sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
             .execute(conn)
             .await?;
+        return Ok(Replay::Replayed);
     }
-    Ok(replayed == 1)
+    let state = sqlx::query_scalar!(
+        r#"select state as "state: JobState" from jobs where id = $1"#,
+        job_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(state.map_or(Replay::NotFound, Replay::NotDead))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct JobFilters {
+    /// scheduled, running, done or dead.
+    pub state: Option<String>,
+}
+
+/// A page of jobs, newest first.
+pub async fn list_jobs(
+    pool: &PgPool,
+    filters: &JobFilters,
+    paging: &PageQuery,
+) -> Result<Page<Value>, InputError> {
+    let state = filters
+        .state
+        .as_deref()
+        .map(|state| JobState::parse("state", state))
+        .transpose()?;
+    let limit = paging.limit()?;
+    let cursor = paging.cursor(|c| c.parse::<i64>().ok())?;
+    let rows = sqlx::query!(
+        "select id, kind, payload, state, run_at, attempts, max_attempts, last_error, created_at, finished_at
+         from jobs
+         where ($1::text is null or state = $1) and ($2::bigint is null or id < $2)
+         order by id desc limit $3",
+        state.map(JobState::as_str),
+        cursor,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(page_of(
+        rows,
+        limit,
+        |j| j.id.to_string(),
+        |j| {
+            json!({
+                "id": j.id, "kind": j.kind, "payload": j.payload, "state": j.state,
+                "runAt": j.run_at, "attempts": j.attempts, "maxAttempts": j.max_attempts,
+                "lastError": j.last_error, "createdAt": j.created_at, "finishedAt": j.finished_at,
+            })
+        },
+    ))
 }

@@ -60,6 +60,17 @@ pub struct Worker<H> {
 }
 
 impl<H: JobHandler> Worker<H> {
+    /// A second worker on the same pool and handler (as another process would run),
+    /// with its own ID and `options`.
+    pub fn another(&self, options: WorkerOptions) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            handler: self.handler.clone(),
+            id: Uuid::new_v4(),
+            options,
+        }
+    }
+
     pub fn new(pool: PgPool, handler: H, options: WorkerOptions) -> Self {
         Self {
             pool,

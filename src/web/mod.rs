@@ -1,8 +1,8 @@
-//! Pages for people rather than programs.
+//! Pages for people rather than programs: the dashboard, the unsubscribe pages, and
+//! what every response carries (security headers, the request log's span).
 
+pub mod dashboard;
 pub mod request_log;
-pub mod storable_json;
-pub mod throttle;
 pub mod unsubscribe;
 
 use actix_web::middleware::DefaultHeaders;

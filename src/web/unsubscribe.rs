@@ -7,11 +7,14 @@ use actix_web::{HttpResponse, get, post, web};
 use sqlx::PgPool;
 
 use super::html_escape;
-use crate::contacts::Contact;
+use crate::contacts::ContactError;
+use crate::contacts::lifecycle::Via;
 use crate::contacts::store::find_contact_by_id;
+use crate::contacts::write::{Change, set_subscribed};
 use crate::email::unsubscribe::UnsubscribeKey;
+use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
-use crate::workflows::runs::emit_lifecycle_event;
+use crate::workflows::runs::start_for_change;
 
 #[get("/unsubscribe/{token}")]
 pub async fn confirm_unsubscribe(
@@ -54,34 +57,28 @@ pub async fn unsubscribe(
     match unsubscribe_contact(&pool, &workflows, contact_id).await {
         Ok(()) => unsubscribed_page(),
         Err(error) => {
-            tracing::error!(error = %error, "unsubscribe failed");
+            tracing::error!(error = error_chain(&error), "unsubscribe failed");
             unavailable()
         }
     }
 }
 
 /// Unsubscribes the contact and, if it was subscribed, starts the workflows on
-/// `contact.unsubscribed`, in one transaction.
+/// `contact.unsubscribed` (`via` "link"), in one transaction.
 async fn unsubscribe_contact(
     pool: &PgPool,
     workflows: &Workflows,
     contact_id: uuid::Uuid,
-) -> sqlx::Result<()> {
+) -> Result<(), ContactError> {
     let mut tx = pool.begin().await?;
-    let contact = sqlx::query_as!(
-        Contact,
-        "update contacts set subscribed = false, unsubscribed_at = now(), updated_at = now()
-         where id = $1 and subscribed
-         returning *",
-        contact_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(contact) = contact {
-        tracing::info!(contact_id = %contact.id, "contact unsubscribed by link");
-        emit_lifecycle_event(&mut tx, workflows, "contact.unsubscribed", &contact, "link").await?;
+    if let Some(upserted) = set_subscribed(&mut tx, contact_id, false).await?
+        && upserted.change == Change::Unsubscribed
+    {
+        tracing::info!(contact_id = %contact_id, "contact unsubscribed by link");
+        start_for_change(&mut tx, workflows, &upserted, Via::Link).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }
 
 fn unsubscribed_page() -> HttpResponse {

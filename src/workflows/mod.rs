@@ -1,10 +1,15 @@
 //! Workflows: definitions from the config file, runs started by events in the same
 //! transaction as the event, and the engine that runs each step as a job.
 
+pub mod check;
+pub mod context;
 pub mod definition;
+pub mod deliveries;
 pub mod delivery;
 pub mod engine;
 pub mod runs;
+pub mod state;
+pub mod transactional;
 pub mod versions;
 
 use definition::{Workflow, check_workflows};

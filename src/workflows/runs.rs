@@ -2,14 +2,20 @@
 //! triggering transaction, moved on one step at a time, ended with a reason.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{Acquire, PgConnection};
+use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::definition::EntryRule;
+use super::state::RunState;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows};
 use crate::contacts::Contact;
+use crate::contacts::lifecycle::{LifecycleEvent, Via, event_json};
+use crate::contacts::write::Upserted;
+use crate::input::InputError;
 use crate::jobs::queue::{NewJob, enqueue_job};
+use crate::page::{Page, PageQuery, page_of};
 
 /// Attempts a step job gets: SMTP outages of a few hours are retried through.
 const STEP_ATTEMPTS: i32 = 10;
@@ -85,28 +91,55 @@ pub async fn start_runs(
     Ok(started)
 }
 
-/// Starts the workflows a lifecycle event Roster emits (`contact.created`,
-/// `contact.unsubscribed`, ...) triggers for `contact`, in the caller's transaction;
-/// `via` says what caused it (`api`, `link`), as templates see in `event.data.via`.
-pub async fn emit_lifecycle_event(
+/// The Clerk event that caused a lifecycle event: its `svix-id` and payload.
+#[derive(Debug, Clone, Copy)]
+pub struct ClerkCause<'a> {
+    pub svix_id: &'a str,
+    pub payload: &'a Value,
+}
+
+/// Starts the workflows lifecycle event `event` triggers for `contact`, in the caller's
+/// transaction. Their runs see `event` as `lifecycle::event_json` shapes it; one caused
+/// by a Clerk delivery is keyed by its `svix-id` (a redelivery starts nothing twice).
+/// Returns how many runs started.
+pub async fn start_lifecycle_runs(
     conn: &mut PgConnection,
     workflows: &Workflows,
-    name: &str,
+    event: LifecycleEvent,
+    via: Via,
+    cause: Option<ClerkCause<'_>>,
     contact: &Contact,
-    via: &str,
-) -> sqlx::Result<()> {
-    if workflows.triggered_by(name).next().is_none() {
-        return Ok(());
+) -> sqlx::Result<usize> {
+    if workflows.triggered_by(event.name()).next().is_none() {
+        return Ok(0); // the common case: no JSON to build
     }
-    let data = json!({ "type": name, "data": { "via": via } });
-    let key = Uuid::now_v7().to_string();
-    let event = TriggerEvent {
-        name,
+    let data = event_json(event, via, cause.map(|cause| cause.payload));
+    let key = match cause {
+        Some(cause) => cause.svix_id.to_owned(),
+        None => Uuid::now_v7().to_string(),
+    };
+    let trigger = TriggerEvent {
+        name: event.name(),
         key: &key,
         data: &data,
     };
-    start_runs(conn, workflows, &event, contact, Utc::now()).await?;
-    Ok(())
+    start_runs(conn, workflows, &trigger, contact, Utc::now()).await
+}
+
+/// Starts the workflows of the lifecycle event a contact write emits (none when the
+/// write emits none), caused by `via`.
+pub async fn start_for_change(
+    conn: &mut PgConnection,
+    workflows: &Workflows,
+    upserted: &Upserted,
+    via: Via,
+) -> sqlx::Result<usize> {
+    match upserted.change.lifecycle_event() {
+        Some(event) => {
+            start_lifecycle_runs(conn, workflows, event, via, None, &upserted.contact).await
+        }
+        None => Ok(0),
+    }
 }
 
 /// Starts the run of a transactional send through the API, in the caller's
@@ -227,4 +260,52 @@ pub async fn exit_run(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct RunFilters {
+    pub workflow: Option<String>,
+    /// active, completed or exited.
+    pub state: Option<String>,
+}
+
+/// A page of runs, newest first.
+pub async fn list_runs(
+    pool: &PgPool,
+    filters: &RunFilters,
+    paging: &PageQuery,
+) -> Result<Page<Value>, InputError> {
+    let state = filters
+        .state
+        .as_deref()
+        .map(|state| RunState::parse("state", state))
+        .transpose()?;
+    let limit = paging.limit()?;
+    let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
+    let rows = sqlx::query!(
+        "select id, workflow, contact_id, contact ->> 'email' as email, trigger_event, state,
+                current_step, exit_reason, created_at, finished_at
+         from workflow_runs
+         where ($1::text is null or workflow = $1) and ($2::text is null or state = $2)
+           and ($3::uuid is null or id < $3)
+         order by id desc limit $4",
+        filters.workflow,
+        state.map(RunState::as_str),
+        cursor,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(page_of(
+        rows,
+        limit,
+        |r| r.id.to_string(),
+        |r| {
+            json!({
+                "id": r.id, "workflow": r.workflow, "contactId": r.contact_id, "email": r.email,
+                "trigger": r.trigger_event, "state": r.state, "currentStep": r.current_step,
+                "exitReason": r.exit_reason, "createdAt": r.created_at, "finishedAt": r.finished_at,
+            })
+        },
+    ))
 }

@@ -15,10 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use svix::webhooks::Webhook;
 use uuid::Uuid;
 
-use std::sync::Arc;
-
 use roster::jobs::worker::{Worker, WorkerOptions};
-use roster::workflows::{self, engine::Engine};
+use roster::workflows::engine::Engine;
 
 use crate::db_proxy::DbProxy;
 use crate::smtp_server::SmtpServer;
@@ -35,7 +33,6 @@ pub struct TestApp {
     pub address: String,
     /// The workflow engine's worker, run by hand with `run_jobs_at`.
     pub worker: Worker<Engine>,
-    engine: Engine,
     /// A pool of the test's own, straight to the database (not through any proxy).
     pub db: PgPool,
     pub client: reqwest::Client,
@@ -94,10 +91,6 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     let mut settings =
         Settings::from_lookup(|name| env.get(name).cloned()).expect("valid settings");
     settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
-    let (workflows, templates) = workflows::load(&settings).expect("valid workflows");
-    let workflows = Arc::new(workflows);
-    let templates = Arc::new(templates);
-
     let app_connect = match options.proxy {
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
         None => connect.clone(),
@@ -112,21 +105,12 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         settings.http_workers = 1;
     }
     let database = Database::new(app_connect, pool_options, max_connections);
-    let engine_pool = database.pool(1);
-    let app = Application::build(&settings, database, workflows.clone(), templates.clone())
-        .expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-
     let outbox = std::env::temp_dir().join(format!("roster-test-outbox-{}", Uuid::new_v4()));
-    let mut engine = Engine::new(&settings, engine_pool, workflows, templates, &outbox).unwrap();
-    // Links point at this test's server, known only once it is bound.
-    engine.public_url = format!("{address}/").parse().unwrap();
-    let worker = Worker::new(
-        engine.pool.clone(),
-        engine.clone(),
-        WorkerOptions::default(),
-    );
+    let app = Application::build(&settings, database, &outbox).expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    // The worker is run by hand (`run_jobs_at`), with the test's clock.
+    let (server, worker) = app.into_parts();
+    tokio::spawn(server);
 
     let db = short_lived_connections()
         .max_connections(2)
@@ -138,7 +122,6 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         db,
         client: reqwest::Client::new(),
         worker,
-        engine,
     }
 }
 
@@ -216,11 +199,7 @@ impl Delivery {
 impl TestApp {
     /// A second worker on the same database, as another `roster serve` would run.
     pub fn another_worker(&self) -> Worker<Engine> {
-        Worker::new(
-            self.engine.pool.clone(),
-            self.engine.clone(),
-            WorkerOptions::default(),
-        )
+        self.worker.another(WorkerOptions::default())
     }
 
     /// Runs every job due at `now` (a test's clock), as the worker would.

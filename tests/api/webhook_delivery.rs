@@ -216,13 +216,8 @@ async fn no_configured_secret_refuses_every_delivery(_: PgPoolOptions, db: PgCon
             .unwrap();
     let database = Database::new(db, short_lived_connections(), 2);
     let pool = database.pool(1);
-    let app = Application::build(
-        &settings,
-        database,
-        Default::default(),
-        std::sync::Arc::new(roster::email::templates::Templates::empty()),
-    )
-    .unwrap();
+    let outbox = std::env::temp_dir().join(format!("roster-test-outbox-{}", uuid::Uuid::new_v4()));
+    let app = Application::build(&settings, database, &outbox).unwrap();
     let address = format!("http://127.0.0.1:{}/webhooks/clerk", app.port());
     tokio::spawn(app.run_until_stopped());
     let delivery = Delivery::of(&fixture("user.created"));

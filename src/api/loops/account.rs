@@ -7,8 +7,8 @@ use crate::config::ConfigFile;
 
 /// Test the API key; answers the team name (`team_name` in the config file).
 #[utoipa::path(tag = "Loops: account",
-    responses((status = 200, body = crate::api::openapi::ApiKeyResponse),
-              (status = 401, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::ApiKeyResponse),
+              (status = 401, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/api-key")]
 pub async fn test_api_key(config: web::Data<ConfigFile>) -> HttpResponse {
     let team_name = config.team_name.as_deref().unwrap_or("Roster");
@@ -17,7 +17,7 @@ pub async fn test_api_key(config: web::Data<ConfigFile>) -> HttpResponse {
 
 /// The mailing lists of the config file.
 #[utoipa::path(tag = "Loops: account",
-    responses((status = 200, body = Vec<crate::api::openapi::MailingListBody>)))]
+    responses((status = 200, body = Vec<crate::api::schema::MailingListBody>)))]
 #[get("/v1/lists")]
 pub async fn list_mailing_lists(config: web::Data<ConfigFile>) -> HttpResponse {
     let lists: Vec<Value> = config

@@ -5,26 +5,26 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::contact_input::ContactInput;
 use crate::api::error::ApiError;
 use crate::config::ConfigFile;
 use crate::contacts::Contact;
-use crate::contacts::properties::list_custom_properties;
+use crate::contacts::input::ContactInput;
+use crate::contacts::lifecycle::Via;
 use crate::contacts::store::{
-    delete_contact, find_contact_by_email, find_contact_by_user_id, find_contact_for_update,
-    lock_person, save_contact,
+    delete_contact, find_contact_by_email, find_contact_by_user_id, lock_person,
 };
+use crate::contacts::write::{Write, upsert};
 use crate::workflows::Workflows;
-use crate::workflows::runs::emit_lifecycle_event;
+use crate::workflows::runs::start_for_change;
 
 /// `source` of contacts the API creates, unless the request names one.
 pub const API_SOURCE: &str = "API";
 
 /// Create a contact; 409 when its email or userId is taken.
-#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::openapi::ContactBody,
-    responses((status = 200, body = crate::api::openapi::ContactIdResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 409, body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::schema::ContactBody,
+    responses((status = 200, body = crate::api::schema::ContactIdResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
 #[post("/v1/contacts/create")]
 pub async fn create_contact(
     body: web::Json<Map<String, Value>>,
@@ -42,9 +42,9 @@ pub async fn create_contact(
 }
 
 /// Update the contact matching `userId` or `email` (setting the other), or create it.
-#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::openapi::ContactBody,
-    responses((status = 200, body = crate::api::openapi::ContactIdResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::schema::ContactBody,
+    responses((status = 200, body = crate::api::schema::ContactIdResponse),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[put("/v1/contacts/update")]
 pub async fn update_contact(
     body: web::Json<Map<String, Value>>,
@@ -58,25 +58,23 @@ pub async fn update_contact(
     Ok(HttpResponse::Ok().json(json!({ "success": true, "id": contact.id })))
 }
 
-/// Whether a write may change an existing contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// Create; 409 when the email or userId is taken.
-    CreateOnly,
-    /// Update the match, or create.
-    Upsert,
+/// Writes the contact of an API request (`source` "API" unless it names one) and
+/// starts the workflows of the lifecycle event its change emits, in the caller's
+/// transaction. Shared by create, update, events and transactional sends that add to
+/// the audience.
+pub async fn upsert_contact(
+    tx: &mut PgConnection,
+    workflows: &Workflows,
+    input: &ContactInput,
+    write: Write,
+) -> Result<Contact, ApiError> {
+    let upserted = upsert(tx, input, write, API_SOURCE).await?;
+    start_for_change(tx, workflows, &upserted, Via::Api).await?;
+    Ok(upserted.contact)
 }
 
-/// What `upsert_contact` did.
-#[derive(Debug)]
-pub struct Upserted {
-    pub contact: Contact,
-    pub created: bool,
-}
-
-/// Opens the request's transaction and reads the contact fields of `body`, checking
-/// custom values against the properties as that transaction sees them. Fields named in
-/// `other_fields` belong to the request (such as `eventName`) and are skipped.
+/// Opens the request's transaction and reads the contact fields of `body` as that
+/// transaction sees the custom properties.
 pub async fn begin_with_input(
     pool: &PgPool,
     body: &Map<String, Value>,
@@ -84,111 +82,8 @@ pub async fn begin_with_input(
     other_fields: &[&str],
 ) -> Result<(Transaction<'static, Postgres>, ContactInput), ApiError> {
     let mut tx = pool.begin().await?;
-    let custom = list_custom_properties(&mut tx).await?;
-    let input = ContactInput::parse(body, &custom, config, other_fields)?;
+    let input = ContactInput::read(&mut tx, body, config, other_fields).await?;
     Ok((tx, input))
-}
-
-/// Finds the contact by `userId`, then by `email`, and applies `input`, or creates the
-/// contact (which needs an email). The person's locks are taken first and the row
-/// found is locked too, so a concurrent change (an unsubscribe link, a Clerk update) is
-/// never overwritten with what was read before it. Starts the workflows of the
-/// lifecycle events the change emits. Shared by create, update, events and
-/// transactional sends that add to the audience.
-pub async fn upsert_contact(
-    tx: &mut PgConnection,
-    workflows: &Workflows,
-    input: &ContactInput,
-    write: Write,
-) -> Result<Contact, ApiError> {
-    upsert_contact_from(tx, workflows, input, write, API_SOURCE)
-        .await
-        .map(|upserted| upserted.contact)
-}
-
-/// `upsert_contact`, with the `source` a new contact gets unless `input` names one.
-pub async fn upsert_contact_from(
-    tx: &mut PgConnection,
-    workflows: &Workflows,
-    input: &ContactInput,
-    write: Write,
-    source: &str,
-) -> Result<Upserted, ApiError> {
-    if input.email.is_none() && input.user_id.is_none() {
-        return Err(ApiError::bad_request("Provide an `email` or a `userId`."));
-    }
-    lock_person(tx, input.user_id.as_deref(), input.email.as_deref()).await?;
-    let by_user_id = match &input.user_id {
-        Some(user_id) => find_contact_by_user_id(tx, user_id).await?,
-        None => None,
-    };
-    let by_email = match (&by_user_id, &input.email) {
-        (Some(contact), Some(email)) if contact.email.eq_ignore_ascii_case(email) => None,
-        (_, Some(email)) => find_contact_by_email(tx, email).await?,
-        (_, None) => None,
-    };
-    if write == Write::CreateOnly && (by_user_id.is_some() || by_email.is_some()) {
-        return Err(ApiError::conflict(
-            "Email or userId is already on your audience.",
-        ));
-    }
-    let found = match (by_user_id, by_email) {
-        // A new address for this user: it must not be another contact's.
-        (Some(_), Some(_)) => {
-            return Err(ApiError::field(
-                "email",
-                "Another contact already has this email address.",
-            ));
-        }
-        (Some(contact), None) => Some(contact),
-        (None, Some(contact)) => {
-            // Found by address: its userId may be set, but not replaced.
-            if let (Some(theirs), Some(asked)) = (&contact.user_id, &input.user_id)
-                && theirs != asked
-            {
-                return Err(ApiError::field(
-                    "userId",
-                    "This email belongs to a contact with another userId.",
-                ));
-            }
-            Some(contact)
-        }
-        (None, None) => None,
-    };
-    let (mut contact, created) = match found {
-        Some(found) => match find_contact_for_update(tx, found.id).await? {
-            Some(locked) => (locked, false),
-            None => {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "The contact changed while it was written; retry.",
-                ));
-            }
-        },
-        None => match &input.email {
-            Some(email) => (Contact::new(email, source), true),
-            None => {
-                return Err(ApiError::field(
-                    "userId",
-                    "No contact has this userId; include `email` to create one.",
-                ));
-            }
-        },
-    };
-    let before = (!created).then(|| contact.clone());
-    let unsubscribed = input.apply(&mut contact);
-    // An event for a contact it does not change (the common case) writes nothing.
-    let contact = if before.as_ref() == Some(&contact) {
-        contact
-    } else {
-        save_contact(tx, &contact).await?
-    };
-    if created {
-        emit_lifecycle_event(tx, workflows, "contact.created", &contact, "api").await?;
-    } else if unsubscribed {
-        emit_lifecycle_event(tx, workflows, "contact.unsubscribed", &contact, "api").await?;
-    }
-    Ok(Upserted { contact, created })
 }
 
 /// `?email=` or `?userId=`, exactly one.
@@ -227,8 +122,8 @@ fn nonempty(value: &Option<String>) -> Option<&str> {
 
 /// Find a contact by `email` or `userId`: an array, empty when none matches.
 #[utoipa::path(tag = "Loops: contacts", params(ContactKey),
-    responses((status = 200, body = Vec<crate::api::openapi::ContactBody>),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = Vec<crate::api::schema::ContactBody>),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/contacts/find")]
 pub async fn find_contact(
     key: web::Query<ContactKey>,
@@ -241,10 +136,10 @@ pub async fn find_contact(
 }
 
 /// Delete a contact by `email` or `userId`; 404 when none matches.
-#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::openapi::ContactKeyBody,
-    responses((status = 200, body = crate::api::openapi::MessageResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 404, body = crate::api::openapi::ErrorBody)))]
+#[utoipa::path(tag = "Loops: contacts", request_body = crate::api::schema::ContactKeyBody,
+    responses((status = 200, body = crate::api::schema::MessageResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
 #[post("/v1/contacts/delete")]
 pub async fn delete_contact_route(
     body: web::Json<Map<String, Value>>,

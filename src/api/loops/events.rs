@@ -8,12 +8,13 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
-use super::contacts::{Write, begin_with_input, upsert_contact};
+use super::contacts::{begin_with_input, upsert_contact};
 use crate::api::error::ApiError;
 use crate::api::idempotency::{self, Reservation};
 use crate::api::{idempotency_key, json_object, read_body};
 use crate::config::ConfigFile;
 use crate::contacts::properties::MAX_STRING_CHARS;
+use crate::contacts::write::Write;
 use crate::workflows::Workflows;
 use crate::workflows::runs::{TriggerEvent, start_runs};
 
@@ -38,11 +39,11 @@ const RESERVED_NAMESPACES: [&str; 14] = [
 ];
 
 /// Send an event; it starts the workflows whose trigger is its name.
-#[utoipa::path(tag = "Loops: events", request_body = crate::api::openapi::EventBody,
+#[utoipa::path(tag = "Loops: events", request_body = crate::api::schema::EventBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Up to 100 characters; the same key and body within 24 hours replays the answer")),
-    responses((status = 200, body = crate::api::openapi::SuccessResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 409, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::SuccessResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
 #[post("/v1/events/send")]
 pub async fn send_event(
     request: HttpRequest,

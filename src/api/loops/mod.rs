@@ -2,7 +2,6 @@
 //! official Loops SDKs work with their API root set to `http://<roster>/api/`.
 
 pub mod account;
-pub mod contact_input;
 pub mod contacts;
 pub mod events;
 pub mod properties;

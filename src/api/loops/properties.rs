@@ -19,8 +19,8 @@ pub struct PropertiesQuery {
 
 /// List contact properties: `[{key, label, type}]`, built-in ones first.
 #[utoipa::path(tag = "Loops: contacts", params(PropertiesQuery),
-    responses((status = 200, body = Vec<crate::api::openapi::PropertyBody>),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = Vec<crate::api::schema::PropertyBody>),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/contacts/properties")]
 pub async fn list_properties(
     query: web::Query<PropertiesQuery>,
@@ -55,8 +55,8 @@ pub struct NewProperty {
 
 /// Create a custom contact property.
 #[utoipa::path(tag = "Loops: contacts", request_body = NewProperty,
-    responses((status = 200, body = crate::api::openapi::SuccessResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::SuccessResponse),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[post("/v1/contacts/properties")]
 pub async fn create_property_route(
     body: web::Json<NewProperty>,

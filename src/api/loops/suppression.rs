@@ -30,9 +30,9 @@ async fn address(
 
 /// Check whether a contact's address is suppressed.
 #[utoipa::path(tag = "Loops: contacts", params(ContactKey),
-    responses((status = 200, body = crate::api::openapi::SuppressionResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 404, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::SuppressionResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/contacts/suppression")]
 pub async fn check_suppression(
     key: web::Query<ContactKey>,
@@ -50,9 +50,9 @@ pub async fn check_suppression(
 
 /// Lift the suppression of a contact's address; 400 when it is not suppressed.
 #[utoipa::path(tag = "Loops: contacts", params(ContactKey),
-    responses((status = 200, body = crate::api::openapi::MessageResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 404, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::MessageResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
 #[delete("/v1/contacts/suppression")]
 pub async fn remove_suppression(
     key: web::Query<ContactKey>,

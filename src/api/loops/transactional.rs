@@ -4,23 +4,21 @@
 //! ignores `subscribed` but not suppression. `GET` lists the templates.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::Utc;
-use minijinja::context;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-use super::contact_input::{ContactInput, normalise_email};
-use super::contacts::{Write, upsert_contact};
+use super::contacts::upsert_contact;
 use crate::api::error::ApiError;
 use crate::api::idempotency::{self, Reservation};
 use crate::api::{idempotency_key, read_body};
-use crate::contacts::Contact;
+use crate::contacts::input::{ContactInput, normalise_email};
 use crate::contacts::store::find_contact_by_email;
+use crate::contacts::write::Write;
 use crate::email::templates::Templates;
-use crate::workflows::engine::step_context;
-use crate::workflows::runs::{start_transactional_run, transactional_event};
-use crate::workflows::{TRANSACTIONAL, Workflows};
+use crate::workflows::Workflows;
+use crate::workflows::transactional::queue_transactional;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -44,10 +42,10 @@ pub struct TransactionalRequest {
 /// Send a transactional email.
 #[utoipa::path(tag = "Loops: transactional", request_body = TransactionalRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Up to 100 characters; the same key and body within 24 hours replays the answer")),
-    responses((status = 200, body = crate::api::openapi::SuccessResponse),
-              (status = 400, body = crate::api::openapi::ErrorBody),
-              (status = 404, body = crate::api::openapi::ErrorBody),
-              (status = 409, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::SuccessResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
 #[post("/v1/transactional")]
 pub async fn send_transactional(
     request: HttpRequest,
@@ -125,66 +123,6 @@ async fn send(
     Ok(answer)
 }
 
-/// Checks that `template` renders for the recipient (`contact`, or just `email`) with
-/// `data` as `event.data`, then starts the one-step run that sends it, in the caller's
-/// transaction. Shared by the API and the dashboard's test send.
-pub async fn queue_transactional(
-    tx: &mut PgConnection,
-    templates: &Templates,
-    template: &str,
-    contact: Option<&Contact>,
-    email: &str,
-    data: &Value,
-) -> Result<(), ApiError> {
-    let copy = contact.map_or_else(|| json!({ "email": email }), Contact::to_json);
-    let event = transactional_event(template, data);
-    check_renders(templates, template, &copy, &event)?;
-    start_transactional_run(tx, contact.map(|c| c.id), &copy, &event, Utc::now()).await?;
-    Ok(())
-}
-
-/// Renders the email as the send will, naming the data variables that are missing:
-/// those the template uses, was not given, and cannot render without.
-fn check_renders(
-    templates: &Templates,
-    template: &str,
-    contact: &Value,
-    event: &Value,
-) -> Result<(), ApiError> {
-    let renders = |event: &Value| {
-        let step = step_context(contact.clone(), event.clone(), TRANSACTIONAL);
-        let context = context! { unsubscribe_url => Option::<String>::None, ..step };
-        templates.render(template, &context)
-    };
-    let Err(error) = renders(event) else {
-        return Ok(());
-    };
-    let given = event["data"].as_object().cloned().unwrap_or_default();
-    let absent: Vec<String> = templates
-        .data_variables(template)
-        .into_iter()
-        .filter(|name| !given.contains_key(name))
-        .collect();
-    let with = |names: &mut dyn Iterator<Item = &String>| {
-        let mut data = given.clone();
-        data.extend(names.map(|name| (name.clone(), Value::from("x"))));
-        let mut event = event.clone();
-        event["data"] = Value::Object(data);
-        event
-    };
-    let missing: Vec<&str> = absent
-        .iter()
-        .filter(|name| renders(&with(&mut absent.iter().filter(|other| other != name))).is_err())
-        .map(String::as_str)
-        .collect();
-    let message = if missing.is_empty() || renders(&with(&mut absent.iter())).is_err() {
-        format!("The email cannot be rendered with these data variables: {error}")
-    } else {
-        format!("Missing required data variable(s): {}", missing.join(", "))
-    };
-    Err(ApiError::field("dataVariables", message))
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
@@ -196,8 +134,8 @@ pub struct ListQuery {
 
 /// List the templates that can be sent as transactional emails (Loops' older route).
 #[utoipa::path(tag = "Loops: transactional", params(ListQuery),
-    responses((status = 200, body = crate::api::openapi::TransactionalList),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::TransactionalList),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/transactional")]
 pub async fn list_transactional(
     request: HttpRequest,
@@ -214,8 +152,8 @@ pub async fn list_transactional(
 
 /// The same list in the shape of Loops' `transactional-emails` route (SDK 6 and later).
 #[utoipa::path(tag = "Loops: transactional", params(ListQuery),
-    responses((status = 200, body = crate::api::openapi::TransactionalList),
-              (status = 400, body = crate::api::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::api::schema::TransactionalList),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/transactional-emails")]
 pub async fn list_transactional_emails(
     request: HttpRequest,

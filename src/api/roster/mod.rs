@@ -2,7 +2,6 @@
 
 pub mod contacts;
 pub mod events;
-pub mod page;
 pub mod runs;
 
 use actix_web::web;

@@ -15,6 +15,7 @@ use sqlx::PgConnection;
 use super::envelope::{DeletedUserData, Envelope, EnvelopeError, UserData, WaitlistEntryData};
 use super::settings::{ClerkSettings, DeletedUserAction, UserEventSettings, WaitlistEventSettings};
 use crate::contacts::Contact;
+use crate::contacts::lifecycle::LifecycleEvent;
 
 /// `source` of every contact Clerk creates.
 const CLERK_SOURCE: &str = "Clerk";
@@ -48,11 +49,11 @@ pub enum ContactChange {
 
 impl ContactChange {
     /// The lifecycle event Roster emits for this change, which workflows can trigger on.
-    pub fn lifecycle_event(self) -> Option<&'static str> {
+    pub fn lifecycle_event(self) -> Option<LifecycleEvent> {
         match self {
-            Self::Created => Some("contact.created"),
-            Self::Graduated => Some("contact.graduated"),
-            Self::Unsubscribed => Some("contact.unsubscribed"),
+            Self::Created => Some(LifecycleEvent::Created),
+            Self::Graduated => Some(LifecycleEvent::Graduated),
+            Self::Unsubscribed => Some(LifecycleEvent::Unsubscribed),
             _ => None,
         }
     }

@@ -1,10 +1,10 @@
-//! Cursor pagination: newest first, with the cursor the last item's key, so rows added
+//! Cursor pagination of every list (API and dashboard): newest first, with the cursor the last item's key, so rows added
 //! while a client pages never shift the pages after the one it holds.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::error::ApiError;
+use crate::input::Invalid;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
@@ -15,20 +15,20 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn limit(&self) -> Result<i64, ApiError> {
+    pub fn limit(&self) -> Result<i64, Invalid> {
         match self.limit {
             None => Ok(50),
             Some(limit) if (1..=200).contains(&limit) => Ok(limit),
-            Some(_) => Err(ApiError::field("limit", "`limit` must be from 1 to 200.")),
+            Some(_) => Err(Invalid::field("limit", "`limit` must be from 1 to 200.")),
         }
     }
 
     /// The cursor parsed by `parse`; a cursor that does not parse is a 400.
-    pub fn cursor<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+    pub fn cursor<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Invalid> {
         match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => Ok(None),
             Some(cursor) => parse(cursor).map(Some).ok_or_else(|| {
-                ApiError::field("cursor", "`cursor` is not a cursor this list gave.")
+                Invalid::field("cursor", "`cursor` is not a cursor this list gave.")
             }),
         }
     }

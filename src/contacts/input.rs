@@ -6,11 +6,13 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::ApiError;
+use super::{Contact, ContactError, MAX_EMAIL_CHARS};
 use crate::config::ConfigFile;
-use crate::contacts::Contact;
-use crate::contacts::MAX_EMAIL_CHARS;
-use crate::contacts::properties::{CustomProperty, MAX_STRING_CHARS, PropertyType, coerce_value};
+use sqlx::PgConnection;
+
+use super::properties::{
+    CustomProperty, MAX_STRING_CHARS, PropertyType, coerce_value, list_custom_properties,
+};
 
 /// What a request asks to change; `None` leaves a field as it is.
 #[derive(Debug, Default)]
@@ -35,7 +37,7 @@ impl ContactInput {
         custom: &[CustomProperty],
         config: &ConfigFile,
         other_fields: &[&str],
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, ContactError> {
         let mut input = Self::default();
         for (key, value) in body {
             match key.as_str() {
@@ -54,11 +56,16 @@ impl ContactInput {
                 "subscribed" => match value {
                     Value::Bool(subscribed) => input.subscribed = Some(*subscribed),
                     Value::Null => {}
-                    _ => return Err(ApiError::field(key, "`subscribed` must be true or false.")),
+                    _ => {
+                        return Err(ContactError::field(
+                            key,
+                            "`subscribed` must be true or false.",
+                        ));
+                    }
                 },
                 "notes" => {
                     let notes = coerce_value(PropertyType::String, value)
-                        .map_err(|why| ApiError::field(key, format!("`notes` {why}.")))?;
+                        .map_err(|why| ContactError::field(key, format!("`notes` {why}.")))?;
                     input.properties.insert(key.clone(), notes);
                 }
                 "mailingLists" => input.mailing_lists = mailing_lists(value, config)?,
@@ -66,13 +73,24 @@ impl ContactInput {
                 key => {
                     if let Some(property) = custom.iter().find(|p| p.name == key) {
                         let value = coerce_value(property.kind, value)
-                            .map_err(|why| ApiError::field(key, format!("`{key}` {why}.")))?;
+                            .map_err(|why| ContactError::field(key, format!("`{key}` {why}.")))?;
                         input.properties.insert(key.to_owned(), value);
                     }
                 }
             }
         }
         Ok(input)
+    }
+
+    /// `parse`, checking custom values against the properties as `conn` sees them.
+    pub async fn read(
+        conn: &mut PgConnection,
+        body: &Map<String, Value>,
+        config: &ConfigFile,
+        other_fields: &[&str],
+    ) -> Result<Self, ContactError> {
+        let custom = list_custom_properties(conn).await?;
+        Self::parse(body, &custom, config, other_fields)
     }
 
     /// Applies the changes to `contact`; returns whether it became unsubscribed.
@@ -138,39 +156,42 @@ impl ContactInput {
     }
 }
 
-fn optional_string(key: &str, value: &Value) -> Result<Option<String>, ApiError> {
+fn optional_string(key: &str, value: &Value) -> Result<Option<String>, ContactError> {
     match value {
         Value::Null => Ok(None),
-        Value::String(text) if text.chars().count() > MAX_STRING_CHARS => Err(ApiError::field(
+        Value::String(text) if text.chars().count() > MAX_STRING_CHARS => Err(ContactError::field(
             key,
             format!("`{key}` must be at most {MAX_STRING_CHARS} characters long."),
         )),
         Value::String(text) => Ok(Some(text.trim().to_owned())),
-        _ => Err(ApiError::field(key, format!("`{key}` must be a string."))),
+        _ => Err(ContactError::field(
+            key,
+            format!("`{key}` must be a string."),
+        )),
     }
 }
 
 /// An address as stored: trimmed, checked to be one address of at most 254 characters.
-pub fn normalise_email(email: String) -> Result<String, ApiError> {
+pub fn normalise_email(email: String) -> Result<String, ContactError> {
     let email = email.trim().to_owned();
     if email.chars().count() > MAX_EMAIL_CHARS {
-        return Err(ApiError::field(
+        return Err(ContactError::field(
             "email",
             format!("`email` must be at most {MAX_EMAIL_CHARS} characters long."),
         ));
     }
     match email.parse::<lettre::Address>() {
         Ok(_) => Ok(email),
-        Err(_) => Err(ApiError::field("email", "Invalid email address.")),
+        Err(_) => Err(ContactError::field("email", "Invalid email address.")),
     }
 }
 
-fn mailing_lists(value: &Value, config: &ConfigFile) -> Result<Vec<(String, bool)>, ApiError> {
+fn mailing_lists(value: &Value, config: &ConfigFile) -> Result<Vec<(String, bool)>, ContactError> {
     let object = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Object(object) => object,
         _ => {
-            return Err(ApiError::field(
+            return Err(ContactError::field(
                 "mailingLists",
                 "`mailingLists` must be an object of list IDs and true or false.",
             ));
@@ -181,14 +202,14 @@ fn mailing_lists(value: &Value, config: &ConfigFile) -> Result<Vec<(String, bool
         .map(|(id, on)| {
             let path = format!("mailingLists.{id}");
             if config.list(id).is_none() {
-                return Err(ApiError::field(
+                return Err(ContactError::field(
                     path,
                     format!("There is no mailing list with the ID {id:?}."),
                 ));
             }
             match on {
                 Value::Bool(on) => Ok((id.clone(), *on)),
-                _ => Err(ApiError::field(
+                _ => Err(ContactError::field(
                     path,
                     format!("`mailingLists.{id}` must be true or false."),
                 )),

@@ -8,8 +8,8 @@ use sqlx::PgPool;
 
 use super::session::Session;
 use super::{DashboardError, Views, distinct_values, link};
-use crate::api::roster::events::{EventFilters, events_page as event_log};
-use crate::api::roster::page::PageQuery;
+use crate::events::log::{EventFilters, list_events};
+use crate::page::PageQuery;
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -37,7 +37,7 @@ pub async fn events_page(
         limit: Some(50),
         cursor: given(&query.cursor),
     };
-    let page = event_log(&pool, &filters, &paging).await?;
+    let page = list_events(&pool, &filters, &paging).await?;
     let types = distinct_values(&pool, "clerk_events", "event_type").await?;
     let next_url = page.next_cursor.as_deref().map(|cursor| {
         link(

@@ -19,6 +19,8 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpResponse, ResponseError, get, web};
 use minijinja::{AutoEscape, Environment, Value};
 
+use crate::contacts::ContactError;
+use crate::input::{InputError, Invalid};
 pub use crate::web::html_escape;
 
 /// The page templates, compiled once.
@@ -99,14 +101,28 @@ impl From<sqlx::Error> for DashboardError {
     }
 }
 
-impl From<crate::api::error::ApiError> for DashboardError {
-    fn from(error: crate::api::error::ApiError) -> Self {
-        match error.status() {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                Self::Unavailable(anyhow::anyhow!("{}", error.message()))
-            }
-            status if status.is_client_error() => Self::BadRequest(error.message().to_owned()),
-            _ => Self::Unexpected(anyhow::anyhow!("{}", error.message())),
+impl From<Invalid> for DashboardError {
+    fn from(invalid: Invalid) -> Self {
+        Self::BadRequest(invalid.message)
+    }
+}
+
+impl From<InputError> for DashboardError {
+    fn from(error: InputError) -> Self {
+        match error {
+            InputError::Invalid(invalid) => invalid.into(),
+            InputError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<ContactError> for DashboardError {
+    fn from(error: ContactError) -> Self {
+        match error {
+            ContactError::Invalid(invalid) => invalid.into(),
+            ContactError::Taken => Self::BadRequest(error.to_string()),
+            ContactError::Changed => Self::Unavailable(error.into()),
+            ContactError::Database(error) => error.into(),
         }
     }
 }

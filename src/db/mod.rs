@@ -1,6 +1,8 @@
 //! The connection pool and the one place that decides whether a database error means
 //! "try again later" (503, so Svix retries) or a bug (opaque 500).
 
+pub mod storable_json;
+
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -37,6 +39,11 @@ impl Database {
             pool,
             max_connections,
         }
+    }
+
+    /// The production pools of the settings' `DATABASE_URL` (which must be set).
+    pub fn open(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        Self::from_settings(settings.require_database_url()?, &settings.database)
     }
 
     /// The production pools for `DATABASE_URL`.

@@ -8,8 +8,8 @@ use sqlx::PgPool;
 use super::charts::{Series, svg};
 use super::session::Session;
 use super::{DashboardError, Views};
-use crate::analytics::{self, Interval};
-use crate::api::analytics::{RangeQuery, snapshot};
+use crate::events::analytics;
+use crate::events::range::{Interval, RangeQuery, snapshot};
 
 /// One chart and the table under it.
 fn section(title: &str, labels: &[String], series: Vec<Series>, stacked: bool) -> Value {

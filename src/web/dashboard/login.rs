@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use super::session::{self, Session, SessionKey};
 use super::{DashboardError, Views, see_other};
 use crate::api::auth::ApiKey;
-use crate::web::throttle::{FailedAuthThrottle, retry_after_seconds};
+use crate::api::throttle::{FailedAuthThrottle, retry_after_seconds};
 
 const LOGIN_COOKIE: &str = "roster_login";
 

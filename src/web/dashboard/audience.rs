@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::session::Session;
 use super::{DashboardError, Views, distinct_values, link};
-use crate::api::roster::contacts::{ContactFilters, contact_details, search_contacts};
 use crate::config::Settings;
+use crate::contacts::Contact;
+use crate::contacts::search::{ContactFilters, search};
 
 const PAGE: i64 = 50;
 
@@ -59,7 +60,7 @@ pub async fn audience(
     };
     // The page, the counts and the filters' values at once, each on its own connection.
     let (mut contacts, counts, groups, sources) = tokio::try_join!(
-        search_contacts(&pool, &filters, query.cursor, PAGE + 1),
+        search(&pool, &filters, query.cursor, PAGE + 1),
         sqlx::query!(
             r#"select count(*) as "total!",
                       count(*) filter (where subscribed) as "subscribed!",
@@ -97,7 +98,7 @@ pub async fn audience(
         || filters.waitlist_status.is_some();
     let contacts: Vec<Value> = contacts
         .iter()
-        .map(|c| Value::from(Serde(contact_details(c))))
+        .map(|c| Value::from(Serde(Contact::details(c))))
         .collect();
     views.render(
         "audience.html",

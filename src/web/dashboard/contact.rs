@@ -10,14 +10,15 @@ use uuid::Uuid;
 
 use super::session::Session;
 use super::{DashboardError, Views, link, see_other};
-use crate::api::loops::contact_input::ContactInput;
-use crate::api::loops::contacts::{Write, upsert_contact};
-use crate::api::loops::transactional::queue_transactional;
-use crate::api::roster::contacts::timeline;
+use crate::activity::timeline;
+use crate::contacts::lifecycle::Via;
 use crate::contacts::store::find_contact_by_id;
+use crate::contacts::write::set_subscribed;
 use crate::email::templates::Templates;
 use crate::workflows::Workflows;
-use crate::workflows::engine::sample_data_variables;
+use crate::workflows::context::sample_data_variables;
+use crate::workflows::runs::start_for_change;
+use crate::workflows::transactional::queue_transactional;
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
@@ -61,8 +62,8 @@ pub struct SubscriptionForm {
     subscribed: String,
 }
 
-/// Unsubscribes (starting the `contact.unsubscribed` workflows) or resubscribes, as
-/// the API's update does.
+/// Unsubscribes (starting the `contact.unsubscribed` workflows, `via` "dashboard") or
+/// resubscribes.
 #[post("/contacts/{id}/subscription")]
 pub async fn change_subscription(
     session: Session,
@@ -74,17 +75,12 @@ pub async fn change_subscription(
     session.check_csrf(&form.csrf)?;
     let subscribed = form.subscribed == "yes";
     let mut tx = pool.begin().await?;
-    let contact = find_contact_by_id(&mut tx, *id)
+    let upserted = set_subscribed(&mut tx, *id, subscribed)
         .await?
         .ok_or(DashboardError::NotFound("There is no such contact."))?;
-    let input = ContactInput {
-        email: Some(contact.email.clone()),
-        user_id: contact.user_id.clone(),
-        subscribed: Some(subscribed),
-        ..ContactInput::default()
-    };
-    upsert_contact(&mut tx, &workflows, &input, Write::Upsert).await?;
+    start_for_change(&mut tx, &workflows, &upserted, Via::Dashboard).await?;
     tx.commit().await?;
+    let contact = upserted.contact;
     let notice = if subscribed {
         "Resubscribed."
     } else {

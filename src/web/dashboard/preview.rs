@@ -11,7 +11,7 @@ use super::session::Session;
 use super::{DashboardError, Views};
 use crate::contacts::store::{find_contact_by_email, find_contact_by_id};
 use crate::email::templates::Templates;
-use crate::workflows::engine::{sample_context, sample_transactional_context, step_context};
+use crate::workflows::context::{sample_context, sample_transactional_context, step_context};
 
 #[derive(Deserialize)]
 pub struct PreviewQuery {

@@ -10,11 +10,11 @@ use sqlx::PgPool;
 use super::login::CsrfForm;
 use super::session::Session;
 use super::{DashboardError, Views, link, see_other};
-use crate::api::roster::page::PageQuery;
-use crate::api::roster::runs::{
-    DELIVERY_STATES, DeliveryFilters, JobFilters, deliveries_page, jobs_page,
-};
-use crate::jobs::queue::replay_dead_job;
+use crate::jobs::queue::{JobFilters, Replay, list_jobs, replay_dead_job};
+use crate::jobs::state::JobState;
+use crate::page::PageQuery;
+use crate::workflows::deliveries::{DeliveryFilters, list_deliveries};
+use crate::workflows::state::DeliveryState;
 
 #[derive(Deserialize)]
 pub struct EmailsQuery {
@@ -32,24 +32,24 @@ pub async fn emails_page(
 ) -> Result<HttpResponse, DashboardError> {
     let state = query
         .state
-        .clone()
-        .filter(|s| DELIVERY_STATES.contains(&s.as_str()));
+        .as_deref()
+        .and_then(|state| DeliveryState::parse("state", state).ok());
     let paging = PageQuery {
         limit: Some(50),
         cursor: query.cursor.clone().filter(|c| !c.is_empty()),
     };
-    let deliveries = deliveries_page(
+    let deliveries = list_deliveries(
         &pool,
         &DeliveryFilters {
-            state: state.clone(),
+            state: state.map(|state| state.as_str().to_owned()),
         },
         &paging,
     )
     .await?;
-    let dead = jobs_page(
+    let dead = list_jobs(
         &pool,
         &JobFilters {
-            state: Some("dead".into()),
+            state: Some(JobState::Dead.as_str().to_owned()),
         },
         &PageQuery {
             limit: Some(50),
@@ -57,35 +57,35 @@ pub async fn emails_page(
         },
     )
     .await?;
-    let counts: Vec<(String, i64)> = sqlx::query_as(
-        "select state, count(*) from email_deliveries group by state order by state",
+    let counts = sqlx::query!(
+        r#"select state, count(*) as "count!" from email_deliveries group by state order by state"#,
     )
     .fetch_all(pool.get_ref())
     .await?;
-    let suppressed: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+    let suppressed = sqlx::query!(
         "select email, reason, created_at from suppressions order by created_at desc limit 100",
     )
     .fetch_all(pool.get_ref())
     .await?;
     let suppressed: Vec<Value> = suppressed
         .into_iter()
-        .map(|(email, reason, at)| context! { email, reason, at => at.format("%Y-%m-%d %H:%M").to_string() })
+        .map(|row| context! { email => row.email, reason => row.reason, at => row.created_at.format("%Y-%m-%d %H:%M").to_string() })
         .collect();
-    let next_url = deliveries["nextCursor"]
-        .as_str()
-        .map(|cursor| match &state {
-            Some(state) => format!("/emails?state={state}&cursor={cursor}"),
-            None => format!("/emails?cursor={cursor}"),
-        });
+    let state = state.map(DeliveryState::as_str);
+    let next_url = deliveries
+        .next_cursor
+        .as_deref()
+        .map(|cursor| link("/emails", &[("state", state), ("cursor", Some(cursor))]));
     views.render(
         "emails.html",
         context! {
             page_title => "Emails", section => "emails", csrf => session.csrf(),
-            notice => query.notice.clone(), state, states => DELIVERY_STATES.to_vec(),
-            total => counts.iter().map(|(_, n)| n).sum::<i64>(),
-            counts => counts.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-            deliveries => Value::from(Serde(&deliveries["data"])), next_url,
-            dead => Value::from(Serde(&dead["data"])), suppressed,
+            notice => query.notice.clone(), state,
+            states => DeliveryState::ALL.map(DeliveryState::as_str).to_vec(),
+            total => counts.iter().map(|row| row.count).sum::<i64>(),
+            counts => counts.into_iter().map(|row| (row.state, row.count)).collect::<std::collections::BTreeMap<_, _>>(),
+            deliveries => Value::from(Serde(&deliveries.data)), next_url,
+            dead => Value::from(Serde(&dead.data)), suppressed,
         },
     )
 }
@@ -99,10 +99,9 @@ pub async fn replay_job(
 ) -> Result<HttpResponse, DashboardError> {
     session.check_csrf(&form.csrf)?;
     let mut conn = pool.acquire().await?;
-    let notice = if replay_dead_job(&mut conn, *id).await? {
-        "The job is back in the queue."
-    } else {
-        "That job is not dead any more."
+    let notice = match replay_dead_job(&mut conn, *id).await? {
+        Replay::Replayed => "The job is back in the queue.",
+        Replay::NotFound | Replay::NotDead(_) => "That job is not dead any more.",
     };
     Ok(see_other(&link("/emails", &[("notice", Some(notice))])))
 }

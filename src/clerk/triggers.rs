@@ -1,0 +1,90 @@
+//! The workflows a Clerk delivery starts: those on its own event type, and those on the
+//! lifecycle event its contact change emits (`contact.created`, ...), in the caller's
+//! transaction (the webhook's, or a replay's).
+
+use chrono::Utc;
+use sqlx::PgConnection;
+
+use super::sync::Applied;
+use crate::contacts::lifecycle::Via;
+use crate::workflows::Workflows;
+use crate::workflows::runs::{ClerkCause, TriggerEvent, start_lifecycle_runs, start_runs};
+
+/// Starts the workflows this event triggers, and those of the lifecycle event its
+/// contact change emits (`contact.created`, ...), in the caller's transaction (the
+/// webhook's, or a replay's); returns how many runs started.
+pub async fn start_workflows(
+    tx: &mut PgConnection,
+    workflows: &Workflows,
+    svix_id: &str,
+    event_type: &str,
+    payload: &str,
+    applied: &Applied,
+) -> sqlx::Result<usize> {
+    let Some(contact) = &applied.contact else {
+        return Ok(0);
+    };
+    let mut started = 0;
+    if applied.created_beneath_deletion
+        && workflows.triggered_by("user.deleted").next().is_some()
+        && let Some(user_id) = &contact.user_id
+        && let Some(deletion) = stored_deletion(tx, user_id).await?
+    {
+        // The deletion arrived first, when there was no contact to start its
+        // workflows for (a goodbye); there is one now.
+        let data: serde_json::Value = serde_json::from_str(&deletion.payload).unwrap_or_default();
+        let trigger = TriggerEvent {
+            name: "user.deleted",
+            key: &deletion.svix_id,
+            data: &data,
+        };
+        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
+    }
+    let lifecycle = applied
+        .change
+        .lifecycle_event()
+        .filter(|event| workflows.triggered_by(event.name()).next().is_some());
+    let own = workflows.triggered_by(event_type).next().is_some();
+    if lifecycle.is_none() && !own {
+        return Ok(started); // the common case: no JSON tree to build
+    }
+    let data: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    if own {
+        let trigger = TriggerEvent {
+            name: event_type,
+            key: svix_id,
+            data: &data,
+        };
+        started += start_runs(tx, workflows, &trigger, contact, Utc::now()).await?;
+    }
+    if let Some(event) = lifecycle {
+        let cause = ClerkCause {
+            svix_id,
+            payload: &data,
+        };
+        started +=
+            start_lifecycle_runs(tx, workflows, event, Via::Clerk, Some(cause), contact).await?;
+    }
+    Ok(started)
+}
+
+struct StoredDeletion {
+    svix_id: String,
+    payload: String,
+}
+
+/// The stored `user.deleted` of `user_id`, the latest if several.
+async fn stored_deletion(
+    tx: &mut PgConnection,
+    user_id: &str,
+) -> sqlx::Result<Option<StoredDeletion>> {
+    sqlx::query_as!(
+        StoredDeletion,
+        r#"select svix_id, payload::text as "payload!" from clerk_events
+           where subject_id = $1 and event_type = 'user.deleted'
+           order by occurred_at desc limit 1"#,
+        user_id
+    )
+    .fetch_optional(tx)
+    .await
+}
