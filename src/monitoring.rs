@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use crate::telemetry::error_chain;
 use actix_web::{HttpResponse, get, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
@@ -66,7 +67,10 @@ pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
             metrics::gauge!("roster_database_up").set(1.0);
         }
         Err(error) => {
-            tracing::warn!(error = %error, "metrics: the queue could not be read");
+            tracing::warn!(
+                error = error_chain(&error),
+                "metrics: the queue could not be read"
+            );
             metrics::gauge!("roster_database_up").set(0.0);
         }
     }

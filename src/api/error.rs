@@ -9,6 +9,7 @@ use crate::contacts::ContactError;
 use crate::db;
 use crate::input::InputError;
 use crate::input::Invalid;
+use crate::telemetry::error_chain;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -136,7 +137,7 @@ impl From<InputError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if db::is_bad_data(&error) {
-            tracing::info!(error = %error, "a value the database refused");
+            tracing::info!(error = error_chain(&error), "a value the database refused");
             return Self::bad_request("A value is too long or out of range to be stored.");
         }
         if db::is_transient(&error) {
@@ -169,7 +170,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Some(source) = &self.source {
-            tracing::error!(error = format!("{source:#}"), "API request failed");
+            tracing::error!(error = error_chain(source.as_ref()), "API request failed");
         }
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after {

@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::telemetry::error_chain;
 
 pub const HEADER: &str = "Idempotency-Key";
 const MAX_KEY_CHARS: usize = 100;
@@ -216,6 +217,9 @@ async fn release(pool: &PgPool, reservation: &Reservation) {
     .execute(pool)
     .await;
     if let Err(error) = released {
-        tracing::warn!(error = %error, "an Idempotency-Key could not be released; it frees itself in a minute");
+        tracing::warn!(
+            error = error_chain(&error),
+            "an Idempotency-Key could not be released; it frees itself in a minute"
+        );
     }
 }

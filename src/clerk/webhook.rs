@@ -104,6 +104,7 @@ impl ResponseError for WebhookError {
 }
 
 #[post("/webhooks/clerk")]
+#[tracing::instrument(name = "clerk_webhook", skip_all, fields(svix_id = tracing::field::Empty))]
 pub async fn receive_clerk_webhook(
     request: HttpRequest,
     payload: web::Payload,
@@ -119,6 +120,7 @@ pub async fn receive_clerk_webhook(
         .map_err(|_| WebhookError::TooLarge)?
         .map_err(|_| WebhookError::UnreadableBody)?;
     let svix_id = verifier.verify(request.headers(), &body)?;
+    tracing::Span::current().record("svix_id", svix_id.as_str());
     let envelope = Envelope::parse(&body)?;
     let contact_event = ContactEvent::from_envelope(&envelope, &settings)?;
     let payload = envelope.payload_to_store()?;

@@ -83,6 +83,16 @@ pub fn build_message(
     )
 }
 
+/// "First Last" for the To header; `None` when neither name is given.
+pub fn display_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.trim().is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

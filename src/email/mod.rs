@@ -1,6 +1,8 @@
-//! Email: templates, message building and transport. Sending is the workflow engine's
-//! job; nothing here touches the database.
+//! Email: templates, message building, the transport, unsubscribe tokens, the
+//! suppression list, and addresses masked for the log. Deciding what to send is the
+//! workflow engine's job.
 
+pub mod mask;
 pub mod message;
 pub mod suppressions;
 pub mod templates;

@@ -124,7 +124,7 @@ impl<H: JobHandler> Worker<H> {
                             running.spawn(self.execute(job, now));
                         }
                     }
-                    Err(error) => tracing::warn!(error = %error, "cannot claim jobs"),
+                    Err(error) => tracing::warn!(error = error_chain(&error), "cannot claim jobs"),
                 }
             }
             // While due work remains (or slots are short), finishing jobs pace the
@@ -139,7 +139,7 @@ impl<H: JobHandler> Worker<H> {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
                 notified = recv(&mut listener) => {
                     if let Err(error) = notified {
-                        tracing::warn!(error = %error, "job notifications lost; polling");
+                        tracing::warn!(error = error_chain(&error), "job notifications lost; polling");
                         listener = None;
                     }
                 }
@@ -164,7 +164,11 @@ impl<H: JobHandler> Worker<H> {
             let outcome =
                 run_renewing_lease(&pool, handler, &job, worker, lease, max_run_time).await;
             if let Err(error) = record_outcome(&pool, worker, &job, outcome, now).await {
-                tracing::error!(job = job.id, error = %error, "cannot record the job's outcome; it will run again");
+                tracing::error!(
+                    job = job.id,
+                    error = error_chain(&error),
+                    "cannot record the job's outcome; it will run again"
+                );
             }
         }
     }
@@ -228,7 +232,7 @@ async fn run_renewing_lease<H: JobHandler>(
                 }
                 // The database is away: the handler's own writes fail too. Keep going;
                 // the next renewal may get through before the lease ends.
-                Err(error) => tracing::warn!(job = job.id, error = %error, "cannot renew the job's lease"),
+                Err(error) => tracing::warn!(job = job.id, error = error_chain(&error), "cannot renew the job's lease"),
             },
         }
     }

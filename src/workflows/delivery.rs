@@ -1,22 +1,22 @@
 //! One send step, at most one email per (run, step). After the eligibility check, one
 //! statement claims the send: it writes the delivery row as `sending`, but only while
 //! the run is active at this step and no earlier attempt is `sending`, `sent`,
-//! `failed` or `unknown`. Only the claimer talks to SMTP, without holding a connection
+//! `failed`, `unknown` or `suppressed`. Only the claimer talks to SMTP, without holding a connection
 //! or lock, and records the outcome after. If the process dies in between, the row
 //! stays `sending`; the step's next run marks it `unknown` and does not send again.
 
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
-use minijinja::{Value, context};
-use sqlx::PgConnection;
+use minijinja::Value;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::TRANSACTIONAL;
 use super::definition::Workflow;
-use super::engine::Engine;
+use super::outbound::{Outbound, Recipient};
 use super::runs::{Run, advance_run, exit_run};
+use super::state::DeliveryState;
 use crate::contacts::Contact;
-use crate::email::message::{Envelope, build_message, new_message_id};
+use crate::email::mask::mask_addresses;
 use crate::email::suppressions::{is_suppressed, suppress};
 use crate::email::transport::SendError;
 use crate::monitoring;
@@ -35,19 +35,22 @@ pub struct SendStep<'a> {
     pub last_attempt: bool,
 }
 
-pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
-    let pool = &engine.pool;
+/// Sends the step's email at most once: checks eligibility, claims the send, hands the
+/// message to SMTP without holding a connection, and records the outcome.
+#[tracing::instrument(name = "send", skip_all, fields(
+    run = %send.run.id, step = send.step, template = send.template,
+    trigger_key = send.run.trigger_key.as_deref().unwrap_or_default()
+))]
+pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> anyhow::Result<()> {
     let SendStep {
         run,
         workflow,
         step,
         template,
         contact,
-        context,
-        due,
-        last_attempt,
-    } = send;
-    let steps = workflow.steps.len();
+        ..
+    } = &send;
+    let (run, step) = (*run, *step);
     // A transactional send through the API goes to the address it was asked for; a
     // workflow's email to the contact's address now, or the one it had.
     let copied = run.contact["email"].as_str().map(str::to_owned);
@@ -57,129 +60,130 @@ pub async fn send(engine: &Engine, send: SendStep<'_>) -> anyhow::Result<()> {
     }
     .unwrap_or_default();
     let mut conn = pool.acquire().await?;
-    if let Some(reason) = ineligible(&mut conn, workflow, contact, &recipient).await? {
-        if reason == SUPPRESSED {
-            metrics::counter!(monitoring::EMAILS, "outcome" => "suppressed").increment(1);
-            // Listed with the deliveries, so a skipped send is visible where sends are.
-            sqlx::query!(
-                "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, state, smtp_response)
-                 values ($1, $2, $3, $4, $5, '', $6, 'suppressed', $7)
-                 on conflict (run_id, step) do nothing",
-                Uuid::now_v7(),
-                run.id,
-                step,
-                template,
-                recipient,
-                workflow.transactional,
-                reason,
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-        exit_run(&mut conn, run.id, step, reason).await?;
+    if skip_if_ineligible(&mut conn, &send, &recipient).await? {
         return Ok(());
     }
-    let message = match build(
-        engine,
-        workflow,
-        template,
-        contact,
-        &run.contact,
-        &recipient,
-        context,
-    ) {
+    let to = Recipient {
+        contact: *contact,
+        contact_snapshot: &run.contact,
+        address: &recipient,
+    };
+    let message = match outbound.build(template, workflow.transactional, &to, send.context.clone())
+    {
         Ok(message) => message,
         Err(error) => {
             // Bad data (an address that does not parse, a template that fails on this
             // contact) would fail the same way on every retry. Logged as an error: an
             // email someone expected is not sent.
             tracing::error!(
-                run = %run.id, step, template, recipient = %mask_addresses(&recipient),
+                recipient = %mask_addresses(&recipient),
                 error = %mask_addresses(&format!("{error:#}")),
                 "the email could not be built; the run exits"
             );
-            exit_run(
-                &mut conn,
-                run.id,
-                step,
-                &format!("the email could not be built: {error:#}"),
-            )
-            .await?;
+            let reason = format!("the email could not be built: {error:#}");
+            exit_run(&mut conn, run.id, step, &reason).await?;
             return Ok(());
         }
     };
-    let message_id = message
-        .headers()
-        .get_raw("Message-ID")
-        .unwrap_or_default()
-        .to_owned();
-    if !claim_send(
-        &mut conn,
-        run.id,
+    let delivery = NewDelivery {
+        run: run.id,
         step,
         template,
-        &recipient,
-        &message_id,
-        workflow.transactional,
-    )
-    .await?
-    {
-        return settle_earlier_attempt(&mut conn, run.id, step, steps, due).await;
+        recipient: &recipient,
+        message_id: message.headers().get_raw("Message-ID").unwrap_or_default(),
+        transactional: workflow.transactional,
+    };
+    if !claim_send(&mut conn, &delivery).await? {
+        let steps = workflow.steps.len();
+        return settle_earlier_attempt(&mut conn, run.id, step, steps, send.due).await;
     }
     drop(conn); // no connection held while SMTP talks
 
-    let outcome = engine.mailer.send(message).await;
+    let outcome = outbound.mailer.send(message).await;
     tracing::info!(
-        run = %run.id, step, template, recipient = %mask_addresses(&recipient),
+        recipient = %mask_addresses(&recipient),
         outcome = %outcome.as_ref().map_or_else(|e| mask_addresses(&e.to_string()), |_| "sent".into()),
         "email handed to SMTP"
     );
+    record_outcome(pool, &send, &recipient, outcome).await
+}
+
+/// Ends the run when the send is not allowed (listing a suppressed address with the
+/// deliveries, so a skipped send is visible where sends are); `true` when it did.
+async fn skip_if_ineligible(
+    conn: &mut PgConnection,
+    send: &SendStep<'_>,
+    recipient: &str,
+) -> sqlx::Result<bool> {
+    let Some(reason) = ineligible(conn, send.workflow, send.contact, recipient).await? else {
+        return Ok(false);
+    };
+    if reason == SUPPRESSED {
+        metrics::counter!(monitoring::EMAILS, "outcome" => "suppressed").increment(1);
+        sqlx::query!(
+            "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, state, smtp_response)
+             values ($1, $2, $3, $4, $5, '', $6, $7, $8)
+             on conflict (run_id, step) do nothing",
+            Uuid::now_v7(),
+            send.run.id,
+            send.step,
+            send.template,
+            recipient,
+            send.workflow.transactional,
+            DeliveryState::Suppressed.as_str(),
+            reason,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    exit_run(conn, send.run.id, send.step, reason).await?;
+    Ok(true)
+}
+
+/// Writes SMTP's answer and moves the run on: sent advances it; a refusal suppresses
+/// the address and ends it; a transient failure is retried (the error is the job's),
+/// unless this was the last attempt.
+async fn record_outcome(
+    pool: &PgPool,
+    send: &SendStep<'_>,
+    recipient: &str,
+    outcome: Result<String, SendError>,
+) -> anyhow::Result<()> {
+    let (run, step, steps) = (send.run, send.step, send.workflow.steps.len());
     let mut tx = pool.begin().await?;
     // Only the claim must be on disk before SMTP: if this outcome is lost in a crash,
     // the row is still `sending`, and the retry marks it `unknown` and moves on.
     sqlx::query!("set local synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let counted = match &outcome {
-        Ok(_) => "sent",
-        Err(SendError::Transient(_)) if !last_attempt => "retrying",
-        Err(_) => "failed",
+    let state = match &outcome {
+        Ok(_) => DeliveryState::Sent,
+        Err(SendError::Transient(_)) if !send.last_attempt => DeliveryState::Retrying,
+        Err(_) => DeliveryState::Failed,
     };
-    metrics::counter!(monitoring::EMAILS, "outcome" => counted).increment(1);
-    if outcome.is_ok() {
-        record_event_to_email(run, workflow, template);
-    }
+    metrics::counter!(monitoring::EMAILS, "outcome" => state.as_str()).increment(1);
+    let answer = match &outcome {
+        Ok(answer) | Err(SendError::Transient(answer) | SendError::Permanent(answer)) => answer,
+    };
+    record(&mut tx, run.id, step, state, answer).await?;
     let result = match &outcome {
-        Ok(answer) => {
-            record(&mut tx, run.id, step, "sent", answer).await?;
-            advance_run(&mut tx, run.id, step, steps, due).await?;
+        Ok(_) => {
+            record_event_to_email(run, send.workflow, send.template);
+            advance_run(&mut tx, run.id, step, steps, send.due).await?;
             Ok(())
         }
-        Err(SendError::Transient(answer)) if last_attempt => {
-            record(&mut tx, run.id, step, "failed", answer).await?;
-            exit_run(
-                &mut tx,
-                run.id,
-                step,
-                "SMTP kept failing; the last attempt gave up",
-            )
-            .await?;
+        Err(SendError::Transient(_)) if send.last_attempt => {
+            let reason = "SMTP kept failing; the last attempt gave up";
+            exit_run(&mut tx, run.id, step, reason).await?;
             Ok(())
         }
         Err(SendError::Transient(answer)) => {
-            record(&mut tx, run.id, step, "retrying", answer).await?;
             Err(anyhow::anyhow!("SMTP: {}", mask_addresses(answer)))
         }
         Err(SendError::Permanent(answer)) => {
-            record(&mut tx, run.id, step, "failed", answer).await?;
-            suppress(&mut tx, &recipient, answer).await?;
-            exit_run(
-                &mut tx,
-                run.id,
-                step,
-                &format!("the address refused the email: {}", mask_addresses(answer)),
-            )
-            .await?;
+            suppress(&mut tx, recipient, answer).await?;
+            let reason = format!("the address refused the email: {}", mask_addresses(answer));
+            exit_run(&mut tx, run.id, step, &reason).await?;
             Ok(())
         }
     };
@@ -204,58 +208,20 @@ fn record_event_to_email(run: &Run, workflow: &Workflow, template: &str) {
     metrics::histogram!(monitoring::EVENT_TO_EMAIL_SECONDS, &labels).record(seconds.max(0.0));
 }
 
-/// Renders the template and builds the message, with an unsubscribe link for
-/// marketing email.
-fn build(
-    engine: &Engine,
-    workflow: &Workflow,
-    template: &str,
-    contact: Option<&Contact>,
-    copy: &serde_json::Value,
-    recipient: &str,
-    context: Value,
-) -> anyhow::Result<lettre::Message> {
-    let from = engine
-        .from
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("MAIL_FROM is not set"))?;
-    let unsubscribe_url = match (workflow.transactional, contact, &engine.unsubscribe) {
-        (true, _, _) => None,
-        (false, Some(contact), Some(key)) => Some(
-            engine
-                .public_url
-                .join(&format!("unsubscribe/{}", key.token(contact.id)))?
-                .to_string(),
-        ),
-        (false, _, _) => anyhow::bail!(
-            "marketing email needs ROSTER_UNSUBSCRIBE_SECRET for its unsubscribe link"
-        ),
-    };
-    let context = context! { unsubscribe_url => unsubscribe_url.clone(), ..context };
-    let rendered = engine.templates.render(template, &context)?;
-    let message_id = new_message_id(from);
-    let to = Mailbox::new(display_name(contact, copy), recipient.parse()?);
-    let envelope = Envelope {
-        from,
-        to,
-        message_id: &message_id,
-        unsubscribe_url: unsubscribe_url.as_deref(),
-    };
-    Ok(build_message(&envelope, &rendered)?)
+/// A delivery row about to be claimed.
+pub struct NewDelivery<'a> {
+    pub run: Uuid,
+    pub step: i32,
+    pub template: &'a str,
+    pub recipient: &'a str,
+    pub message_id: &'a str,
+    pub transactional: bool,
 }
 
 /// Writes the delivery row as `sending` if this attempt may send: the run is active at
 /// this step, and there is no row yet or only a `retrying` one. One statement, so two
 /// copies of the step (a lease taken over while the first still runs) cannot both win.
-pub async fn claim_send(
-    conn: &mut PgConnection,
-    run: Uuid,
-    step: i32,
-    template: &str,
-    recipient: &str,
-    message_id: &str,
-    transactional: bool,
-) -> sqlx::Result<bool> {
+pub async fn claim_send(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> sqlx::Result<bool> {
     let claimed = sqlx::query_scalar!(
         "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
          select $1, $2, $3, $4, $5, $6, $7, 1
@@ -265,12 +231,12 @@ pub async fn claim_send(
          where email_deliveries.state = 'retrying'
          returning id",
         Uuid::now_v7(),
-        run,
-        step,
-        template,
-        recipient,
-        message_id,
-        transactional,
+        delivery.run,
+        delivery.step,
+        delivery.template,
+        delivery.recipient,
+        delivery.message_id,
+        delivery.transactional,
     )
     .fetch_optional(conn)
     .await?;
@@ -286,15 +252,15 @@ async fn settle_earlier_attempt(
     due: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let state = sqlx::query_scalar!(
-        "select state from email_deliveries where run_id = $1 and step = $2",
+        r#"select state as "state: DeliveryState" from email_deliveries where run_id = $1 and step = $2"#,
         run,
         step
     )
     .fetch_optional(&mut *conn)
     .await?;
-    match state.as_deref() {
+    match state {
         // The crash window: SMTP may or may not have taken it. Never again.
-        Some("sending") => {
+        Some(DeliveryState::Sending) => {
             sqlx::query!(
                 "update email_deliveries set state = 'unknown',
                      smtp_response = 'the worker stopped while sending; not sent again'
@@ -306,10 +272,15 @@ async fn settle_earlier_attempt(
             .await?;
             advance_run(conn, run, step, steps, due).await?;
         }
-        Some("sent" | "unknown") => advance_run(conn, run, step, steps, due).await?,
-        Some("failed") => exit_run(conn, run, step, "the address refused the email").await?,
-        // No row: the run is no longer active at this step.
-        _ => {}
+        Some(DeliveryState::Sent | DeliveryState::Unknown) => {
+            advance_run(conn, run, step, steps, due).await?
+        }
+        Some(DeliveryState::Failed) => {
+            exit_run(conn, run, step, "the address refused the email").await?
+        }
+        // No row: the run is no longer active at this step; `retrying` or `suppressed`
+        // rows do not block a claim or were settled with their run.
+        None | Some(DeliveryState::Retrying | DeliveryState::Suppressed) => {}
     }
     Ok(())
 }
@@ -343,9 +314,10 @@ async fn record(
     conn: &mut PgConnection,
     run: Uuid,
     step: i32,
-    state: &str,
+    state: DeliveryState,
     answer: &str,
 ) -> sqlx::Result<()> {
+    let state = state.as_str();
     sqlx::query!(
         "update email_deliveries set state = $3, smtp_response = $4,
              sent_at = case when $3 = 'sent' then now() end
@@ -359,54 +331,4 @@ async fn record(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// "First Last" for the To header, from the contact or the run's copy of it.
-fn display_name(contact: Option<&Contact>, copy: &serde_json::Value) -> Option<String> {
-    let (first, last) = match contact {
-        Some(c) => (c.first_name.clone(), c.last_name.clone()),
-        None => (
-            copy["firstName"].as_str().map(str::to_owned),
-            copy["lastName"].as_str().map(str::to_owned),
-        ),
-    };
-    let name = [first, last]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    (!name.trim().is_empty()).then_some(name)
-}
-
-/// Masks every email address in `text` (`a***@example.com`): SMTP answers often quote
-/// the recipient, and logs must not.
-pub fn mask_addresses(text: &str) -> String {
-    text.split_inclusive(|c: char| c.is_whitespace() || "<>()[],;:\"'".contains(c))
-        .map(|word| {
-            let end =
-                word.trim_end_matches(|c: char| c.is_whitespace() || "<>()[],;:\"'".contains(c));
-            match end.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
-                    let first: String = local.chars().take(1).collect();
-                    format!("{first}***@{domain}{}", &word[end.len()..])
-                }
-                _ => word.to_owned(),
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_addresses;
-
-    #[test]
-    fn addresses_are_masked_wherever_they_are_quoted() {
-        assert_eq!(
-            mask_addresses("550 5.1.1 <bob@example.com>: Recipient address rejected"),
-            "550 5.1.1 <b***@example.com>: Recipient address rejected"
-        );
-        assert_eq!(mask_addresses("ada@example.com"), "a***@example.com");
-        assert_eq!(mask_addresses("451 try again"), "451 try again");
-    }
 }

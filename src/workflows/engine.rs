@@ -6,16 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 
 use super::context::{condition_holds, step_context};
 use serde::Deserialize;
 use sqlx::PgPool;
-use url::Url;
 use uuid::Uuid;
 
 use super::definition::{Step, Workflow};
+use super::outbound::Outbound;
 use super::runs::{advance_run, exit_run, find_run};
+use super::state::RunState;
 use super::versions::definition_for;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
 use crate::config::Settings;
@@ -26,18 +26,12 @@ use crate::email::unsubscribe::UnsubscribeKey;
 use crate::jobs::Job;
 use crate::jobs::worker::JobHandler;
 
-/// Everything a step needs; built once by `roster serve` (and by tests).
+/// Everything a step needs; built once by `startup::Application`.
 #[derive(Clone)]
 pub struct Engine {
     pub pool: PgPool,
     pub workflows: Arc<Workflows>,
-    pub templates: Arc<Templates>,
-    pub mailer: Mailer,
-    /// `MAIL_FROM`; checked at start to be set when a workflow sends.
-    pub from: Option<Mailbox>,
-    pub public_url: Url,
-    /// Signs the unsubscribe links of marketing email.
-    pub unsubscribe: Option<UnsubscribeKey>,
+    pub outbound: Outbound,
 }
 
 /// SMTP connections the engine keeps open at most.
@@ -53,14 +47,17 @@ impl Engine {
         templates: Arc<Templates>,
         outbox: &Path,
     ) -> anyhow::Result<Self> {
-        Ok(Self {
-            pool,
-            workflows,
-            templates,
+        let outbound = Outbound {
             mailer: Mailer::new(settings.smtp_url.as_ref(), outbox, SMTP_CONNECTIONS)?,
+            templates,
             from: settings.mail_from.clone(),
             public_url: settings.public_url.clone(),
             unsubscribe: settings.unsubscribe_secret.clone().map(UnsubscribeKey::new),
+        };
+        Ok(Self {
+            pool,
+            workflows,
+            outbound,
         })
     }
 }
@@ -87,6 +84,7 @@ impl JobHandler for Engine {
 impl Engine {
     /// Runs step `step` of run `run_id`. `due` is when the step was due: later steps
     /// are timed from it, so a drip keeps its rhythm and tests can move the clock.
+    #[tracing::instrument(name = "step", skip(self, due, last_attempt))]
     async fn run_step(
         &self,
         run_id: Uuid,
@@ -98,7 +96,7 @@ impl Engine {
         let Some(run) = find_run(&mut conn, run_id).await? else {
             return Ok(());
         };
-        if run.state != "active" || run.current_step != step {
+        if run.state != RunState::Active || run.current_step != step {
             return Ok(()); // ended, or this step ran already
         }
         let workflow = if run.workflow == TRANSACTIONAL {
@@ -182,7 +180,7 @@ impl Engine {
                     due,
                     last_attempt,
                 };
-                delivery::send(self, send).await?
+                delivery::send(&self.pool, &self.outbound, send).await?
             }
         }
         Ok(())

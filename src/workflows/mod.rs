@@ -7,6 +7,7 @@ pub mod definition;
 pub mod deliveries;
 pub mod delivery;
 pub mod engine;
+pub mod outbound;
 pub mod runs;
 pub mod state;
 pub mod transactional;

@@ -37,10 +37,13 @@ pub struct Run {
     pub contact_id: Option<Uuid>,
     pub contact: Value,
     pub event: Value,
-    pub state: String,
+    pub state: RunState,
     pub current_step: i32,
     /// The workflow version it started on; none for runs older than versions.
     pub version: Option<String>,
+    /// What started it: the `svix-id` of the Clerk delivery, the API event's key, or
+    /// the transactional request's run; none for runs older than the key.
+    pub trigger_key: Option<String>,
 }
 
 /// Starts the workflows `event` triggers for `contact`, in the caller's transaction.
@@ -67,8 +70,8 @@ pub async fn start_runs(
                  insert into workflow_versions (id, workflow, definition) values ($8, $2, $9)
                  on conflict (id) do nothing
              )
-             insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event, version)
-             values ($1, $2, $3, (select id from contacts where id = $4), $5, $6, $7, $8)
+             insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event, version, trigger_key)
+             values ($1, $2, $3, (select id from contacts where id = $4), $5, $6, $7, $8, $10)
              on conflict (workflow, entry_key) do nothing
              returning id",
             Uuid::now_v7(),
@@ -80,10 +83,12 @@ pub async fn start_runs(
             event.data,
             workflow.version,
             workflow.definition(),
+            event.key,
         )
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(run_id) = run_id {
+            tracing::info!(run = %run_id, workflow = %workflow.name, trigger_key = event.key, "run started");
             enqueue_step(conn, run_id, 0, now).await?;
             started += 1;
         }
@@ -155,8 +160,8 @@ pub async fn start_transactional_run(
 ) -> sqlx::Result<Uuid> {
     let run_id = Uuid::now_v7();
     sqlx::query!(
-        "insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event)
-         values ($1, $2, $3, $4, $5, $2, $6)",
+        "insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event, trigger_key)
+         values ($1, $2, $3, $4, $5, $2, $6, $3)",
         run_id,
         TRANSACTIONAL,
         run_id.to_string(),
@@ -199,8 +204,9 @@ async fn enqueue_step(
 pub async fn find_run(conn: &mut PgConnection, run_id: Uuid) -> sqlx::Result<Option<Run>> {
     sqlx::query_as!(
         Run,
-        "select id, workflow, contact_id, contact, event, state, current_step, version
-         from workflow_runs where id = $1",
+        r#"select id, workflow, contact_id, contact, event, state as "state: RunState", current_step,
+                  version, trigger_key
+           from workflow_runs where id = $1"#,
         run_id
     )
     .fetch_optional(conn)

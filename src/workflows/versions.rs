@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 
 use super::Workflows;
 use super::definition::Workflow;
+use crate::telemetry::error_chain;
 
 /// The definition a run of workflow `name` started on at `version`: the file's when it
 /// is the same, else the stored one. Runs older than versions (`None`) follow the file.
@@ -31,13 +32,19 @@ pub async fn definition_for(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(stored.and_then(|definition| match Workflow::from_stored(definition, version) {
-        Ok(workflow) => Some(workflow),
-        Err(error) => {
-            tracing::error!(version, error = %error, "a stored workflow version does not parse");
-            None
-        }
-    }))
+    Ok(stored.and_then(
+        |definition| match Workflow::from_stored(definition, version) {
+            Ok(workflow) => Some(workflow),
+            Err(error) => {
+                tracing::error!(
+                    version,
+                    error = error_chain(&error),
+                    "a stored workflow version does not parse"
+                );
+                None
+            }
+        },
+    ))
 }
 
 /// A version of a workflow with its runs still active.

@@ -459,3 +459,104 @@ fn import_refuses_a_file_without_an_email_column() {
     assert!(stderr.contains("no `email` column"), "{stderr}");
     std::fs::remove_file(file).ok();
 }
+
+/// One search for a delivery's svix-id in the JSON log follows it from the webhook to
+/// the SMTP server's answer: stored, run started, email handed to SMTP.
+#[sqlx::test]
+async fn the_log_follows_a_svix_id_from_the_webhook_to_smtp(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        db.get_username(),
+        db.get_host(),
+        db.get_port(),
+        db.get_database().unwrap()
+    );
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let smtp = crate::smtp_server::SmtpServer::start().await;
+    let config = std::env::temp_dir().join(format!("roster-trace-{port}.toml"));
+    std::fs::write(
+        &config,
+        "[[workflows]]\nname = \"welcome\"\ntrigger = \"user.created\"\nsteps = [{ send = \"welcome\" }]\n",
+    )
+    .unwrap();
+    let mut child = roster()
+        .args(["serve"])
+        .env("DATABASE_URL", url)
+        .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
+        .env("ROSTER_CONFIG", &config)
+        .env(
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        )
+        .env("CLERK_WEBHOOK_SECRET", crate::helpers::SECRET)
+        .env("MAIL_FROM", "Acme <hello@acme.test>")
+        .env("ROSTER_UNSUBSCRIBE_SECRET", "trace-unsubscribe-secret-0123")
+        .env("SMTP_URL", smtp.url())
+        .env("RUST_LOG", "info")
+        .env("ROSTER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !reqwest::get(format!("{base}/readyz"))
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let delivery = crate::helpers::Delivery::of(&crate::helpers::fixture("user.created"));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/webhooks/clerk"))
+        .header("content-type", "application/json")
+        .header("svix-id", &delivery.id)
+        .header("svix-timestamp", delivery.timestamp.to_string())
+        .header("svix-signature", delivery.signature())
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let started = Instant::now();
+    while smtp.messages().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no email");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The outcome is logged right after SMTP answers; give it a moment, then stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_file(&config).unwrap();
+
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let followed: Vec<String> = stderr
+        .lines()
+        .filter(|line| line.contains(&delivery.id))
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            line["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    for step in ["webhook stored", "run started", "email handed to SMTP"] {
+        assert!(
+            followed.iter().any(|message| message == step),
+            "{step:?} not found by the svix-id among {followed:?}:\n{stderr}"
+        );
+    }
+}

@@ -26,6 +26,11 @@ async fn scrape(app: &TestApp) -> String {
 
 /// The value of the sample whose line starts with `name` and holds every label given.
 fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    find_sample(text, name, labels)
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{text}"))
+}
+
+fn find_sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find(|line| {
@@ -33,12 +38,19 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
         })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{text}"))
+}
+
+/// How much a counter grew between two scrapes. The recorder belongs to the process,
+/// so the growth, not the value, is this test's; nextest runs each test in a process
+/// of its own, where the growth is exact.
+fn growth(before: &str, after: &str, name: &str, labels: &[&str]) -> f64 {
+    sample(after, name, labels) - find_sample(before, name, labels).unwrap_or(0.0)
 }
 
 #[sqlx::test]
 async fn metrics_count_webhooks_jobs_and_emails(_: PgPoolOptions, db: PgConnectOptions) {
     let (app, smtp) = spawn_app_with_smtp(db, include_str!("../../roster.example.toml")).await;
+    let start = scrape(&app).await;
     let mut event = fixture("user.created");
     event["timestamp"] = serde_json::json!(Utc::now().timestamp_millis());
     assert_eq!(app.deliver(&event).await.0, 200);
@@ -63,19 +75,17 @@ async fn metrics_count_webhooks_jobs_and_emails(_: PgPoolOptions, db: PgConnectO
 
     let after = scrape(&app).await;
     let processed = ["type=\"user.created\"", "outcome=\"processed\""];
-    assert!(sample(&after, "roster_webhooks_received_total", &processed) >= 1.0);
+    let grew = |name, labels| growth(&start, &after, name, labels);
+    assert_eq!(grew("roster_webhooks_received_total", &processed), 1.0);
     let refused = ["type=\"unknown\"", "outcome=\"unauthorized\""];
-    assert!(sample(&after, "roster_webhooks_received_total", &refused) >= 1.0);
-    assert!(sample(&after, "roster_webhook_signature_failures_total", &[]) >= 1.0);
-    assert!(sample(&after, "roster_webhook_ingest_seconds_count", &[]) >= 1.0);
-    assert!(sample(&after, "roster_emails_total", &["outcome=\"sent\""]) >= 1.0);
+    assert_eq!(grew("roster_webhooks_received_total", &refused), 1.0);
+    assert_eq!(grew("roster_webhook_signature_failures_total", &[]), 1.0);
+    assert_eq!(grew("roster_webhook_ingest_seconds_count", &[]), 1.0);
+    assert_eq!(grew("roster_emails_total", &["outcome=\"sent\""]), 1.0);
     let welcome = ["workflow=\"onboarding\"", "template=\"welcome\""];
-    assert!(
-        sample(
-            &after,
-            "roster_event_to_email_accepted_seconds_count",
-            &welcome
-        ) >= 1.0
+    assert_eq!(
+        grew("roster_event_to_email_accepted_seconds_count", &welcome),
+        1.0
     );
     assert_eq!(
         sample(&after, "roster_jobs_due", &[]),

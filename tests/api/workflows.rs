@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use roster::workflows::delivery::claim_send;
+use roster::workflows::delivery::{NewDelivery, claim_send};
 
 use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_smtp};
 use crate::smtp_server::{Reply, SmtpServer};
@@ -342,17 +342,15 @@ async fn only_one_of_two_concurrent_attempts_claims_a_send(_: PgPoolOptions, db:
         .unwrap();
     let claim = || async {
         let mut conn = app.db.acquire().await.unwrap();
-        claim_send(
-            &mut conn,
+        let delivery = NewDelivery {
             run,
-            0,
-            "welcome",
-            "ada@example.com",
-            "<m@acme.test>",
-            false,
-        )
-        .await
-        .unwrap()
+            step: 0,
+            template: "welcome",
+            recipient: "ada@example.com",
+            message_id: "<m@acme.test>",
+            transactional: false,
+        };
+        claim_send(&mut conn, &delivery).await.unwrap()
     };
     // Two copies of step 0 (a lease taken over while the first still runs).
     let (first, second) = tokio::join!(claim(), claim());
@@ -387,6 +385,77 @@ async fn unsubscribing_emits_contact_unsubscribed_once(_: PgPoolOptions, db: PgC
             .await
             .unwrap();
     assert_eq!(runs, 1);
+}
+
+#[sqlx::test]
+async fn lifecycle_runs_see_one_event_shape_whatever_caused_them(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let config = Box::leak(
+        format!(
+            "{EXAMPLE_CONFIG}\n[[workflows]]\nname = \"feedback\"\ntrigger = \"contact.unsubscribed\"\n\
+             entry = \"every_time\"\ntransactional = true\nsteps = [{{ send = \"goodbye\" }}]\n\
+             [[workflows]]\nname = \"hello\"\ntrigger = \"contact.created\"\nsteps = [{{ wait = \"1d\" }}]\n"
+        )
+        .into_boxed_str(),
+    );
+    let (app, smtp) = spawn_app_with_smtp(db, config).await;
+    let event = fixture("user.created");
+    app.deliver(&event).await;
+    app.run_jobs_at(Utc::now()).await;
+    // By the link, then back through the API, then by the API.
+    let url = unsubscribe_url(&smtp.messages()[0].data);
+    assert_eq!(app.client.post(&url).send().await.unwrap().status(), 200);
+    let email = event["data"]["email_addresses"][0]["email_address"].clone();
+    for subscribed in [true, false] {
+        let body = serde_json::json!({ "email": email, "subscribed": subscribed });
+        let (status, _) = app
+            .api(reqwest::Method::PUT, "/v1/contacts/update", Some(body))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = app
+        .api(
+            reqwest::Method::POST,
+            "/v1/contacts/create",
+            Some(serde_json::json!({ "email": "new@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "select workflow, event from workflow_runs where workflow in ('feedback', 'hello') order by id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let shapes: Vec<(&str, &str, &str, bool)> = events
+        .iter()
+        .map(|(workflow, event)| {
+            (
+                workflow.as_str(),
+                event["type"].as_str().unwrap(),
+                event["data"]["via"].as_str().unwrap(),
+                event["data"]["cause"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("hello", "contact.created", "clerk", false),
+            ("feedback", "contact.unsubscribed", "link", true),
+            ("feedback", "contact.unsubscribed", "api", true),
+            ("hello", "contact.created", "api", true),
+        ]
+    );
+    // A Clerk cause is the delivery as stored.
+    assert_eq!(events[0].1["data"]["cause"]["type"], "user.created");
+    assert_eq!(
+        events[0].1["data"]["cause"]["data"]["id"],
+        event["data"]["id"]
+    );
 }
 
 #[sqlx::test]

@@ -63,7 +63,7 @@ pub async fn remove_suppression(
     if !lift(&mut conn, &email).await? {
         return Err(ApiError::bad_request("Contact is not suppressed."));
     }
-    tracing::info!(email = %crate::workflows::delivery::mask_addresses(&email), "suppression lifted");
+    tracing::info!(email = %crate::email::mask::mask_addresses(&email), "suppression lifted");
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "message": "Email removed from suppression list.",

@@ -150,7 +150,10 @@ impl ResponseError for DashboardError {
                 .finish();
         }
         if let Self::Unexpected(error) = self {
-            tracing::error!(error = format!("{error:#}"), "dashboard page failed");
+            tracing::error!(
+                error = crate::telemetry::error_chain(error.as_ref()),
+                "dashboard page failed"
+            );
         }
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::telemetry::error_chain;
 use actix_session::storage::{
     LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
 };
@@ -48,7 +49,10 @@ impl SessionStore for PgSessionStore {
             // The page then asks for a login rather than failing; the session itself
             // is still there when the database is back.
             Err(error) => {
-                tracing::warn!(error = %error, "cannot read the dashboard session");
+                tracing::warn!(
+                    error = error_chain(&error),
+                    "cannot read the dashboard session"
+                );
                 Ok(None)
             }
         }
