@@ -116,15 +116,10 @@ from generate_series(1, 2000) as n;
 -- What Roster notes and counts for every stored event (src/events/mod.rs), for the whole log.
 insert into clerk_event_firsts (kind, subject_id, first_at)
 select kind, subject_id, min(occurred_at)
-from (select case when event_type = 'waitlistEntry.updated'
-                  then 'waitlistEntry.' || (payload #>> '{data,status}') else event_type end as kind,
-             subject_id, occurred_at
+from (select lifecycle_step(event_type, payload #>> '{data,status}') as kind, subject_id, occurred_at
       from clerk_events
-      where subject_id is not null
-        and (event_type in ('user.created', 'user.deleted', 'organization.created',
-                            'organization.deleted', 'waitlistEntry.created')
-             or (event_type = 'waitlistEntry.updated'
-                 and payload #>> '{data,status}' in ('invited', 'rejected')))) as firsts
+      where subject_id is not null) as firsts
+where kind is not null
 group by kind, subject_id;
 insert into clerk_event_counts (day, event_type, shard, events)
 select (occurred_at at time zone 'UTC')::date, event_type, 0, count(*)

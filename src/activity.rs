@@ -22,40 +22,7 @@ pub async fn timeline(
     workflows: &Workflows,
     contact: &Contact,
 ) -> sqlx::Result<Value> {
-    let subjects: Vec<String> = [contact.user_id.clone(), contact.waitlist_entry_id.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let clerk_events = sqlx::query!(
-        "select id, svix_id, event_type, occurred_at from clerk_events
-         where subject_id = any($1) order by occurred_at desc, id desc limit $2",
-        &subjects,
-        TIMELINE_LIMIT
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let api_events = sqlx::query!(
-        "select id, event_name, properties, created_at from api_events
-         where contact_id = $1 order by id desc limit $2",
-        contact.id,
-        TIMELINE_LIMIT
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut events: Vec<(chrono::DateTime<chrono::Utc>, Value)> = clerk_events
-        .iter()
-        .map(|e| {
-            let shown = json!({ "source": "clerk", "id": e.id, "svixId": e.svix_id, "type": e.event_type, "at": e.occurred_at });
-            (e.occurred_at, shown)
-        })
-        .chain(api_events.iter().map(|e| {
-            let shown = json!({ "source": "api", "id": e.id, "type": e.event_name, "properties": e.properties, "at": e.created_at });
-            (e.created_at, shown)
-        }))
-        .collect();
-    events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    let events: Vec<Value> = events.into_iter().map(|(_, shown)| shown).collect();
-
+    let events = events_of(conn, contact).await?;
     let runs = sqlx::query!(
         "select id, workflow, trigger_event, state, current_step, exit_reason, created_at, finished_at, version
          from workflow_runs where contact_id = $1 order by id desc limit $2",
@@ -143,4 +110,42 @@ fn run_steps(
             shown
         })
         .collect()
+}
+
+/// The contact's Clerk and API events, newest first.
+async fn events_of(conn: &mut PgConnection, contact: &Contact) -> sqlx::Result<Vec<Value>> {
+    let subjects: Vec<String> = [contact.user_id.clone(), contact.waitlist_entry_id.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let clerk_events = sqlx::query!(
+        "select id, svix_id, event_type, occurred_at from clerk_events
+         where subject_id = any($1) order by occurred_at desc, id desc limit $2",
+        &subjects,
+        TIMELINE_LIMIT
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let api_events = sqlx::query!(
+        "select id, event_name, properties, created_at from api_events
+         where contact_id = $1 order by id desc limit $2",
+        contact.id,
+        TIMELINE_LIMIT
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut events: Vec<(chrono::DateTime<chrono::Utc>, Value)> = clerk_events
+        .iter()
+        .map(|e| {
+            let shown = json!({ "source": "clerk", "id": e.id, "svixId": e.svix_id, "type": e.event_type, "at": e.occurred_at });
+            (e.occurred_at, shown)
+        })
+        .chain(api_events.iter().map(|e| {
+            let shown = json!({ "source": "api", "id": e.id, "type": e.event_name, "properties": e.properties, "at": e.created_at });
+            (e.created_at, shown)
+        }))
+        .collect();
+    events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let events: Vec<Value> = events.into_iter().map(|(_, shown)| shown).collect();
+    Ok(events)
 }

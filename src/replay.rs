@@ -59,7 +59,8 @@ pub async fn replay(
     let mut after: Option<(chrono::DateTime<chrono::Utc>, i64)> = None;
     loop {
         let (after_at, after_id) = after.unzip();
-        let page = sqlx::query!(
+        let page = sqlx::query_as!(
+            LoggedEvent,
             r#"select id, svix_id, event_type, occurred_at, payload::text as "payload!"
                from clerk_events
                where event_type = any($1)
@@ -78,59 +79,81 @@ pub async fn replay(
         for event in page {
             summary.events += 1;
             progress.inc(1);
-            // A stored event whose data no longer parses (its type was off when it came,
-            // so its data was never checked) is reported, not fatal.
-            let contact_event = Envelope::parse(event.payload.as_bytes())
-                .map_err(|e| e.to_string())
-                .and_then(|envelope| {
-                    ContactEvent::from_envelope(&envelope, settings).map_err(|e| e.to_string())
-                });
-            let contact_event = match contact_event {
-                Ok(Some(contact_event)) => contact_event,
-                Ok(None) => {
-                    summary.disabled += 1;
-                    continue;
-                }
-                Err(why) => {
-                    summary.conflicts.push((event.svix_id, why));
-                    continue;
-                }
-            };
-            let mut tx = pool.begin().await?;
-            let applied = match contact_event
-                .apply(&mut tx, event.occurred_at, Mode::Replay)
-                .await
-            {
-                Ok(applied) => applied,
-                Err(SyncError::Database(error)) => return Err(error.into()),
-                Err(conflict) => {
-                    summary
-                        .conflicts
-                        .push((event.svix_id, conflict.to_string()));
-                    continue;
-                }
-            };
-            match applied.change {
-                ContactChange::Stale | ContactChange::NoEmail | ContactChange::NoContact => {
-                    summary.unchanged += 1
-                }
-                _ => summary.changed += 1,
-            }
-            if let Some(workflows) = workflows {
-                let started = start_workflows(
-                    &mut tx,
-                    workflows,
-                    &event.svix_id,
-                    &event.event_type,
-                    &event.payload,
-                    &applied,
-                )
-                .await?;
-                summary.runs_started += u64::try_from(started).unwrap_or(0);
-            }
-            tx.commit().await?;
+            replay_one(pool, settings, workflows, event, &mut summary).await?;
         }
     }
     progress.finish_and_clear();
     Ok(summary)
+}
+
+/// One event of the log as replayed.
+struct LoggedEvent {
+    id: i64,
+    svix_id: String,
+    event_type: String,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    payload: String,
+}
+
+/// Applies one event again (and starts its workflows), in a transaction of its own,
+/// counting what it did in `summary`.
+async fn replay_one(
+    pool: &PgPool,
+    settings: &ClerkSettings,
+    workflows: Option<&Workflows>,
+    event: LoggedEvent,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    // A stored event whose data no longer parses (its type was off when it came,
+    // so its data was never checked) is reported, not fatal.
+    let contact_event = Envelope::parse(event.payload.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|envelope| {
+            ContactEvent::from_envelope(&envelope, settings).map_err(|e| e.to_string())
+        });
+    let contact_event = match contact_event {
+        Ok(Some(contact_event)) => contact_event,
+        Ok(None) => {
+            summary.disabled += 1;
+            return Ok(());
+        }
+        Err(why) => {
+            summary.conflicts.push((event.svix_id, why));
+            return Ok(());
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let applied = match contact_event
+        .apply(&mut tx, event.occurred_at, Mode::Replay)
+        .await
+    {
+        Ok(applied) => applied,
+        Err(SyncError::Database(error)) => return Err(error.into()),
+        Err(conflict) => {
+            summary
+                .conflicts
+                .push((event.svix_id, conflict.to_string()));
+            return Ok(());
+        }
+    };
+    match applied.change {
+        ContactChange::Stale | ContactChange::NoEmail | ContactChange::NoContact => {
+            summary.unchanged += 1
+        }
+        _ => summary.changed += 1,
+    }
+    if let Some(workflows) = workflows {
+        let started = start_workflows(
+            &mut tx,
+            workflows,
+            &event.svix_id,
+            &event.event_type,
+            &event.payload,
+            &applied,
+        )
+        .await?;
+        summary.runs_started += u64::try_from(started).unwrap_or(0);
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -29,14 +29,9 @@ pub async fn insert_clerk_event(
            ),
            firsts as (
                insert into clerk_event_firsts (kind, subject_id, first_at)
-               select case when event_type = 'waitlistEntry.updated' then 'waitlistEntry.' || status
-                           else event_type end,
-                      subject_id, occurred_at
+               select lifecycle_step(event_type, status), subject_id, occurred_at
                from stored
-               where subject_id is not null
-                 and (event_type in ('user.created', 'user.deleted', 'organization.created',
-                                     'organization.deleted', 'waitlistEntry.created')
-                      or (event_type = 'waitlistEntry.updated' and status in ('invited', 'rejected')))
+               where subject_id is not null and lifecycle_step(event_type, status) is not null
                on conflict (kind, subject_id) do update set first_at = excluded.first_at
                    where excluded.first_at < clerk_event_firsts.first_at
            ),

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::context::{condition_holds, step_context};
+use minijinja::Value;
 use serde::Deserialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::definition::{Step, Workflow};
 use super::outbound::Outbound;
-use super::runs::{advance_run, exit_run, find_run};
+use super::runs::{Run, advance_run, exit_run, find_run};
 use super::state::RunState;
 use super::versions::definition_for;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
@@ -99,25 +100,8 @@ impl Engine {
         if run.state != RunState::Active || run.current_step != step {
             return Ok(()); // ended, or this step ran already
         }
-        let workflow = if run.workflow == TRANSACTIONAL {
-            let template = run.event["transactionalId"].as_str().unwrap_or_default();
-            Workflow::transactional(template)
-        } else {
-            match definition_for(
-                &mut conn,
-                &self.workflows,
-                &run.workflow,
-                run.version.as_deref(),
-            )
-            .await?
-            {
-                Some(workflow) => workflow,
-                None => {
-                    let reason = "the workflow is no longer in the config file";
-                    exit_run(&mut conn, run.id, step, reason).await?;
-                    return Ok(());
-                }
-            }
+        let Some(workflow) = self.workflow_of(&mut conn, &run, step).await? else {
+            return Ok(());
         };
         let workflow = &workflow;
         let contact = match run.contact_id {
@@ -128,20 +112,8 @@ impl Engine {
             .as_ref()
             .map_or_else(|| run.contact.clone(), |c| c.to_json());
         let context = step_context(contact_json, run.event.clone(), &workflow.name);
-        if let Some(exit_when) = &workflow.exit_when {
-            match condition_holds(exit_when, &context) {
-                Ok(false) => {}
-                Ok(true) => {
-                    let reason = format!("exit condition met: {exit_when}");
-                    exit_run(&mut conn, run.id, step, &reason).await?;
-                    return Ok(());
-                }
-                Err(error) => {
-                    let reason = format!("exit_when {exit_when:?} failed: {error}");
-                    exit_run(&mut conn, run.id, step, &reason).await?;
-                    return Ok(());
-                }
-            }
+        if exit_condition_ends(&mut conn, &run, step, workflow, &context).await? {
+            return Ok(());
         }
         let steps = workflow.steps.len();
         match usize::try_from(step)
@@ -185,4 +157,46 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// The definition run `run` follows: its version (or the transactional send's one
+    /// step); `None` when it is gone, and then the run has exited with the reason.
+    async fn workflow_of(
+        &self,
+        conn: &mut PgConnection,
+        run: &Run,
+        step: i32,
+    ) -> sqlx::Result<Option<Workflow>> {
+        if run.workflow == TRANSACTIONAL {
+            let template = run.event["transactionalId"].as_str().unwrap_or_default();
+            return Ok(Some(Workflow::transactional(template)));
+        }
+        let definition =
+            definition_for(conn, &self.workflows, &run.workflow, run.version.as_deref()).await?;
+        if definition.is_none() {
+            let reason = "the workflow is no longer in the config file";
+            exit_run(conn, run.id, step, reason).await?;
+        }
+        Ok(definition)
+    }
+}
+
+/// Ends the run when the workflow's `exit_when` holds (or fails to evaluate, with the
+/// reason); `true` when it did.
+async fn exit_condition_ends(
+    conn: &mut PgConnection,
+    run: &Run,
+    step: i32,
+    workflow: &Workflow,
+    context: &Value,
+) -> sqlx::Result<bool> {
+    let Some(exit_when) = &workflow.exit_when else {
+        return Ok(false);
+    };
+    let reason = match condition_holds(exit_when, context) {
+        Ok(false) => return Ok(false),
+        Ok(true) => format!("exit condition met: {exit_when}"),
+        Err(error) => format!("exit_when {exit_when:?} failed: {error}"),
+    };
+    exit_run(conn, run.id, step, &reason).await?;
+    Ok(true)
 }

@@ -19,6 +19,7 @@ mod own_cluster;
 mod replay;
 mod roster_api;
 mod smtp_server;
+mod states;
 mod sync_model;
 mod webhook_delivery;
 mod webhook_signature;

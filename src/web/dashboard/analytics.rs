@@ -65,66 +65,7 @@ pub async fn analytics_page(
         .iter()
         .map(|b| b.format(format).to_string())
         .collect();
-    let col = |f: &dyn Fn(usize) -> f64| -> Vec<f64> { (0..labels.len()).map(f).collect() };
-    let sections = vec![
-        section(
-            "Growth",
-            &labels,
-            vec![
-                Series::bar("Sign-ups", col(&|i| growth[i].signups as f64)),
-                Series::bar("Deletions", col(&|i| growth[i].deletions as f64)),
-                Series::line("Users", col(&|i| growth[i].total_users as f64)),
-            ],
-            false,
-        ),
-        section(
-            "Churn rate",
-            &labels,
-            vec![Series::line(
-                "Deletions / users at start",
-                col(&|i| growth[i].churn_rate.unwrap_or(0.0)),
-            )],
-            false,
-        ),
-        section(
-            "Waitlist funnel",
-            &labels,
-            vec![
-                Series::bar("Joined", col(&|i| funnel.buckets[i].joined as f64)),
-                Series::bar("Invited", col(&|i| funnel.buckets[i].invited as f64)),
-                Series::bar("Graduated", col(&|i| funnel.buckets[i].graduated as f64)),
-                Series::bar("Rejected", col(&|i| funnel.buckets[i].rejected as f64)),
-            ],
-            false,
-        ),
-        section(
-            "Events by type",
-            &labels,
-            events
-                .types
-                .iter()
-                .map(|t| {
-                    Series::bar(
-                        t,
-                        col(&|i| events.buckets[i].counts.get(t).copied().unwrap_or(0) as f64),
-                    )
-                })
-                .collect(),
-            true,
-        ),
-        section(
-            "Active users",
-            &labels,
-            vec![
-                Series::line(
-                    "Users with a new session",
-                    col(&|i| active[i].active_users as f64),
-                ),
-                Series::line("Sessions", col(&|i| active[i].sessions as f64)),
-            ],
-            false,
-        ),
-    ];
+    let sections = sections(&labels, &growth, &funnel, &events, &active);
     let days = |d: Option<f64>| d.map(|s| format!("{:.1} days", s / 86_400.0));
     views.render(
         "analytics.html",
@@ -143,4 +84,74 @@ pub async fn analytics_page(
             no_events => events.types.is_empty(),
         },
     )
+}
+
+/// The page's charts, one per figure, over `labels` (the buckets).
+fn sections(
+    labels: &[String],
+    growth: &[analytics::GrowthBucket],
+    funnel: &analytics::WaitlistFunnel,
+    events: &analytics::EventCounts,
+    active: &[analytics::ActiveUsersBucket],
+) -> Vec<Value> {
+    let col = |f: &dyn Fn(usize) -> f64| -> Vec<f64> { (0..labels.len()).map(f).collect() };
+    vec![
+        section(
+            "Growth",
+            labels,
+            vec![
+                Series::bar("Sign-ups", col(&|i| growth[i].signups as f64)),
+                Series::bar("Deletions", col(&|i| growth[i].deletions as f64)),
+                Series::line("Users", col(&|i| growth[i].total_users as f64)),
+            ],
+            false,
+        ),
+        section(
+            "Churn rate",
+            labels,
+            vec![Series::line(
+                "Deletions / users at start",
+                col(&|i| growth[i].churn_rate.unwrap_or(0.0)),
+            )],
+            false,
+        ),
+        section(
+            "Waitlist funnel",
+            labels,
+            vec![
+                Series::bar("Joined", col(&|i| funnel.buckets[i].joined as f64)),
+                Series::bar("Invited", col(&|i| funnel.buckets[i].invited as f64)),
+                Series::bar("Graduated", col(&|i| funnel.buckets[i].graduated as f64)),
+                Series::bar("Rejected", col(&|i| funnel.buckets[i].rejected as f64)),
+            ],
+            false,
+        ),
+        section(
+            "Events by type",
+            labels,
+            events
+                .types
+                .iter()
+                .map(|t| {
+                    Series::bar(
+                        t,
+                        col(&|i| events.buckets[i].counts.get(t).copied().unwrap_or(0) as f64),
+                    )
+                })
+                .collect(),
+            true,
+        ),
+        section(
+            "Active users",
+            labels,
+            vec![
+                Series::line(
+                    "Users with a new session",
+                    col(&|i| active[i].active_users as f64),
+                ),
+                Series::line("Sessions", col(&|i| active[i].sessions as f64)),
+            ],
+            false,
+        ),
+    ]
 }

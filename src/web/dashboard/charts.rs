@@ -82,20 +82,7 @@ pub fn svg(title: &str, labels: &[String], series: &[Series], stacked: bool) -> 
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="11">"##,
         escape(title)
     );
-    // Grid and y axis.
-    let mut tick = 0.0;
-    while tick <= top + step / 2.0 {
-        let _ = write!(
-            out,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ec"/><text x="{}" y="{:.1}" text-anchor="end" fill="#5b6776">{}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y(tick) + 4.0,
-            short(tick),
-            y = y(tick)
-        );
-        tick += step;
-    }
+    grid(&mut out, top, step);
     // Bars.
     let group = slot * 0.8;
     for i in 0..n {
@@ -146,7 +133,35 @@ pub fn svg(title: &str, labels: &[String], series: &[Series], stacked: bool) -> 
             COLORS[k % COLORS.len()]
         );
     }
-    // X labels: at most about eight.
+    x_labels(&mut out, labels, slot);
+    legend(&mut out, series);
+    out.push_str("</svg>");
+    out
+}
+
+/// The grid lines and the y axis's numbers, every `step` up to `top`.
+fn grid(out: &mut String, top: f64, step: f64) {
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_h - v / top * plot_h;
+    let mut tick = 0.0;
+    while tick <= top + step / 2.0 {
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ec"/><text x="{}" y="{:.1}" text-anchor="end" fill="#5b6776">{}</text>"##,
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y(tick) + 4.0,
+            short(tick),
+            y = y(tick)
+        );
+        tick += step;
+    }
+}
+
+/// The x axis's labels under their slots: at most about eight.
+fn x_labels(out: &mut String, labels: &[String], slot: f64) {
+    let n = labels.len().max(1);
+    let x_center = |i: usize| LEFT + slot * (i as f64 + 0.5);
     let every = n.div_ceil(8).max(1);
     for (i, label) in labels.iter().enumerate().filter(|(i, _)| i % every == 0) {
         let _ = write!(
@@ -157,7 +172,10 @@ pub fn svg(title: &str, labels: &[String], series: &[Series], stacked: bool) -> 
             escape(label)
         );
     }
-    // Legend.
+}
+
+/// The series' names and colours, along the top.
+fn legend(out: &mut String, series: &[Series]) {
     let mut x = LEFT;
     for (k, s) in series.iter().enumerate() {
         let _ = write!(
@@ -169,8 +187,6 @@ pub fn svg(title: &str, labels: &[String], series: &[Series], stacked: bool) -> 
         );
         x += 24.0 + 6.5 * s.name.len() as f64;
     }
-    out.push_str("</svg>");
-    out
 }
 
 /// A grid step of 1, 2 or 5 times a power of ten, and the axis top, for `max`.

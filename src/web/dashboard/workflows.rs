@@ -14,6 +14,7 @@ use super::session::Session;
 use super::{DashboardError, Views};
 use crate::workflows::Workflows;
 use crate::workflows::definition::{EntryRule, Step, describe_duration};
+use crate::workflows::state::{DeliveryState, RunState};
 use crate::workflows::versions::{VersionInUse, versions_in_use};
 
 #[derive(Serialize)]
@@ -35,7 +36,7 @@ struct WorkflowView {
     entry: &'static str,
     transactional: bool,
     exit_when: Option<String>,
-    runs: BTreeMap<String, i64>,
+    runs: BTreeMap<&'static str, i64>,
     total: i64,
     steps: Vec<StepView>,
     /// The versions with active runs, and the file's.
@@ -56,19 +57,7 @@ pub async fn workflows_page(
     views: web::Data<Views>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, DashboardError> {
-    let runs = sqlx::query!(
-        r#"select workflow, state, current_step, exit_reason, count(*) as "count!"
-           from workflow_runs group by 1, 2, 3, 4"#
-    )
-    .fetch_all(pool.get_ref())
-    .await?;
-    let emails = sqlx::query!(
-        r#"select r.workflow, d.step, d.state, count(*) as "count!"
-           from email_deliveries d join workflow_runs r on r.id = d.run_id
-           group by 1, 2, 3"#
-    )
-    .fetch_all(pool.get_ref())
-    .await?;
+    let (runs, emails) = counts(&pool).await?;
     let mut versions = versions_in_use(&mut *pool.acquire().await?, &workflows).await?;
     let mut versions_of = |name: &str| {
         let (mine, rest) = std::mem::take(&mut versions)
@@ -80,50 +69,15 @@ pub async fn workflows_page(
     let views_of: Vec<WorkflowView> = workflows
         .iter()
         .map(|workflow| {
-            let mine = runs.iter().filter(|r| r.workflow == workflow.name);
             let mut by_state = BTreeMap::new();
-            for run in mine.clone() {
-                *by_state.entry(run.state.clone()).or_insert(0) += run.count;
+            for run in runs.iter().filter(|r| r.workflow == workflow.name) {
+                *by_state.entry(run.state.as_str()).or_insert(0) += run.count;
             }
             let steps = workflow
                 .steps
                 .iter()
                 .enumerate()
-                .map(|(index, step)| {
-                    let index_i32 = i32::try_from(index).unwrap_or(i32::MAX);
-                    let reached = mine
-                        .clone()
-                        .filter(|r| r.current_step >= index_i32)
-                        .map(|r| r.count)
-                        .sum();
-                    let exits = mine
-                        .clone()
-                        .filter(|r| r.state == "exited" && r.current_step == index_i32)
-                        .map(|r| (r.exit_reason.clone().unwrap_or_default(), r.count))
-                        .collect();
-                    let sent_as = |states: &[&str]| {
-                        emails
-                            .iter()
-                            .filter(|e| e.workflow == workflow.name && e.step == index_i32)
-                            .filter(|e| states.contains(&e.state.as_str()))
-                            .map(|e| e.count)
-                            .sum()
-                    };
-                    StepView {
-                        number: index + 1,
-                        what: match step {
-                            Step::Send { template } => format!("send {template}"),
-                            Step::Wait { duration } => {
-                                format!("wait {}", describe_duration(*duration))
-                            }
-                            Step::If { condition } => format!("if {condition}"),
-                        },
-                        reached,
-                        sent: sent_as(&["sent"]),
-                        failed: sent_as(&["failed", "suppressed", "unknown"]),
-                        exits,
-                    }
-                })
+                .map(|(index, step)| step_view(&workflow.name, index, step, &runs, &emails))
                 .collect();
             WorkflowView {
                 name: workflow.name.clone(),
@@ -159,4 +113,79 @@ pub async fn workflows_page(
             removed => minijinja::Value::from(Serde(&removed)),
         },
     )
+}
+
+/// Runs counted by workflow, state, step and exit reason.
+struct RunCount {
+    workflow: String,
+    state: RunState,
+    current_step: i32,
+    exit_reason: Option<String>,
+    count: i64,
+}
+
+/// Emails counted by workflow, step and state.
+struct EmailCount {
+    workflow: String,
+    step: i32,
+    state: DeliveryState,
+    count: i64,
+}
+
+async fn counts(pool: &PgPool) -> sqlx::Result<(Vec<RunCount>, Vec<EmailCount>)> {
+    let runs = sqlx::query_as!(
+        RunCount,
+        r#"select workflow, state as "state: RunState", current_step, exit_reason, count(*) as "count!"
+           from workflow_runs group by 1, 2, 3, 4"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let emails = sqlx::query_as!(
+        EmailCount,
+        r#"select r.workflow, d.step, d.state as "state: DeliveryState", count(*) as "count!"
+           from email_deliveries d join workflow_runs r on r.id = d.run_id
+           group by 1, 2, 3"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((runs, emails))
+}
+
+/// Step `index` of `workflow` with how many runs reached it, its emails and its exits.
+fn step_view(
+    workflow: &str,
+    index: usize,
+    step: &Step,
+    runs: &[RunCount],
+    emails: &[EmailCount],
+) -> StepView {
+    let at = i32::try_from(index).unwrap_or(i32::MAX);
+    let mine = || runs.iter().filter(|r| r.workflow == workflow);
+    let reached = mine()
+        .filter(|r| r.current_step >= at)
+        .map(|r| r.count)
+        .sum();
+    let exits = mine()
+        .filter(|r| r.state == RunState::Exited && r.current_step == at)
+        .map(|r| (r.exit_reason.clone().unwrap_or_default(), r.count))
+        .collect();
+    let emails_where = |counted: fn(DeliveryState) -> bool| {
+        emails
+            .iter()
+            .filter(|e| e.workflow == workflow && e.step == at && counted(e.state))
+            .map(|e| e.count)
+            .sum()
+    };
+    StepView {
+        number: index + 1,
+        what: match step {
+            Step::Send { template } => format!("send {template}"),
+            Step::Wait { duration } => format!("wait {}", describe_duration(*duration)),
+            Step::If { condition } => format!("if {condition}"),
+        },
+        reached,
+        sent: emails_where(|state| state == DeliveryState::Sent),
+        failed: emails_where(DeliveryState::is_failure),
+        exits,
+    }
 }

@@ -1,0 +1,204 @@
+//! Each environment variable of the settings, read and checked on its own; a problem
+//! is pushed onto `errors` (and a default returned) so that every one is reported at
+//! once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use lettre::message::Mailbox;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use url::Url;
+
+use super::{ConfigFile, LogFormat, MIN_API_KEY_CHARS};
+use crate::workflows::definition::check_workflows;
+
+/// How a setting is looked up: by name, blank values taken as unset.
+type Var<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub(super) fn database_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretString> {
+    let database_url = var("DATABASE_URL").map(SecretString::from);
+    if let Some(url) = &database_url
+        && !is_postgres_url(url.expose_secret())
+    {
+        errors.push(
+            "DATABASE_URL is not a valid PostgreSQL URL (postgres://user:password@host:5432/db)"
+                .to_owned(),
+        );
+    }
+    database_url
+}
+
+pub(super) fn addr(var: Var<'_>, errors: &mut Vec<String>) -> SocketAddr {
+    let addr_text = var("ROSTER_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    addr_text.parse().unwrap_or_else(|_| {
+        errors.push(format!(
+            "ROSTER_ADDR must be an IP address and port such as 127.0.0.1:8080, not {addr_text:?}"
+        ));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    })
+}
+
+pub(super) fn smtp_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretString> {
+    let smtp_url = var("SMTP_URL").map(SecretString::from);
+    if let Some(url) = &smtp_url {
+        type Smtp = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+        if Smtp::from_url(url.expose_secret()).is_err() {
+            errors.push(
+                "SMTP_URL is not a valid SMTP URL (smtp://host:25, \
+                 smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465)"
+                    .to_owned(),
+            );
+        }
+    }
+    smtp_url
+}
+
+pub(super) fn mail_from(var: Var<'_>, errors: &mut Vec<String>) -> Option<Mailbox> {
+    var("MAIL_FROM").and_then(|v| match v.parse::<Mailbox>() {
+        Ok(mailbox) => Some(mailbox),
+        Err(_) => {
+            errors.push(format!(
+                "MAIL_FROM must be an address such as `Acme <hello@acme.test>`, not {v:?}"
+            ));
+            None
+        }
+    })
+}
+
+/// `PUBLIC_URL`, by default `http://ROSTER_ADDR`, always with a trailing slash so that
+/// links join below a path prefix (https://x/roster/).
+pub(super) fn public_url(var: Var<'_>, addr: SocketAddr, errors: &mut Vec<String>) -> Url {
+    let text = var("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    let text = if text.ends_with('/') {
+        text
+    } else {
+        format!("{text}/")
+    };
+    match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+        _ => {
+            errors.push(format!(
+                "PUBLIC_URL must be an http(s) URL such as https://roster.acme.test, not {text:?}"
+            ));
+            Url::parse("http://127.0.0.1:8080").expect("a valid URL")
+        }
+    }
+}
+
+/// `ROSTER_CONFIG` (default `roster.toml`, which may be missing) and the file it names,
+/// its workflows and lists checked (templates are checked where they are loaded).
+pub(super) fn config_file(var: Var<'_>, errors: &mut Vec<String>) -> (PathBuf, ConfigFile) {
+    let (config_path, config_required) = match var("ROSTER_CONFIG") {
+        Some(path) => (PathBuf::from(path), true),
+        None => (PathBuf::from("roster.toml"), false),
+    };
+    let file = load_config_file(&config_path, config_required).unwrap_or_else(|e| {
+        errors.push(e);
+        ConfigFile::default()
+    });
+    if let Err(problems) = check_workflows(&file.workflows, None) {
+        errors.extend(problems);
+    }
+    for (i, list) in file.lists.iter().enumerate() {
+        if list.id.trim().is_empty() {
+            errors.push(format!("lists[{i}]: the id must not be empty"));
+        } else if file.lists[..i].iter().any(|other| other.id == list.id) {
+            errors.push(format!("lists: the id {:?} is used twice", list.id));
+        }
+    }
+    (config_path, file)
+}
+
+pub(super) fn api_key(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretString> {
+    let api_key = var("ROSTER_API_KEY").map(SecretString::from);
+    if api_key
+        .as_ref()
+        .is_some_and(|key| key.expose_secret().trim().chars().count() < MIN_API_KEY_CHARS)
+    {
+        errors.push(format!(
+            "ROSTER_API_KEY must be at least {MIN_API_KEY_CHARS} characters long; \
+             make one with `openssl rand -hex 32`"
+        ));
+    }
+    api_key
+}
+
+pub(super) fn unsubscribe_secret(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretString> {
+    let secret = var("ROSTER_UNSUBSCRIBE_SECRET").map(SecretString::from);
+    if secret
+        .as_ref()
+        .is_some_and(|s| s.expose_secret().len() < 16)
+    {
+        errors.push("ROSTER_UNSUBSCRIBE_SECRET must be at least 16 characters long".to_owned());
+    }
+    secret
+}
+
+pub(super) fn log_filter(var: Var<'_>, errors: &mut Vec<String>) -> String {
+    let log_filter = var("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+        errors.push(format!("RUST_LOG is not a valid log filter: {e}"));
+    }
+    log_filter
+}
+
+pub(super) fn log_format(var: Var<'_>, errors: &mut Vec<String>) -> LogFormat {
+    match var("ROSTER_LOG_FORMAT").as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            errors.push(format!(
+                "ROSTER_LOG_FORMAT must be text or json, not {other:?}"
+            ));
+            LogFormat::Text
+        }
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        && PgConnectOptions::from_str(url).is_ok()
+}
+
+/// Splits `CLERK_WEBHOOK_SECRET` on spaces and commas and checks each secret decodes the
+/// way Svix will decode it, naming the secret by position (never by value).
+pub(super) fn webhook_secrets(value: &str, errors: &mut Vec<String>) -> Vec<SecretString> {
+    let secrets: Vec<&str> = value
+        .split([' ', ',', '\n', '\t'])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let count = secrets.len();
+    for (index, secret) in secrets.iter().enumerate() {
+        let position = index + 1;
+        match secret.strip_prefix("whsec_") {
+            None => errors.push(format!(
+                "CLERK_WEBHOOK_SECRET: secret {position} of {count} does not start with whsec_ \
+                 (copy the signing secret from the Clerk dashboard's webhook page)"
+            )),
+            Some(_) if svix::webhooks::Webhook::new(secret).is_err() => errors.push(format!(
+                "CLERK_WEBHOOK_SECRET: secret {position} of {count} is not valid base64 after whsec_"
+            )),
+            Some(_) => {}
+        }
+    }
+    secrets.into_iter().map(SecretString::from).collect()
+}
+
+/// Reads the TOML config; a missing default file means built-in defaults.
+fn load_config_file(path: &Path, required: bool) -> Result<ConfigFile, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(ConfigFile::default());
+        }
+        Err(e) => {
+            return Err(format!(
+                "ROSTER_CONFIG: cannot read {}: {e}",
+                path.display()
+            ));
+        }
+    };
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

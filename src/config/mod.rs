@@ -1,0 +1,167 @@
+//! Settings: read once at start from the environment (and `.env`) plus the TOML config
+//! file, validated as a whole so that every problem is reported in one go.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::clerk::settings::ClerkSettings;
+use crate::workflows::definition::WorkflowConfig;
+
+mod env;
+
+/// The shortest `ROSTER_API_KEY` taken: it opens the dashboard and the whole API.
+pub const MIN_API_KEY_CHARS: usize = 32;
+
+/// Everything Roster needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None` only matters to the commands that talk to the database.
+    pub database_url: Option<SecretString>,
+    pub database: DatabaseSettings,
+    pub addr: SocketAddr,
+    /// HTTP worker threads, each with its own database pool. Not in the environment
+    /// contract: one per core, as actix-web does.
+    pub http_workers: usize,
+    pub api_key: Option<SecretString>,
+    /// Svix signing secrets (`whsec_...`), several during a rotation; checked as base64.
+    pub clerk_webhook_secrets: Vec<SecretString>,
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: Option<Mailbox>,
+    pub public_url: Url,
+    /// `ROSTER_UNSUBSCRIBE_SECRET`: the key of the unsubscribe links' signatures.
+    pub unsubscribe_secret: Option<SecretString>,
+    pub config_path: PathBuf,
+    pub templates_dir: PathBuf,
+    /// `ROSTER_TEMPLATES` was set: then the folder must exist.
+    pub templates_required: bool,
+    pub file: ConfigFile,
+    /// `RUST_LOG`, checked to be a valid `tracing` filter.
+    pub log_filter: String,
+    /// `ROSTER_LOG_FORMAT`: `text` (default) or `json`, one object per line.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Pool limits. Not in the environment contract: tests and benchmarks set them in code.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Connections in all, shared out between the HTTP workers' pools.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
+/// `[[lists]]` and `[[workflows]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// What `GET /api/v1/api-key` answers as `teamName`.
+    pub team_name: Option<String>,
+    pub clerk: ClerkSettings,
+    /// Mailing lists contacts can be on (Loops' `mailingLists`).
+    pub lists: Vec<MailingList>,
+    pub workflows: Vec<WorkflowConfig>,
+}
+
+/// One `[[lists]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailingList {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether contacts may see and join it themselves (Loops' `isPublic`).
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl ConfigFile {
+    pub fn list(&self, id: &str) -> Option<&MailingList> {
+        self.lists.iter().find(|list| list.id == id)
+    }
+}
+
+/// Every problem found in the configuration, one sentence each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads the process environment; `.env` must already have been loaded by the caller.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let var: &dyn Fn(&str) -> Option<String> = &var;
+        let mut errors = Vec::new();
+        let addr = env::addr(var, &mut errors);
+        let (config_path, file) = env::config_file(var, &mut errors);
+        let settings = Self {
+            database_url: env::database_url(var, &mut errors),
+            database: DatabaseSettings::default(),
+            addr,
+            http_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            api_key: env::api_key(var, &mut errors),
+            clerk_webhook_secrets: var("CLERK_WEBHOOK_SECRET")
+                .map(|v| env::webhook_secrets(&v, &mut errors))
+                .unwrap_or_default(),
+            smtp_url: env::smtp_url(var, &mut errors),
+            mail_from: env::mail_from(var, &mut errors),
+            public_url: env::public_url(var, addr, &mut errors),
+            unsubscribe_secret: env::unsubscribe_secret(var, &mut errors),
+            config_path,
+            templates_required: var("ROSTER_TEMPLATES").is_some(),
+            templates_dir: PathBuf::from(var("ROSTER_TEMPLATES").unwrap_or("templates".into())),
+            file,
+            log_filter: env::log_filter(var, &mut errors),
+            log_format: env::log_format(var, &mut errors),
+        };
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// The database URL, for the commands that cannot run without one.
+    pub fn require_database_url(&self) -> Result<&SecretString, ConfigError> {
+        self.database_url.as_ref().ok_or_else(|| {
+            ConfigError(vec![
+                "DATABASE_URL is not set: give the PostgreSQL connection URL, \
+                 e.g. postgres://roster:secret@localhost:5432/roster"
+                    .to_owned(),
+            ])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
