@@ -2,9 +2,7 @@
 //! (`Invalid`, a 400 in the API, a notice in the dashboard), and the times that query
 //! parameters carry.
 
-use chrono::{DateTime, Utc};
-
-use crate::contacts::properties::parse_date_text;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 /// A value from outside that cannot be taken, naming its field when one is to blame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,4 +68,47 @@ pub fn one_of<T: Copy>(
                 format!("`{field}` must be one of {}.", names.join(", ")),
             )
         })
+}
+
+/// A date written out: RFC 3339, or an ISO-style date with an optional time and
+/// offset (UTC when none), in years 1 to 9999. Property values and the API's time
+/// parameters are read this way.
+pub fn parse_date_text(text: &str) -> Option<DateTime<Utc>> {
+    parse_any_date_text(text).and_then(storable_time)
+}
+
+/// The time, if it lies in years 1 to 9999: what PostgreSQL stores (its range starts
+/// in 4713 BC) and what people mean. Every time read from input passes through here.
+pub fn storable_time(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (1..=9999).contains(&time.year()).then_some(time)
+}
+
+fn parse_any_date_text(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(date) = DateTime::parse_from_rfc3339(text) {
+        return Some(date.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+    ] {
+        if let Ok(date) = DateTime::parse_from_str(text, format) {
+            return Some(date.with_timezone(&Utc));
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(date) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(date.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|date| date.and_utc())
 }

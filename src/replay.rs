@@ -8,9 +8,9 @@
 use sqlx::PgPool;
 
 use crate::clerk::envelope::Envelope;
-use crate::clerk::settings::ClerkSettings;
 use crate::clerk::sync::{ContactChange, ContactEvent, Mode, SyncError};
 use crate::clerk::triggers::start_workflows;
+use crate::config::clerk::ClerkSettings;
 use crate::workflows::Workflows;
 
 /// The event types that change contacts.

@@ -11,8 +11,9 @@ use serde_json::value::RawValue;
 
 use super::redact::redact;
 use crate::contacts::MAX_EMAIL_CHARS;
-use crate::contacts::properties::{MAX_STRING_CHARS, storable_time};
+use crate::contacts::properties::MAX_STRING_CHARS;
 use crate::db::storable_json::{JsonProblem, check_storable};
+use crate::input::storable_time;
 
 /// A verified delivery whose body is a Clerk event. It borrows the body: `data` is
 /// parsed only into the typed struct an event needs, and the body is stored as it came

@@ -3,7 +3,6 @@
 
 pub mod envelope;
 pub mod redact;
-pub mod settings;
 pub mod signature;
 pub mod sync;
 pub mod triggers;

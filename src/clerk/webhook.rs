@@ -11,10 +11,10 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::envelope::{Envelope, EnvelopeError};
-use super::settings::ClerkSettings;
 use super::signature::{SignatureError, SignatureVerifier};
 use super::sync::{ContactChange, ContactEvent, Mode, SyncError};
 use super::triggers::start_workflows;
+use crate::config::clerk::ClerkSettings;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;

@@ -10,9 +10,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::clerk::settings::ClerkSettings;
+use crate::config::clerk::ClerkSettings;
 use crate::workflows::definition::WorkflowConfig;
 
+pub mod clerk;
 mod env;
 
 /// The shortest `ROSTER_API_KEY` taken: it opens the dashboard and the whole API.

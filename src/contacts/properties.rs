@@ -2,10 +2,12 @@
 //! the API, each with a type (string, number, boolean, date). Custom values live in
 //! `contacts.properties`, normalised: dates as RFC 3339 strings in UTC.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
+
+use crate::input::{parse_date_text, storable_time};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -189,49 +191,6 @@ pub fn coerce_value(kind: PropertyType, value: &Value) -> Result<Value, String> 
             }),
         (kind, _) => Err(format!("must be a {}", kind.as_str())),
     }
-}
-
-/// The time, if it lies in years 1 to 9999: what PostgreSQL stores (its range starts
-/// in 4713 BC) and what people mean. Every time read from input passes through here.
-pub fn storable_time(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (1..=9999).contains(&time.year()).then_some(time)
-}
-
-/// A date written out: RFC 3339, or an ISO-style date with an optional time and
-/// offset (UTC when none), in years 1 to 9999. Shared by property values and the API's
-/// time parameters.
-pub fn parse_date_text(text: &str) -> Option<DateTime<Utc>> {
-    parse_any_date_text(text).and_then(storable_time)
-}
-
-fn parse_any_date_text(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(date) = DateTime::parse_from_rfc3339(text) {
-        return Some(date.with_timezone(&Utc));
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M%:z",
-        "%Y-%m-%d %H:%M%:z",
-    ] {
-        if let Ok(date) = DateTime::parse_from_str(text, format) {
-            return Some(date.with_timezone(&Utc));
-        }
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(date) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(date.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|date| date.and_utc())
 }
 
 /// A date as Loops takes it: Unix milliseconds (a number or a string of digits), or an

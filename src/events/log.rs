@@ -43,9 +43,7 @@ pub async fn list_events(
     let cursor = paging.cursor(|c| {
         let (micros, id) = c.split_once('_')?;
         Some((
-            crate::contacts::properties::storable_time(DateTime::from_timestamp_micros(
-                micros.parse().ok()?,
-            )?)?,
+            crate::input::storable_time(DateTime::from_timestamp_micros(micros.parse().ok()?)?)?,
             id.parse::<i64>().ok()?,
         ))
     })?;

@@ -13,7 +13,9 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::envelope::{DeletedUserData, Envelope, EnvelopeError, UserData, WaitlistEntryData};
-use super::settings::{ClerkSettings, DeletedUserAction, UserEventSettings, WaitlistEventSettings};
+use crate::config::clerk::{
+    ClerkSettings, DeletedUserAction, UserEventSettings, WaitlistEventSettings,
+};
 use crate::contacts::Contact;
 use crate::contacts::lifecycle::LifecycleEvent;
 

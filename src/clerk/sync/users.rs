@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
 use crate::clerk::envelope::UserData;
-use crate::clerk::settings::{DeletedUserAction, UserEventSettings};
+use crate::config::clerk::{DeletedUserAction, UserEventSettings};
 use crate::contacts::Contact;
 use crate::contacts::store::{self, NewContact};
 

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row, users};
 use crate::clerk::envelope::WaitlistEntryData;
-use crate::clerk::settings::WaitlistEventSettings;
+use crate::config::clerk::WaitlistEventSettings;
 use crate::contacts::Contact;
 use crate::contacts::store::{self, NewContact};
 
