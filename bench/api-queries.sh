@@ -7,19 +7,13 @@
 #        (200 50000 32). Plans go to bench/results/api-plans.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/postgres.sh
+. scripts/roster.sh
 
 per_route=${1:-200}
 find_requests=${2:-50000}
 find_concurrency=${3:-32}
-work=$(mktemp -d /tmp/roster-bench.XXXXXX)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  pg_stop "$work"
-  rm -rf "$work"
-}
-trap cleanup EXIT
+roster_workdir roster-bench
+work=$ROSTER_WORK
 
 export SQLX_OFFLINE=true
 cargo build --release --quiet --bin roster --example api_load
@@ -29,24 +23,17 @@ pg_start "$work" max_connections=200 shared_buffers=512MB shared_preload_librari
   auto_explain.log_timing=on auto_explain.log_nested_statements=on
 pg_createdb roster_bench
 db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
-psql_bench() { PGOPTIONS="-c client_min_messages=warning" "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$db" "$@"; }
 
 DATABASE_URL="$db" ./target/release/roster migrate >/dev/null
 started=$(date +%s)
-psql_bench -v user_fixture="$(cat tests/fixtures/clerk/user.created.json)" -f bench/api-dataset.sql
-echo "dataset: $(psql_bench -tAc 'select count(*) from contacts') contacts, $(psql_bench -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
+psql_db "$db" -v user_fixture="$(cat tests/fixtures/clerk/user.created.json)" -f bench/api-dataset.sql
+echo "dataset: $(psql_db "$db" -tAc 'select count(*) from contacts') contacts, $(psql_db "$db" -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
 
 key="bench-key-$(head -c 32 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
-port=$(pg_free_port)
-base="http://127.0.0.1:$port"
-DATABASE_URL="$db" ROSTER_ADDR="127.0.0.1:$port" ROSTER_API_KEY="$key" ROSTER_CONFIG=roster.example.toml \
-  MAIL_FROM="Bench <bench@example.com>" ROSTER_UNSUBSCRIBE_SECRET=bench-unsubscribe-secret \
-  RUST_LOG=warn ./target/release/roster serve 2>"$work/roster.log" &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fs "$base/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+roster_serve ./target/release/roster "$work/roster.log" DATABASE_URL="$db" ROSTER_API_KEY="$key" \
+  ROSTER_CONFIG=roster.example.toml MAIL_FROM="Bench <bench@example.com>" \
+  ROSTER_UNSUBSCRIBE_SECRET=bench-unsubscribe-secret RUST_LOG=warn
+base=$ROSTER_URL
 
 range="from=2026-08-03T00:00:00Z&to=2026-11-01T00:00:00Z&interval=day"
 declare -A routes=(
@@ -66,7 +53,6 @@ declare -A routes=(
   [list-page]="/api/v1/contacts?limit=50"
 )
 order=(growth churn waitlist events active-users auth search-email search-name search-rare-name search-common-name filter-group filter-rare-group filter-waitlist list-page)
-field() { echo "$1" | sed -E "s/.*\"$2\":([0-9.]+).*/\1/"; }
 
 echo "| query | p50 ms | p95 ms | p99 ms | max ms | failures |"
 echo "|---|---|---|---|---|---|"
@@ -74,8 +60,9 @@ for name in "${order[@]}"; do
   echo "${routes[$name]}" >"$work/paths"
   ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests 20 >/dev/null # warm-up
   result=$(./target/release/examples/api_load "$base" "$key" "$work/paths" --requests "$per_route")
-  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(field "$result" p50_ms)" \
-    "$(field "$result" p95_ms)" "$(field "$result" p99_ms)" "$(field "$result" max_ms)" "$(field "$result" failures)"
+  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(json_field p50_ms <<<"$result")" \
+    "$(json_field p95_ms <<<"$result")" "$(json_field p99_ms <<<"$result")" \
+    "$(json_field max_ms <<<"$result")" "$(json_field failures <<<"$result")"
 done
 
 # The dashboard's pages, logged in as a browser is (the session cookie).
@@ -87,7 +74,7 @@ curl -fs -o /dev/null -b "$jar" -c "$jar" --data-urlencode "key=$key" --data-url
   --data-urlencode "token=$token" "$base/login"
 session=$(awk '$6 == "roster_session" { print $7 }' "$jar")
 [ -n "$session" ] || { echo "could not log in to the dashboard" >&2; exit 1; }
-contact=$(psql_bench -tAc "select id from contacts where user_id = 'user_4242'")
+contact=$(psql_db "$db" -tAc "select id from contacts where user_id = 'user_4242'")
 declare -A pages=(
   [audience]="/"
   [audience-search]="/?name=grace+hop"
@@ -109,12 +96,13 @@ for name in "${page_order[@]}"; do
   echo "${pages[$name]}" >"$work/paths"
   ROSTER_COOKIE="roster_session=$session" ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests 20 >/dev/null
   result=$(ROSTER_COOKIE="roster_session=$session" ./target/release/examples/api_load "$base" "$key" "$work/paths" --requests "$per_route")
-  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(field "$result" p50_ms)" \
-    "$(field "$result" p95_ms)" "$(field "$result" p99_ms)" "$(field "$result" max_ms)" "$(field "$result" failures)"
+  printf "| %s | %.1f | %.1f | %.1f | %.1f | %s |\n" "$name" "$(json_field p50_ms <<<"$result")" \
+    "$(json_field p95_ms <<<"$result")" "$(json_field p99_ms <<<"$result")" \
+    "$(json_field max_ms <<<"$result")" "$(json_field failures <<<"$result")"
 done
 
 # find: random existing addresses, concurrency as a busy app's backend would use.
-psql_bench -tAc "select '/api/v1/contacts/find?email=' || replace(email, '@', '%40') from contacts order by random() limit 20000" >"$work/find"
+psql_db "$db" -tAc "select '/api/v1/contacts/find?email=' || replace(email, '@', '%40') from contacts order by random() limit 20000" >"$work/find"
 # Each lookup finds its contact (a fast 200 with [] would measure nothing).
 curl -fs -H "Authorization: Bearer $key" "$base$(head -1 "$work/find")" | grep -q '"email"' \
   || { echo "find answered no contact" >&2; exit 1; }
@@ -124,15 +112,15 @@ echo "| find round | req/s | p50 ms | p99 ms | failures |"
 echo "|---|---|---|---|---|"
 for round in 1 2 3; do
   result=$(./target/release/examples/api_load "$base" "$key" "$work/find" --requests "$find_requests" --concurrency "$find_concurrency")
-  printf "| %s | %.0f | %.2f | %.2f | %s |\n" "$round" "$(field "$result" requests_per_second)" \
-    "$(field "$result" p50_ms)" "$(field "$result" p99_ms)" "$(field "$result" failures)"
+  printf "| %s | %.0f | %.2f | %.2f | %s |\n" "$round" "$(json_field requests_per_second <<<"$result")" \
+    "$(json_field p50_ms <<<"$result")" "$(json_field p99_ms <<<"$result")" "$(json_field failures <<<"$result")"
 done
 echo
-echo "roster peak RSS: $(awk '/VmHWM/ { printf "%.1f MB", $2 / 1024 }' "/proc/$server_pid/status")"
+echo "roster peak RSS: $(awk '/VmHWM/ { printf "%.1f MB", $2 / 1024 }' "/proc/$ROSTER_PID/status")"
 
 # The plans: every statement of one request per route, as PostgreSQL ran it.
 mkdir -p bench/results
-psql_bench -c "alter system set auto_explain.log_min_duration = 0" -c "select pg_reload_conf()" >/dev/null
+psql_db "$db" -c "alter system set auto_explain.log_min_duration = 0" -c "select pg_reload_conf()" >/dev/null
 sleep 1
 
 lines_before=$(wc -l <"$work/postgres.log")
@@ -140,7 +128,7 @@ for name in "${order[@]}"; do
   curl -fs -H "Authorization: Bearer $key" "$base${routes[$name]}" >/dev/null
 done
 sleep 1
-psql_bench -c "alter system reset auto_explain.log_min_duration" -c "select pg_reload_conf()" >/dev/null
+psql_db "$db" -c "alter system reset auto_explain.log_min_duration" -c "select pg_reload_conf()" >/dev/null
 {
   echo "# Plans of bench/api-queries.sh (auto_explain, EXPLAIN ANALYZE BUFFERS), $(date -u +%Y-%m-%d)"
   echo "# Routes in this order: ${order[*]}"

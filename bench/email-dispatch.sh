@@ -7,18 +7,12 @@
 # Usage: bench/email-dispatch.sh [sends=100000] [timers=1000000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/postgres.sh
+. scripts/roster.sh
 
 sends=${1:-100000}
 timers=${2:-1000000}
-work=$(mktemp -d /tmp/roster-dispatch.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  pg_stop "$work"
-  rm -rf "$work"
-}
-trap cleanup EXIT
+roster_workdir roster-dispatch
+work=$ROSTER_WORK
 
 export SQLX_OFFLINE=true
 cargo build --release --quiet --bin roster --example smtp_bench
@@ -26,15 +20,14 @@ cargo build --release --quiet --bin roster --example smtp_bench
 pg_start "$work" max_connections=200 shared_buffers=512MB
 pg_createdb roster_dispatch
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/roster_dispatch"
-psql_q() { "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
 ./target/release/roster migrate 2>/dev/null
 
 sink_port=$(pg_free_port)
 ./target/release/examples/smtp_bench sink "$sink_port" &
-pids+=($!)
+roster_at_exit roster_stop "$!"
 sleep 0.5
 sink=$(./target/release/examples/smtp_bench load "smtp://127.0.0.1:$sink_port" 20000 16)
-sink_rate=$(echo "$sink" | sed -E 's/.*"messages_per_second":([0-9.]+).*/\1/')
+sink_rate=$(json_field messages_per_second <<<"$sink")
 
 cat >"$work/roster.toml" <<'TOML'
 [[workflows]]
@@ -42,17 +35,17 @@ name = "bench"
 trigger = "bench.seed"
 steps = [{ send = "welcome" }]
 TOML
-psql_q -v sends="$sends" -f bench/seed-sends.sql
+psql_db "$DATABASE_URL" -v sends="$sends" -f bench/seed-sends.sql
 
-port=$(pg_free_port)
-ROSTER_ADDR="127.0.0.1:$port" ROSTER_CONFIG="$work/roster.toml" SMTP_URL="smtp://127.0.0.1:$sink_port" \
-  MAIL_FROM="Acme <hello@acme.test>" ROSTER_UNSUBSCRIBE_SECRET="bench-unsubscribe-secret-0123" \
-  RUST_LOG=warn ./target/release/roster serve &
-roster_pid=$!
-pids+=($roster_pid)
+# The clock starts with the process, as the worker does not wait for /readyz. Its log
+# stays on the terminal.
 started=$(date +%s.%N)
+roster_serve ./target/release/roster - DATABASE_URL="$DATABASE_URL" ROSTER_CONFIG="$work/roster.toml" \
+  SMTP_URL="smtp://127.0.0.1:$sink_port" MAIL_FROM="Acme <hello@acme.test>" \
+  ROSTER_UNSUBSCRIBE_SECRET="bench-unsubscribe-secret-0123" RUST_LOG=warn
+roster_pid=$ROSTER_PID
 while :; do
-  sent=$(psql_q -tAc "select count(*) from email_deliveries where state = 'sent'")
+  sent=$(psql_db "$DATABASE_URL" -tAc "select count(*) from email_deliveries where state = 'sent'")
   [ "$sent" -ge "$sends" ] && break
   sleep 0.5
   if awk -v now="$(date +%s.%N)" -v t0="$started" 'BEGIN { exit !(now - t0 > 900) }'; then
@@ -64,7 +57,7 @@ ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$roster_pid/stat"; }
 roster_cpu=$(awk -v t="$(cpu_ticks)" -v hz="$ticks" 'BEGIN { print t / hz }')
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$roster_pid/status")
-lag=$(psql_q -tAc "select round(extract(epoch from percentile_disc(0.5) within group (order by d.sent_at - j.run_at))::numeric, 2) || ' / ' ||
+lag=$(psql_db "$DATABASE_URL" -tAc "select round(extract(epoch from percentile_disc(0.5) within group (order by d.sent_at - j.run_at))::numeric, 2) || ' / ' ||
                           round(extract(epoch from max(d.sent_at - j.run_at))::numeric, 2)
                    from email_deliveries d join jobs j on j.key = d.run_id || ':0'")
 
@@ -75,9 +68,9 @@ idle_cpu() {
   awk -v a="$after" -v b="$before" -v hz="$ticks" 'BEGIN { print (a - b) / hz }'
 }
 idle_empty=$(idle_cpu)
-psql_q -c "insert into jobs (kind, key, payload, run_at) select 'workflow.step', 'timer:' || g, '{}', now() + interval '30 days' + g * interval '1 second' from generate_series(1, $timers) g" -c "analyze jobs"
+psql_db "$DATABASE_URL" -c "insert into jobs (kind, key, payload, run_at) select 'workflow.step', 'timer:' || g, '{}', now() + interval '30 days' + g * interval '1 second' from generate_series(1, $timers) g" -c "analyze jobs"
 idle_timers=$(idle_cpu)
-claim_plan=$(psql_q -tAc "explain (analyze, buffers, costs off, timing off, summary on) with due as (select id from jobs where state = 'scheduled' and run_at <= now() order by run_at limit 32 for update skip locked), expired as (select id from jobs where state = 'running' and locked_until <= now() order by locked_until limit 32 for update skip locked) select id from (select id from expired union all select id from due) c limit 32" | grep -E "Execution Time|Buffers: shared" | head -2 | tr -s ' ' | paste -sd ';')
+claim_plan=$(psql_db "$DATABASE_URL" -tAc "explain (analyze, buffers, costs off, timing off, summary on) with due as (select id from jobs where state = 'scheduled' and run_at <= now() order by run_at limit 32 for update skip locked), expired as (select id from jobs where state = 'running' and locked_until <= now() order by locked_until limit 32 for update skip locked) select id from (select id from expired union all select id from due) c limit 32" | grep -E "Execution Time|Buffers: shared" | head -2 | tr -s ' ' | paste -sd ';')
 
 printf "| sends | roster emails/s | sink alone msgs/s | roster / sink | queue lag p50 / max s | roster CPU s (of %.0f s wall) | peak RSS MB |\n" "$elapsed"
 printf "|---|---|---|---|---|---|---|\n"
