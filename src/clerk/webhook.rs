@@ -1,6 +1,6 @@
 //! `POST /webhooks/clerk`: verify, then store the event, apply its contact change and
-//! start the workflows it triggers in one short transaction, then answer. Svix retries anything but a 2xx, so a 200 is only
-//! ever sent for an event that is durably stored.
+//! start the workflows it triggers in one short transaction, then answer. Svix retries
+//! anything but a 2xx, so a 200 is only ever sent for an event that is durably stored.
 
 use std::time::Instant;
 

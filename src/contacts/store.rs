@@ -1,4 +1,5 @@
-//! SQL on the contacts table shared by every writer. Writers serialise on the person
+//! The contact look-ups and writes that `contacts::write` and the Clerk sync share (the
+//! sync also writes targeted fields itself, in `clerk/sync/`). Writers serialise on the person
 //! (`lock_person`) before they look a contact up and write it, so two deliveries about
 //! one person never race into a unique violation.
 

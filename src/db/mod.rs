@@ -25,7 +25,8 @@ const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(10
 pub struct Database {
     connect: PgConnectOptions,
     pool: PgPoolOptions,
-    /// Connections in all, shared out between the pools.
+    /// Connections each `pool(n)` call shares out among `n` pools: `serve` opens the HTTP
+    /// workers' pools and the worker's pool from it, so up to twice this in all.
     max_connections: u32,
 }
 

@@ -1,4 +1,4 @@
-//! The Clerk sync rules of CONTRACT 3.1, on the shared fixtures.
+//! The Clerk sync rules (README, "Sync rules"), on the shared fixtures.
 
 use chrono::DateTime;
 use futures::future::join_all;

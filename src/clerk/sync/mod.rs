@@ -1,4 +1,4 @@
-//! The Clerk sync rules (CONTRACT 3.1): which contact an event is about, whether it is
+//! The Clerk sync rules (README, "Sync rules"): which contact an event is about, whether it is
 //! newer than what the contact reflects, and what it changes. Runs inside the webhook's
 //! transaction, after the event is stored.
 //!
