@@ -168,7 +168,7 @@ async fn report_older_versions(settings: &Settings, workflows: &Workflows) {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env_checking(workflows::definition::file_problems)?;
     match command {
         Command::Import { file } => {
             let pool = Database::open(&settings)?.pool(1);

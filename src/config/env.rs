@@ -12,7 +12,6 @@ use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
 use super::{ConfigFile, LogFormat, MIN_API_KEY_CHARS};
-use crate::workflows::definition::check_workflows;
 
 /// How a setting is looked up: by name, blank values taken as unset.
 type Var<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -88,7 +87,7 @@ pub(super) fn public_url(var: Var<'_>, addr: SocketAddr, errors: &mut Vec<String
 }
 
 /// `ROSTER_CONFIG` (default `roster.toml`, which may be missing) and the file it names,
-/// its workflows and lists checked (templates are checked where they are loaded).
+/// its lists checked (its workflows are checked by the caller's `check_file`).
 pub(super) fn config_file(var: Var<'_>, errors: &mut Vec<String>) -> (PathBuf, ConfigFile) {
     let (config_path, config_required) = match var("ROSTER_CONFIG") {
         Some(path) => (PathBuf::from(path), true),
@@ -98,9 +97,6 @@ pub(super) fn config_file(var: Var<'_>, errors: &mut Vec<String>) -> (PathBuf, C
         errors.push(e);
         ConfigFile::default()
     });
-    if let Err(problems) = check_workflows(&file.workflows, None) {
-        errors.extend(problems);
-    }
     for (i, list) in file.lists.iter().enumerate() {
         if list.id.trim().is_empty() {
             errors.push(format!("lists[{i}]: the id must not be empty"));

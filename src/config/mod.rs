@@ -11,10 +11,12 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::clerk::ClerkSettings;
-use crate::workflows::definition::WorkflowConfig;
 
 pub mod clerk;
 mod env;
+pub mod workflows;
+
+use workflows::WorkflowConfig;
 
 /// The shortest `ROSTER_API_KEY` taken: it opens the dashboard and the whole API.
 pub const MIN_API_KEY_CHARS: usize = 32;
@@ -114,17 +116,31 @@ pub struct ConfigError(pub Vec<String>);
 
 impl Settings {
     /// Reads the process environment; `.env` must already have been loaded by the caller.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// `check_file` names the problems of the config file's contents (its workflows,
+    /// `workflows::definition::file_problems`), reported with every other problem.
+    pub fn from_env_checking(
+        check_file: impl Fn(&ConfigFile) -> Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_lookup_checking(|name| std::env::var(name).ok(), check_file)
     }
 
-    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    /// Reads settings through `lookup`, so tests can pass a map instead of the
+    /// environment; the file's workflows are checked where they are loaded.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_checking(lookup, |_| Vec::new())
+    }
+
+    /// `from_lookup`, with `check_file`'s problems among the others.
+    pub fn from_lookup_checking(
+        lookup: impl Fn(&str) -> Option<String>,
+        check_file: impl Fn(&ConfigFile) -> Vec<String>,
+    ) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let var: &dyn Fn(&str) -> Option<String> = &var;
         let mut errors = Vec::new();
         let addr = env::addr(var, &mut errors);
         let (config_path, file) = env::config_file(var, &mut errors);
+        errors.extend(check_file(&file));
         let settings = Self {
             database_url: env::database_url(var, &mut errors),
             database: DatabaseSettings::default(),

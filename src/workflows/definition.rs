@@ -8,60 +8,12 @@ use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::workflows::{EntryRule, StepConfig, WorkflowConfig};
 use crate::email::templates::Templates;
 
-/// One `[[workflows]]` table as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkflowConfig {
-    pub name: String,
-    /// The event that starts a run: a Clerk event type, an API event name, or a
-    /// lifecycle event (`contact.created`, `contact.graduated`, `contact.unsubscribed`).
-    pub trigger: String,
-    #[serde(default)]
-    pub entry: EntryRule,
-    /// Sent even to unsubscribed contacts, without unsubscribe headers (account email).
-    #[serde(default)]
-    pub transactional: bool,
-    /// An expression over `contact` and `event`, checked before every step; the run
-    /// ends as soon as it holds.
-    pub exit_when: Option<String>,
-    pub steps: Vec<StepConfig>,
-}
-
-impl WorkflowConfig {
-    /// Whether a step sends email.
-    pub fn sends(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|step| matches!(step, StepConfig::Send { .. }))
-    }
-}
-
-/// Whether a contact can be in a workflow more than once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryRule {
-    #[default]
-    Once,
-    EveryTime,
-}
-
-/// A step as written: `{ send = "welcome" }`, `{ wait = "2d" }` or `{ if = "..." }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum StepConfig {
-    Send {
-        send: String,
-    },
-    Wait {
-        wait: String,
-    },
-    If {
-        #[serde(rename = "if")]
-        condition: String,
-    },
-}
+/// The workflow name of the runs `POST /api/v1/transactional` starts: one send of the
+/// template the run's event names (`transactionalId`), to the address it was asked for.
+pub const TRANSACTIONAL: &str = "transactional";
 
 /// A checked step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -93,6 +45,14 @@ pub struct Workflow {
     pub version: String,
 }
 
+/// The problems of the config file's workflows, checked without the templates (which
+/// `load` checks with them): what `Settings::from_env_checking` reports with the rest.
+pub fn file_problems(file: &crate::config::ConfigFile) -> Vec<String> {
+    check_workflows(&file.workflows, None)
+        .err()
+        .unwrap_or_default()
+}
+
 impl Workflow {
     /// The definition as stored, and its version.
     pub fn definition(&self) -> serde_json::Value {
@@ -119,8 +79,8 @@ impl Workflow {
     /// The one-step workflow of a transactional send through the API.
     pub fn transactional(template: &str) -> Self {
         Self {
-            name: super::TRANSACTIONAL.to_owned(),
-            trigger: super::TRANSACTIONAL.to_owned(),
+            name: TRANSACTIONAL.to_owned(),
+            trigger: TRANSACTIONAL.to_owned(),
             entry: EntryRule::EveryTime,
             transactional: true,
             exit_when: None,
@@ -151,7 +111,7 @@ pub fn check_workflows(
         if !names.insert(name.clone()) {
             fail("another workflow has the same name".into());
         }
-        if name == super::TRANSACTIONAL {
+        if name == TRANSACTIONAL {
             fail(format!(
                 "{name:?} is reserved for the runs of transactional sends through the API"
             ));

@@ -13,14 +13,11 @@ pub mod state;
 pub mod transactional;
 pub mod versions;
 
+pub use definition::TRANSACTIONAL;
 use definition::{Workflow, check_workflows};
 
 use crate::config::Settings;
 use crate::email::templates::Templates;
-
-/// The workflow name of the runs `POST /api/v1/transactional` starts: one send of the
-/// template the run's event names (`transactionalId`), to the address it was asked for.
-pub const TRANSACTIONAL: &str = "transactional";
 
 /// Job kind of one workflow step; payload `{"run": uuid, "step": n}`.
 pub const STEP_JOB: &str = "workflow.step";

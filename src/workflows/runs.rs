@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::definition::EntryRule;
 use super::state::RunState;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows};
+use crate::config::workflows::EntryRule;
 use crate::contacts::Contact;
 use crate::contacts::lifecycle::{LifecycleEvent, Via, event_json};
 use crate::contacts::write::Upserted;

@@ -12,8 +12,9 @@ use sqlx::PgPool;
 
 use super::session::Session;
 use super::{DashboardError, Views};
+use crate::config::workflows::EntryRule;
 use crate::workflows::Workflows;
-use crate::workflows::definition::{EntryRule, Step, describe_duration};
+use crate::workflows::definition::{Step, describe_duration};
 use crate::workflows::state::{DeliveryState, RunState};
 use crate::workflows::versions::{VersionInUse, versions_in_use};
 
