@@ -90,9 +90,9 @@ roster_serve() {
     set -- "$@" "ROSTER_ADDR=$addr"
   fi
   if [ "$log" = - ]; then
-    (cd "$dir" && exec env -i PATH="$PATH" "$@" "$binary" serve) &
+    env -i -C "$dir" PATH="$PATH" "$@" "$binary" serve &
   else
-    (cd "$dir" && exec env -i PATH="$PATH" "$@" "$binary" serve) >"$log" 2>&1 &
+    env -i -C "$dir" PATH="$PATH" "$@" "$binary" serve >"$log" 2>&1 &
   fi
   ROSTER_PID=$!
   # shellcheck disable=SC2034 # for the caller
