@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod monitoring;
 pub mod page;
 pub mod replay;
+pub mod segments;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

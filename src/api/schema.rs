@@ -160,3 +160,37 @@ pub struct AnalyticsBody {
     #[schema(value_type = Vec<Object>)]
     buckets: Vec<Value>,
 }
+
+/// A saved segment: `name` and `filter`. A filter is `{"match": "all" | "any",
+/// "conditions": [...]}`; a condition is a property test
+/// (`{"property": "userGroup", "operator": "equals", "value": "beta"}`; operators by
+/// type: string `equals`, `notEquals`, `contains`, `startsWith`; number `equals`,
+/// `notEquals`, `greaterThan`, `lessThan`; boolean `equals`, `notEquals`; date `before`,
+/// `after`, `withinLastDays`; any type `isEmpty`, `isNotEmpty`), list membership
+/// (`{"mailingList": "news", "negate": false}`), activity
+/// (`{"activity": "received", "template" | "workflow": "...", "withinDays": 30,
+/// "negate": true}`) or a group (another filter). Properties: the built-in ones,
+/// `optInStatus`, the Clerk facts `isClerkUser`, `waitlistStatus`, `waitlistJoinedAt`,
+/// `graduatedAt`, `createdAt`, `updatedAt`, `unsubscribedAt`, and every custom
+/// property. Text tests ignore case; no conditions matches everyone.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SegmentBody {
+    name: String,
+    #[schema(value_type = Object)]
+    filter: Value,
+}
+
+/// A segment with the number of contacts it matches now.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct SegmentResponse {
+    id: uuid::Uuid,
+    name: String,
+    #[schema(value_type = Object)]
+    filter: Value,
+    count: i64,
+    created_at: String,
+    updated_at: String,
+}

@@ -57,7 +57,8 @@ pub const BUILT_IN: [(&str, PropertyType); 9] = [
 /// body, and every field Roster's contact JSON uses besides the built-in properties
 /// (`Contact::to_json` and the API's contact details), which a custom property at top
 /// level would otherwise shadow.
-const RESERVED: [&str; 14] = [
+const RESERVED: [&str; 15] = [
+    "isClerkUser",
     "id",
     "listId",
     "softDeleteAt",

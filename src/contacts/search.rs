@@ -40,7 +40,7 @@ pub async fn search(
         // itself the planner would walk the whole table newest first looking for a rare
         // name (`offset 0` keeps the subquery from being merged into the outer one).
         Some(name) => {
-            let pattern = prefix_pattern(name);
+            let pattern = starts_with_pattern(name);
             query
                 .push("(select * from contacts where lower(first_name) like lower(")
                 .push_bind(pattern.clone())
@@ -62,7 +62,7 @@ pub async fn search(
     {
         query
             .push(" and lower(email) like lower(")
-            .push_bind(prefix_pattern(email))
+            .push_bind(starts_with_pattern(email))
             .push(")");
     }
     if let Some(group) = &filters.user_group {
@@ -88,7 +88,7 @@ pub async fn search(
 
 /// A `LIKE` pattern for "starts with `text`", with `%`, `_` and `\` taken literally.
 /// The queries lower it with PostgreSQL's `lower()`, as the indexes are.
-fn prefix_pattern(text: &str) -> String {
+pub fn starts_with_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 1);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

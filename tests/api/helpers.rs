@@ -253,6 +253,7 @@ impl TestApp {
             "clerk_events" => "select count(*) from clerk_events",
             "api_events" => "select count(*) from api_events",
             "workflow_runs" => "select count(*) from workflow_runs",
+            "audience_segments" => "select count(*) from audience_segments",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()

@@ -18,6 +18,7 @@ mod monitoring;
 mod own_cluster;
 mod replay;
 mod roster_api;
+mod segments;
 mod smtp_server;
 mod states;
 mod sync_model;

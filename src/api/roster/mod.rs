@@ -3,6 +3,7 @@
 pub mod contacts;
 pub mod events;
 pub mod runs;
+pub mod segments;
 
 use actix_web::web;
 
@@ -13,5 +14,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(runs::list_runs)
         .service(runs::list_deliveries)
         .service(runs::list_jobs)
-        .service(runs::replay_job);
+        .service(runs::replay_job)
+        .service(segments::create)
+        .service(segments::list)
+        .service(segments::show)
+        .service(segments::update)
+        .service(segments::remove)
+        .service(segments::contacts);
 }

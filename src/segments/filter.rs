@@ -1,0 +1,121 @@
+//! The segment filter grammar, parsed and checked into a typed tree:
+//! `{"match": "all" | "any", "conditions": [...]}`, each condition one of
+//! - a property test: `{"property": "userGroup", "operator": "equals", "value": "beta"}`;
+//! - list membership: `{"mailingList": "news"}` (`"negate": true` for not on it);
+//! - activity: `{"activity": "received", "template": "welcome", "withinDays": 30,
+//!   "negate": true}`, or `"workflow"` / `"campaignId"` in place of `"template"`;
+//! - a group: another `{"match", "conditions"}`.
+//!
+//! `parse` checks a filter into these types; every problem is an `Invalid` naming
+//! the condition at fault (`filter.conditions[1].operator`).
+
+use chrono::{DateTime, Utc};
+
+use crate::contacts::properties::{CustomProperty, PropertyType};
+
+/// Groups inside groups, at most.
+pub const MAX_DEPTH: usize = 5;
+/// Conditions in one filter, groups and their conditions included.
+pub const MAX_CONDITIONS: usize = 100;
+/// The longest `withinDays`: a hundred years.
+pub(super) const MAX_DAYS: i64 = 36_500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub match_all: bool,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Property { field: Field, test: Test },
+    MailingList { id: String, negate: bool },
+    Activity(ActivityTest),
+    Group(Filter),
+}
+
+/// A contact property a condition can test, and where its value is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub kind: PropertyType,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A column of `contacts` (one of the names below, never from the request).
+    Column(&'static str),
+    /// Whether the contact is a Clerk user.
+    IsClerkUser,
+    /// A key of `contacts.properties` (custom properties and `notes`).
+    Custom(String),
+}
+
+/// The built-in properties and Clerk facts, with their columns.
+pub(super) const BUILT_IN: [(&str, PropertyType, &str); 14] = [
+    ("email", PropertyType::String, "email"),
+    ("firstName", PropertyType::String, "first_name"),
+    ("lastName", PropertyType::String, "last_name"),
+    ("source", PropertyType::String, "source"),
+    ("userGroup", PropertyType::String, "user_group"),
+    ("userId", PropertyType::String, "user_id"),
+    ("optInStatus", PropertyType::String, "opt_in_status"),
+    ("waitlistStatus", PropertyType::String, "waitlist_status"),
+    ("subscribed", PropertyType::Boolean, "subscribed"),
+    ("createdAt", PropertyType::Date, "created_at"),
+    ("updatedAt", PropertyType::Date, "updated_at"),
+    ("unsubscribedAt", PropertyType::Date, "unsubscribed_at"),
+    ("graduatedAt", PropertyType::Date, "graduated_at"),
+    ("waitlistJoinedAt", PropertyType::Date, "waitlist_joined_at"),
+];
+
+/// What a property condition asks of the value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    Equals(Scalar),
+    NotEquals(Scalar),
+    Contains(String),
+    StartsWith(String),
+    GreaterThan(f64),
+    LessThan(f64),
+    Before(DateTime<Utc>),
+    After(DateTime<Utc>),
+    WithinLastDays(i64),
+    IsEmpty,
+    IsNotEmpty,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+/// An activity condition: the contact did (or, negated, did not) receive an email of
+/// this template, workflow or campaign, ever or within the last days. Opens and clicks
+/// join `Activity` once tracking exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityTest {
+    pub activity: Activity,
+    pub target: Target,
+    pub within_days: Option<i64>,
+    pub negate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Received,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Template(String),
+    Workflow(String),
+}
+
+/// What a filter may name: the custom properties and the mailing lists.
+pub struct Catalog<'a> {
+    pub custom: &'a [CustomProperty],
+    pub lists: Vec<&'a str>,
+}
