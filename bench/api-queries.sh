@@ -35,6 +35,15 @@ roster_serve ./target/release/roster "$work/roster.log" DATABASE_URL="$db" ROSTE
   ROSTER_UNSUBSCRIBE_SECRET=bench-unsubscribe-secret RUST_LOG=warn
 base=$ROSTER_URL
 
+# Saved segments over the 200,000 contacts: their count (GET /{id}) and first page.
+segment() {
+  curl -fs -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+    -d "{\"name\": \"bench\", \"filter\": $1}" "$base/api/v1/audience-segments" | json_field id
+}
+seg_group=$(segment '{"match": "all", "conditions": [{"property": "userGroup", "operator": "equals", "value": "Waitlist"}, {"property": "subscribed", "operator": "equals", "value": true}]}')
+seg_nested=$(segment '{"match": "any", "conditions": [{"property": "waitlistStatus", "operator": "equals", "value": "invited"}, {"match": "all", "conditions": [{"property": "isClerkUser", "operator": "equals", "value": true}, {"property": "email", "operator": "contains", "value": "lov"}, {"property": "createdAt", "operator": "withinLastDays", "value": 3650}]}]}')
+seg_activity=$(segment '{"match": "all", "conditions": [{"mailingList": "news", "negate": true}, {"activity": "received", "template": "welcome", "negate": true}]}')
+
 range="from=2026-08-03T00:00:00Z&to=2026-11-01T00:00:00Z&interval=day"
 declare -A routes=(
   [growth]="/api/v1/analytics/growth?$range"
@@ -51,8 +60,13 @@ declare -A routes=(
   [filter-group]="/api/v1/contacts?userGroup=Waitlist&subscribed=false&limit=50"
   [filter-waitlist]="/api/v1/contacts?waitlistStatus=invited&source=Clerk&limit=50"
   [list-page]="/api/v1/contacts?limit=50"
+  [segment-count-group]="/api/v1/audience-segments/$seg_group"
+  [segment-count-nested]="/api/v1/audience-segments/$seg_nested"
+  [segment-count-activity]="/api/v1/audience-segments/$seg_activity"
+  [segment-contacts-nested]="/api/v1/audience-segments/$seg_nested/contacts?limit=50"
 )
-order=(growth churn waitlist events active-users auth search-email search-name search-rare-name search-common-name filter-group filter-rare-group filter-waitlist list-page)
+order=(growth churn waitlist events active-users auth search-email search-name search-rare-name search-common-name filter-group filter-rare-group filter-waitlist list-page
+  segment-count-group segment-count-nested segment-count-activity segment-contacts-nested)
 
 echo "| query | p50 ms | p95 ms | p99 ms | max ms | failures |"
 echo "|---|---|---|---|---|---|"

@@ -69,6 +69,20 @@ pub(super) const BUILT_IN: [(&str, PropertyType, &str); 14] = [
     ("waitlistJoinedAt", PropertyType::Date, "waitlist_joined_at"),
 ];
 
+/// Every property a condition can name, with its type: the built-in ones, the Clerk
+/// facts, `notes`, and `custom`.
+pub fn properties(custom: &[CustomProperty]) -> Vec<(String, PropertyType)> {
+    BUILT_IN
+        .iter()
+        .map(|(name, kind, _)| ((*name).to_owned(), *kind))
+        .chain([
+            ("isClerkUser".to_owned(), PropertyType::Boolean),
+            ("notes".to_owned(), PropertyType::String),
+        ])
+        .chain(custom.iter().map(|p| (p.name.clone(), p.kind)))
+        .collect()
+}
+
 /// What a property condition asks of the value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Test {

@@ -2,7 +2,7 @@
 //! in PostgreSQL (`sql`), stored in `audience_segments` (`store`).
 
 pub mod filter;
-mod operators;
+pub mod operators;
 pub mod parse;
 pub mod sql;
 pub mod store;

@@ -305,3 +305,110 @@ async fn failed_logins_are_throttled(_: PgPoolOptions, db: PgConnectOptions) {
         "the right key waits too while the address is throttled"
     );
 }
+
+#[sqlx::test]
+async fn a_segment_is_built_counted_saved_and_changed_on_the_dashboard(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let app = spawn_app(db).await;
+    for (email, group) in [
+        ("ada@example.com", "beta"),
+        ("grace@example.com", "beta"),
+        ("alan@example.com", "staff"),
+    ] {
+        app.api_post(
+            "/v1/contacts/create",
+            serde_json::json!({ "email": email, "userGroup": group }),
+        )
+        .await;
+    }
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let get = |path: String| {
+        let client = client.clone();
+        async move { client.get(path).send().await.unwrap().text().await.unwrap() }
+    };
+    // The builder's rows count live.
+    let page = get(format!(
+        "{}/segments?match=all&p0=userGroup&o0=equals&v0=Beta",
+        app.address
+    ))
+    .await;
+    assert!(page.contains("id=\"segment-count\">2<"), "{page}");
+    assert!(page.contains("ada@example.com") && !page.contains("alan@example.com"));
+    // A fault names its condition and offers no save.
+    let page = get(format!(
+        "{}/segments?p0=userGroup&o0=before&v0=x",
+        app.address
+    ))
+    .await;
+    assert!(page.contains("filter.conditions[0].operator"), "{page}");
+    assert!(!page.contains("Save segment"));
+    // The audience page's filters open the builder as a segment of the same people.
+    let audience = get(format!("{}/?userGroup=staff", app.address)).await;
+    let end = audience.find("\">Save as a segment<").expect("a save link");
+    let start = audience[..end].rfind("href=\"").unwrap() + 6;
+    let link = audience[start..end]
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"");
+    let page = get(format!("{}{link}", app.address)).await;
+    assert!(page.contains("id=\"segment-count\">1<"), "{page}");
+
+    let token = csrf(&client, &format!("{}/segments", app.address)).await;
+    let filter = r#"{"match": "all", "conditions": [{"property": "userGroup", "operator": "equals", "value": "beta"}]}"#;
+    let response = client
+        .post(format!("{}/segments", app.address))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "Beta"),
+            ("filter", filter),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let page = get(format!("{}{location}", app.address)).await;
+    assert!(
+        page.contains("<h1>Beta</h1>") && page.contains("id=\"segment-count\">2<"),
+        "{page}"
+    );
+
+    let everyone = r#"{"match": "any", "conditions": []}"#;
+    let response = client
+        .post(format!("{}{location}", app.address))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "Everyone"),
+            ("filter", everyone),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let (_, segment) = app
+        .api_get(&format!(
+            "/v1/audience-segments/{}",
+            &location["/segments/".len()..]
+        ))
+        .await;
+    assert_eq!(
+        (segment["name"].clone(), segment["count"].clone()),
+        (serde_json::json!("Everyone"), serde_json::json!(3))
+    );
+
+    let response = client
+        .post(format!("{}{location}/delete", app.address))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        !get(format!("{}/segments", app.address))
+            .await
+            .contains("Everyone")
+    );
+}

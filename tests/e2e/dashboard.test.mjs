@@ -118,6 +118,26 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     const [found] = (await api("GET", "/v1/contacts/find?email=dash3%40dashboard.test")).body;
     assert.equal(found.subscribed, false, "the API sees the unsubscribe");
 
+    // A segment: built from the audience page's filter, counted, saved, shown.
+    await page.goto(`${url}/?email=dash`);
+    await page.click("a:has-text('Save as a segment')");
+    await page.waitForSelector("h1:has-text('Segments')");
+    const matched = Number(await page.textContent("#segment-count"));
+    assert.ok(matched >= 3, `the dash contacts match (${matched})`);
+    await page.selectOption('select[name="p0"]', "email");
+    await page.selectOption('select[name="o0"]', "startsWith");
+    await page.fill('input[name="v0"]', "dash3@");
+    await page.click("form.filters:has(select[name=p0]) button[type=submit]");
+    await page.waitForURL(/p0=email/);
+    assert.equal(await page.textContent("#segment-count"), "1");
+    await page.fill('input[name="name"]', "Dash three");
+    await page.click("button:has-text('Save segment')");
+    await page.waitForSelector("h1:has-text('Dash three')");
+    assert.equal(await page.textContent("#segment-count"), "1");
+    await page.screenshot({ path: `${shots}/segment.png`, fullPage: true });
+    const segments = (await api("GET", "/v1/audience-segments")).body.data;
+    assert.ok(segments.some((s) => s.name === "Dash three"), "the API sees the saved segment");
+
     await page.goto(`${url}/analytics`);
     await page.waitForSelector(".chart svg");
     assert.ok((await page.locator(".chart svg").count()) >= 5, "five charts");

@@ -100,12 +100,16 @@ pub async fn audience(
         .iter()
         .map(|c| Value::from(Serde(Contact::details(c))))
         .collect();
+    let save_url = filtered.then(|| {
+        let filter = as_segment_filter(&filters).to_string();
+        link("/segments", &[("filter", Some(&filter))])
+    });
     views.render(
         "audience.html",
         context! {
             page_title => "Audience", section => "audience", csrf => session.csrf(),
             notice => query.notice.clone(),
-            contacts, next_url, filtered, paged => query.cursor.is_some(),
+            contacts, next_url, filtered, save_url, paged => query.cursor.is_some(),
             total => counts.total, subscribed => counts.subscribed, users => counts.users,
             waiting => counts.waiting,
             groups, sources,
@@ -118,4 +122,32 @@ pub async fn audience(
             api_url => settings.public_url.join("api/").map(|u| u.to_string()).unwrap_or_default(),
         },
     )
+}
+
+/// The audience filters as a segment's filter: prefixes become `startsWith`, a name
+/// prefix a match on the first or the last name.
+fn as_segment_filter(filters: &ContactFilters) -> serde_json::Value {
+    let equals = |property: &str, value: serde_json::Value| serde_json::json!({ "property": property, "operator": "equals", "value": value });
+    let starts = |property: &str, value: &str| serde_json::json!({ "property": property, "operator": "startsWith", "value": value });
+    let mut conditions = Vec::new();
+    if let Some(email) = &filters.email {
+        conditions.push(starts("email", email));
+    }
+    if let Some(name) = &filters.name {
+        conditions.push(serde_json::json!({ "match": "any", "conditions": [
+            starts("firstName", name), starts("lastName", name)] }));
+    }
+    for (property, value) in [
+        ("userGroup", &filters.user_group),
+        ("source", &filters.source),
+        ("waitlistStatus", &filters.waitlist_status),
+    ] {
+        if let Some(value) = value {
+            conditions.push(equals(property, value.clone().into()));
+        }
+    }
+    if let Some(subscribed) = filters.subscribed {
+        conditions.push(equals("subscribed", subscribed.into()));
+    }
+    serde_json::json!({ "match": "all", "conditions": conditions })
 }

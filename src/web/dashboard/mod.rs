@@ -10,6 +10,7 @@ mod emails;
 mod events;
 mod login;
 mod preview;
+mod segments;
 pub mod session;
 mod session_store;
 mod workflows;
@@ -28,7 +29,7 @@ pub struct Views {
     env: Environment<'static>,
 }
 
-const VIEWS: [(&str, &str); 10] = [
+const VIEWS: [(&str, &str); 13] = [
     ("layout.html", include_str!("views/layout.html")),
     ("login.html", include_str!("views/login.html")),
     ("audience.html", include_str!("views/audience.html")),
@@ -39,6 +40,12 @@ const VIEWS: [(&str, &str); 10] = [
     ("emails.html", include_str!("views/emails.html")),
     ("analytics.html", include_str!("views/analytics.html")),
     ("preview.html", include_str!("views/preview.html")),
+    ("segments.html", include_str!("views/segments.html")),
+    ("segment.html", include_str!("views/segment.html")),
+    (
+        "segment_matches.html",
+        include_str!("views/segment_matches.html"),
+    ),
 ];
 
 impl Views {
@@ -238,5 +245,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(emails::emails_page)
         .service(emails::replay_job)
         .service(analytics::analytics_page)
-        .service(preview::preview_page);
+        .service(preview::preview_page)
+        .service(segments::segments_page)
+        .service(segments::save_segment)
+        .service(segments::segment_page)
+        .service(segments::change_segment)
+        .service(segments::remove_segment);
 }
