@@ -34,8 +34,9 @@ fn is_custom(column: &str) -> bool {
     !CONTACT_COLUMNS.contains(&column) && check_new_name(column).is_ok()
 }
 
-/// The contact's own columns; every other column is a custom property.
-const CONTACT_COLUMNS: [&str; 9] = [
+/// The contact's own columns; every other column is a custom property. `export`
+/// writes them too.
+pub const CONTACT_COLUMNS: [&str; 9] = [
     "email",
     "firstName",
     "lastName",

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod db;
 pub mod email;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod import;
 pub mod input;

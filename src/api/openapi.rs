@@ -46,6 +46,7 @@ impl Modify for BearerKey {
         loops::transactional::list_transactional,
         loops::transactional::list_transactional_emails,
         roster::contacts::list_contacts,
+        roster::contacts::export_contacts,
         roster::contacts::contact_timeline,
         roster::events::list_events,
         roster::runs::list_runs,

@@ -560,3 +560,49 @@ async fn the_log_follows_a_svix_id_from_the_webhook_to_smtp(
         );
     }
 }
+
+#[sqlx::test]
+async fn export_writes_the_file_and_says_how_many(pool: sqlx::PgPool) {
+    sqlx::query(
+        "insert into contacts (id, email, first_name, source) select gen_random_uuid(), 'c' || n || '@example.com', 'Ada', 'API'
+         from generate_series(1, 3) as n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap()
+    );
+    let file = std::env::temp_dir().join(format!("roster-export-{}.csv", std::process::id()));
+    let output = roster()
+        .args(["export", file.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(": 3 contacts exported"),
+        "{output:?}"
+    );
+    let csv = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.starts_with("email,firstName,"), "{csv}");
+
+    let output = roster()
+        .args(["export", "--list", "gone", file.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no mailing list"),
+        "{output:?}"
+    );
+    assert!(!file.exists(), "nothing written for a refused export");
+}

@@ -9,6 +9,7 @@ mod dashboard;
 mod database_restart;
 mod db_proxy;
 mod email;
+mod export;
 mod health;
 mod helpers;
 mod hostile_input;

@@ -8,10 +8,13 @@ use uuid::Uuid;
 
 use crate::activity::timeline;
 use crate::api::error::ApiError;
+use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::contacts::search::{ContactFilters, search};
 use crate::contacts::store::find_contact_by_id;
+use crate::export::{CsvPages, audience};
 use crate::page::{PageQuery, page_of};
+use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
 
 /// List and search contacts, newest first.
@@ -45,4 +48,53 @@ pub async fn contact_timeline(
         return Err(ApiError::not_found("Contact not found."));
     };
     Ok(HttpResponse::Ok().json(timeline(&mut conn, &workflows, &contact).await?))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct ExportQuery {
+    /// Only the contacts of this segment (its ID).
+    segment: Option<String>,
+    /// Only the contacts on this mailing list.
+    list: Option<String>,
+}
+
+/// The audience (or a segment's, a list's contacts) as CSV, streamed newest first:
+/// Loops' column names, `createdAt`, then one column per custom property; what
+/// `roster import` takes back unchanged.
+#[utoipa::path(tag = "Roster", params(ExportQuery),
+    responses((status = 200, content_type = "text/csv", body = String),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
+#[get("/v1/contacts/export")]
+pub async fn export_contacts(
+    query: web::Query<ExportQuery>,
+    pool: web::Data<PgPool>,
+    config: web::Data<ConfigFile>,
+) -> Result<HttpResponse, ApiError> {
+    fn given(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let filter = audience(&pool, &config, given(&query.segment), given(&query.list)).await?;
+    let pages = CsvPages::new(&pool, filter).await?;
+    let chunks = futures_util::stream::unfold(Some(pages), |pages| async move {
+        let mut pages = pages?;
+        match pages.next_chunk().await {
+            Ok(Some((csv, _))) => Some((Ok(web::Bytes::from(csv)), Some(pages))),
+            Ok(None) => None,
+            Err(error) => {
+                // Headers are gone: the client sees the body end early.
+                tracing::error!(error = error_chain(&error), "export failed");
+                Some((
+                    Err(actix_web::error::ErrorServiceUnavailable("export failed")),
+                    None,
+                ))
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"contacts.csv\"",
+        ))
+        .streaming(chunks))
 }

@@ -8,7 +8,9 @@ pub mod segments;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(contacts::list_contacts)
+    // Before `/v1/contacts/{id}`, which would take `export` for an ID.
+    cfg.service(contacts::export_contacts)
+        .service(contacts::list_contacts)
         .service(contacts::contact_timeline)
         .service(events::list_events)
         .service(runs::list_runs)

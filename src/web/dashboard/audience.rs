@@ -90,12 +90,7 @@ pub async fn audience(
             ],
         )
     });
-    let filtered = filters.email.is_some()
-        || filters.name.is_some()
-        || filters.user_group.is_some()
-        || filters.subscribed.is_some()
-        || filters.source.is_some()
-        || filters.waitlist_status.is_some();
+    let filtered = is_filtered(&filters);
     let contacts: Vec<Value> = contacts
         .iter()
         .map(|c| Value::from(Serde(Contact::details(c))))
@@ -150,4 +145,13 @@ fn as_segment_filter(filters: &ContactFilters) -> serde_json::Value {
         conditions.push(equals("subscribed", subscribed.into()));
     }
     serde_json::json!({ "match": "all", "conditions": conditions })
+}
+
+fn is_filtered(filters: &ContactFilters) -> bool {
+    filters.email.is_some()
+        || filters.name.is_some()
+        || filters.user_group.is_some()
+        || filters.subscribed.is_some()
+        || filters.source.is_some()
+        || filters.waitlist_status.is_some()
 }
