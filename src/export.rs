@@ -64,6 +64,9 @@ pub async fn audience(
 /// The CSV of an audience, a page at a time: first the header, then the rows.
 pub struct CsvPages {
     pool: PgPool,
+    /// The lists of the config file: only those are written (`roster import` refuses
+    /// any other).
+    lists: Vec<String>,
     filter: Filter,
     custom: Vec<CustomProperty>,
     started: bool,
@@ -72,10 +75,11 @@ pub struct CsvPages {
 }
 
 impl CsvPages {
-    pub async fn new(pool: &PgPool, filter: Filter) -> sqlx::Result<Self> {
+    pub async fn new(pool: &PgPool, config: &ConfigFile, filter: Filter) -> sqlx::Result<Self> {
         let custom = list_custom_properties(&mut *pool.acquire().await?).await?;
         Ok(Self {
             pool: pool.clone(),
+            lists: config.lists.iter().map(|list| list.id.clone()).collect(),
             filter,
             custom,
             started: false,
@@ -109,7 +113,7 @@ impl CsvPages {
         self.after = contacts.last().map(|c| c.id);
         for contact in &contacts {
             writer
-                .write_record(row(contact, &self.custom))
+                .write_record(row(contact, &self.custom, &self.lists))
                 .map_err(to_io)?;
         }
         let bytes = writer.into_inner().map_err(|e| to_io(e.into_error()))?;
@@ -122,7 +126,7 @@ fn to_io(error: impl Into<std::io::Error>) -> sqlx::Error {
 }
 
 /// One contact's cells, in the header's order.
-fn row(contact: &Contact, custom: &[CustomProperty]) -> Vec<String> {
+fn row(contact: &Contact, custom: &[CustomProperty], known_lists: &[String]) -> Vec<String> {
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let lists: Vec<&str> = contact
         .mailing_lists
@@ -130,7 +134,7 @@ fn row(contact: &Contact, custom: &[CustomProperty]) -> Vec<String> {
         .map(|lists| {
             lists
                 .iter()
-                .filter(|(_, on)| on.as_bool() == Some(true))
+                .filter(|(id, on)| on.as_bool() == Some(true) && known_lists.contains(id))
                 .map(|(id, _)| id.as_str())
                 .collect()
         })

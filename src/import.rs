@@ -89,7 +89,7 @@ pub async fn import_csv(
     let custom = list_custom_properties(&mut conn).await?;
 
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .from_path(path)?;
     for record in reader.records() {
         summary.rows += 1;
@@ -171,12 +171,12 @@ fn survey(path: &Path, headers: &[String]) -> anyhow::Result<(u64, Vec<Option<Pr
     let mut candidates: Vec<[bool; 3]> = vec![[true; 3]; headers.len()]; // number, boolean, date
     let mut rows = 0;
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .from_path(path)?;
     for record in reader.records() {
         rows += 1;
         let Ok(record) = record else { continue };
-        for (i, cell) in record.iter().enumerate() {
+        for (i, cell) in record.iter().map(str::trim).enumerate() {
             if i >= headers.len() || !custom[i] || cell.is_empty() {
                 continue;
             }
@@ -216,7 +216,10 @@ fn row_object(
     custom: &[CustomProperty],
 ) -> Result<Map<String, Value>, String> {
     let mut row = Map::new();
-    for (header, cell) in headers.iter().zip(record.iter()) {
+    for (header, raw) in headers.iter().zip(record.iter()) {
+        // A text value is kept as written (an export's cells read back unchanged); the
+        // others are read without the spaces around them.
+        let cell = raw.trim();
         if cell.is_empty() || !(CONTACT_COLUMNS.contains(&header.as_str()) || is_custom(header)) {
             continue;
         }
@@ -237,7 +240,8 @@ fn row_object(
                 cell.parse()
                     .map_err(|_| format!("`{header}` must be a number, not {cell:?}"))?,
             ),
-            _ => Value::String(cell.to_owned()),
+            (_, Some(PropertyType::Date)) => Value::String(cell.to_owned()),
+            _ => Value::String(raw.to_owned()),
         };
         // An old export must not resubscribe someone who unsubscribed since: `true`
         // only matters to new contacts, which start subscribed anyway.

@@ -219,12 +219,15 @@ async fn export(
     let filter = roster::export::audience(&pool, &settings.file, segment, list)
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let mut pages = roster::export::CsvPages::new(&pool, filter).await?;
+    let mut pages = roster::export::CsvPages::new(&pool, &settings.file, filter).await?;
     let progress = progress_bar("contacts");
     progress.set_length(u64::try_from(pages.count().await?).unwrap_or(0));
+    // Written beside the file and renamed when whole: a failed export leaves the
+    // file that was there.
+    let partial = file.with_extension("csv.partial");
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(file)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?,
+        std::fs::File::create(&partial)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?,
     );
     let mut exported = 0;
     while let Some((csv, contacts)) = pages.next_chunk().await? {
@@ -233,6 +236,8 @@ async fn export(
         progress.inc(contacts as u64);
     }
     out.flush()?;
+    drop(out);
+    std::fs::rename(&partial, file)?;
     progress.finish_and_clear();
     println!("{}: {exported} contacts exported", file.display());
     Ok(())

@@ -100,6 +100,12 @@ pub(super) fn config_file(var: Var<'_>, errors: &mut Vec<String>) -> (PathBuf, C
     for (i, list) in file.lists.iter().enumerate() {
         if list.id.trim().is_empty() {
             errors.push(format!("lists[{i}]: the id must not be empty"));
+        } else if list.id.contains(';') {
+            // A CSV's `mailingLists` cell separates IDs with `;`.
+            errors.push(format!(
+                "lists[{i}]: the id {:?} must not hold `;`",
+                list.id
+            ));
         } else if file.lists[..i].iter().any(|other| other.id == list.id) {
             errors.push(format!("lists: the id {:?} is used twice", list.id));
         }

@@ -208,7 +208,8 @@ pub fn parse_date(value: &Value) -> Option<DateTime<Utc>> {
                 return text
                     .parse()
                     .ok()
-                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                    .and_then(storable_time);
             }
             parse_date_text(text)
         }

@@ -90,8 +90,9 @@ pub enum Test {
     NotEquals(Scalar),
     Contains(String),
     StartsWith(String),
-    GreaterThan(f64),
-    LessThan(f64),
+    /// The number as written (its JSON text), compared as `numeric`, exactly.
+    GreaterThan(String),
+    LessThan(String),
     Before(DateTime<Utc>),
     After(DateTime<Utc>),
     WithinLastDays(i64),
@@ -102,7 +103,8 @@ pub enum Test {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
     Text(String),
-    Number(f64),
+    /// As written (its JSON text), compared as `numeric`, exactly.
+    Number(String),
     Bool(bool),
 }
 

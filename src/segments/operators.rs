@@ -49,7 +49,7 @@ pub(super) fn test(operator: &str, kind: PropertyType, value: &Value) -> Result<
         "equals" | "notEquals" => {
             let scalar = match (kind, value) {
                 (PropertyType::String, Value::String(text)) => Scalar::Text(short_text(text)?),
-                (PropertyType::Number, Value::Number(n)) => Scalar::Number(finite(n.as_f64())?),
+                (PropertyType::Number, Value::Number(_)) => Scalar::Number(number(value)?),
                 (PropertyType::Boolean, Value::Bool(b)) => Scalar::Bool(*b),
                 (PropertyType::String, _) => return Err(needs("a string")),
                 (PropertyType::Number, _) => return Err(needs("a number")),
@@ -73,7 +73,7 @@ pub(super) fn test(operator: &str, kind: PropertyType, value: &Value) -> Result<
             }
         }
         "greaterThan" | "lessThan" => {
-            let n = finite(value.as_f64())?;
+            let n = number(value)?;
             if operator == "greaterThan" {
                 Test::GreaterThan(n)
             } else {
@@ -99,6 +99,11 @@ pub(super) fn test(operator: &str, kind: PropertyType, value: &Value) -> Result<
 }
 
 fn short_text(text: &str) -> Result<String, Why> {
+    if text.contains('\0') {
+        return Err(Why::Value(
+            "`value` must not hold a NUL character.".to_owned(),
+        ));
+    }
     if text.chars().count() > MAX_STRING_CHARS {
         return Err(Why::Value(format!(
             "`value` must be at most {MAX_STRING_CHARS} characters long."
@@ -107,9 +112,12 @@ fn short_text(text: &str) -> Result<String, Why> {
     Ok(text.to_owned())
 }
 
-fn finite(n: Option<f64>) -> Result<f64, Why> {
-    n.filter(|n| n.is_finite())
-        .ok_or_else(|| Why::Value("`value` must be a number.".to_owned()))
+/// A JSON number's text (exact, for `numeric`), if it is a finite number.
+fn number(value: &Value) -> Result<String, Why> {
+    match value {
+        Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => Ok(n.to_string()),
+        _ => Err(Why::Value("`value` must be a number.".to_owned())),
+    }
 }
 
 pub(super) fn days(value: &Value) -> Option<i64> {

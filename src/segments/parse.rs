@@ -41,7 +41,7 @@ fn parse_group(
             "`conditions` must be an array.",
         ));
     };
-    let mut conditions = Vec::with_capacity(items.len());
+    let mut conditions = Vec::with_capacity(items.len().min(MAX_CONDITIONS));
     for (i, item) in items.iter().enumerate() {
         let path = format!("{path}.conditions[{i}]");
         *count += 1;
@@ -234,13 +234,17 @@ fn object<'a>(value: &'a Value, path: &str, what: &str) -> Result<&'a Map<String
 
 fn only_keys(object: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), Invalid> {
     match object.keys().find(|key| !allowed.contains(&key.as_str())) {
-        Some(key) => Err(Invalid::field(
-            format!("{path}.{key}"),
-            format!(
-                "`{key}` does not belong here; this condition takes {}.",
-                allowed.join(", ")
-            ),
-        )),
+        Some(key) => {
+            // Named back, but never at any length.
+            let key: String = key.chars().take(100).collect();
+            Err(Invalid::field(
+                format!("{path}.{key}"),
+                format!(
+                    "`{key}` does not belong here; this condition takes {}.",
+                    allowed.join(", ")
+                ),
+            ))
+        }
         None => Ok(()),
     }
 }
@@ -248,13 +252,15 @@ fn only_keys(object: &Map<String, Value>, path: &str, allowed: &[&str]) -> Resul
 fn text(object: &Map<String, Value>, path: &str, key: &str) -> Result<String, Invalid> {
     match object.get(key) {
         Some(Value::String(text))
-            if !text.trim().is_empty() && text.chars().count() <= MAX_STRING_CHARS =>
+            if !text.trim().is_empty()
+                && text.chars().count() <= MAX_STRING_CHARS
+                && !text.contains('\0') =>
         {
             Ok(text.trim().to_owned())
         }
         _ => Err(Invalid::field(
             format!("{path}.{key}"),
-            format!("`{key}` must be a non-empty string."),
+            format!("`{key}` must be a non-empty string of at most {MAX_STRING_CHARS} characters."),
         )),
     }
 }

@@ -62,7 +62,17 @@ fn push_value(query: &mut QueryBuilder<Postgres>, field: &Field) {
             query
                 .push("(case when jsonb_typeof(properties -> ")
                 .push_bind(name.clone())
-                .push(format_args!(") = '{json_type}' then (properties ->> "))
+                .push(format_args!(") = '{json_type}'"));
+            if field.kind == PropertyType::Date {
+                // Only what Roster stores (RFC 3339, years 1 to 9999) is cast: one odd
+                // value must not make every query over the property fail.
+                query
+                    .push(" and (properties ->> ")
+                    .push_bind(name.clone())
+                    .push(r") ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$'");
+            }
+            query
+                .push(" then (properties ->> ")
                 .push_bind(name.clone())
                 .push(format_args!(")::{cast} end)"));
         }
@@ -107,7 +117,7 @@ fn push_test(query: &mut QueryBuilder<Postgres>, field: &Field, test: &Test) {
                 } else {
                     " < "
                 })
-                .push_bind(*value)
+                .push_bind(value.clone())
                 .push("::numeric");
         }
         Test::Before(at) | Test::After(at) => {
@@ -123,9 +133,9 @@ fn push_test(query: &mut QueryBuilder<Postgres>, field: &Field, test: &Test) {
         Test::WithinLastDays(days) => {
             push_value(query, field);
             query
-                .push(" >= now() - make_interval(days => ")
+                .push(" between now() - make_interval(days => ")
                 .push_bind(i32::try_from(*days).unwrap_or(i32::MAX))
-                .push(")");
+                .push(") and now()");
         }
     }
     query.push(")");
@@ -146,7 +156,10 @@ fn push_equals(query: &mut QueryBuilder<Postgres>, field: &Field, operator: &str
         }
         Scalar::Number(value) => {
             push_value(query, field);
-            query.push(operator).push_bind(*value).push("::numeric");
+            query
+                .push(operator)
+                .push_bind(value.clone())
+                .push("::numeric");
         }
         Scalar::Bool(value) => {
             push_value(query, field);

@@ -35,9 +35,9 @@ async fn audience(app: &TestApp) {
     for contact in [
         json!({ "email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace, Countess", "userGroup": "beta",
                 "userId": "user_ada", "mailingLists": { "news": true, "beta": true }, "plan": "Pro \"annual\"",
-                "seats": 12, "trial": false, "renewsAt": "2027-01-15", "notes": "line one\nline two" }),
+                "seats": 12, "trial": false, "renewsAt": "2027-01-15", "notes": "line one\nline two\n" }),
         json!({ "email": "grace@example.com", "firstName": "Grace", "mailingLists": { "beta": true }, "seats": 2.5, "trial": true }),
-        json!({ "email": "kat@example.com", "subscribed": false, "source": "import" }),
+        json!({ "email": "kat@example.com", "subscribed": false, "source": "import", "plan": "  padded " }),
     ] {
         let (status, body) = app.api_post("/v1/contacts/create", contact).await;
         assert_eq!(status, 200, "{body}");
@@ -95,6 +95,13 @@ async fn an_export_imported_again_changes_nothing(_: PgPoolOptions, db: PgConnec
         ["ada@example.com", "grace@example.com", "kat@example.com"]
     );
 
+    // A list since taken out of the config file stays on the contact, unexported.
+    sqlx::query("update contacts set mailing_lists = mailing_lists || '{\"old\": true}' where email = 'grace@example.com'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, csv) = export(&app, "").await;
+    assert!(!csv.contains("old"), "{csv}");
     let before = snapshot(&app).await;
     let file = std::env::temp_dir().join(format!("roster-export-{}.csv", uuid::Uuid::new_v4()));
     std::fs::write(&file, &csv).unwrap();
@@ -148,6 +155,8 @@ async fn an_export_takes_a_segment_a_list_or_both(_: PgPoolOptions, db: PgConnec
     }
     for (query, path) in [
         ("?list=gone".to_owned(), "list"),
+        ("?segment=".to_owned(), "segment"),
+        ("?list=%20".to_owned(), "list"),
         ("?segment=not-an-id".to_owned(), "segment"),
         (format!("?segment={}", uuid::Uuid::now_v7()), "segment"),
     ] {

@@ -118,7 +118,30 @@ fn one(property: &str, operator: &str, value: Value) -> Value {
 async fn each_operator_selects_what_it_says(_: PgPoolOptions, db: PgConnectOptions) {
     let app = spawn_app_with_config(db, CONFIG).await;
     audience(&app).await;
+    // A number beyond f64's exact range, and a date value Roster would not store.
+    sqlx::query(
+        "update contacts set properties = properties || case email
+             when 'grace@example.com' then '{\"seats\": 1234567890123456789}'::jsonb
+             when 'kat@example.com' then '{\"renewsAt\": \"+33658-09-27T01:46:40.000Z\"}'::jsonb
+             else '{}'::jsonb end",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
     let cases: Vec<(Value, &[&str])> = vec![
+        (
+            one("seats", "equals", json!(1234567890123456789u64)),
+            &["grace@example.com"],
+        ),
+        (
+            one("seats", "lessThan", json!(1234567890123456789u64)),
+            &["ada@example.com", "alan@sample.org"],
+        ),
+        (one("renewsAt", "withinLastDays", json!(3650)), &[]),
+        (
+            one("renewsAt", "isNotEmpty", Value::Null),
+            &["ada@example.com"],
+        ),
         (
             one("userGroup", "equals", json!("BETA")),
             &["ada@example.com", "grace@example.com"],
@@ -138,9 +161,9 @@ async fn each_operator_selects_what_it_says(_: PgPoolOptions, db: PgConnectOptio
         (one("plan", "contains", json!("%")), &[]),
         (
             one("seats", "greaterThan", json!(4)),
-            &["ada@example.com", "alan@sample.org"],
+            &["ada@example.com", "alan@sample.org", "grace@example.com"],
         ),
-        (one("seats", "lessThan", json!(5)), &["grace@example.com"]),
+        (one("seats", "lessThan", json!(5)), &[]),
         (one("seats", "equals", json!(12)), &["ada@example.com"]),
         (one("trial", "equals", json!(true)), &["grace@example.com"]),
         (

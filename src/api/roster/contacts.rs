@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, get, web};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use futures_util::StreamExt;
+
 use crate::activity::timeline;
 use crate::api::error::ApiError;
 use crate::config::ConfigFile;
@@ -70,12 +72,24 @@ pub async fn export_contacts(
     pool: web::Data<PgPool>,
     config: web::Data<ConfigFile>,
 ) -> Result<HttpResponse, ApiError> {
-    fn given(value: &Option<String>) -> Option<&str> {
-        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-    }
-    let filter = audience(&pool, &config, given(&query.segment), given(&query.list)).await?;
-    let pages = CsvPages::new(&pool, filter).await?;
-    let chunks = futures_util::stream::unfold(Some(pages), |pages| async move {
+    // Given but blank is a mistake (an unset variable in a script), not "everyone".
+    let given = |name: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+        Some("") => Err(ApiError::field(name, format!("`{name}` is empty."))),
+        other => Ok(other.map(str::to_owned)),
+    };
+    let (segment, list) = (
+        given("segment", &query.segment)?,
+        given("list", &query.list)?,
+    );
+    let filter = audience(&pool, &config, segment.as_deref(), list.as_deref()).await?;
+    let mut pages = CsvPages::new(&pool, &config, filter).await?;
+    // The first page before the answer: a failure there is an error answer, not a 200
+    // that ends early.
+    let first = pages
+        .next_chunk()
+        .await?
+        .map(|(csv, _)| web::Bytes::from(csv));
+    let rest = futures_util::stream::unfold(Some(pages), |pages| async move {
         let mut pages = pages?;
         match pages.next_chunk().await {
             Ok(Some((csv, _))) => Some((Ok(web::Bytes::from(csv)), Some(pages))),
@@ -96,5 +110,5 @@ pub async fn export_contacts(
             "content-disposition",
             "attachment; filename=\"contacts.csv\"",
         ))
-        .streaming(chunks))
+        .streaming(futures_util::stream::iter(first.map(Ok)).chain(rest)))
 }

@@ -110,7 +110,10 @@ impl From<sqlx::Error> for DashboardError {
 
 impl From<Invalid> for DashboardError {
     fn from(invalid: Invalid) -> Self {
-        Self::BadRequest(invalid.message)
+        match invalid.field {
+            Some(field) => Self::BadRequest(format!("{field}: {}", invalid.message)),
+            None => Self::BadRequest(invalid.message),
+        }
     }
 }
 
