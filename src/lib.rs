@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod campaigns;
 pub mod clerk;
 pub mod config;
 pub mod contacts;

@@ -13,13 +13,15 @@ use tracing_actix_web::TracingLogger;
 use crate::api;
 use crate::api::auth::ApiKey;
 use crate::api::throttle::FailedAuthThrottle;
+use crate::campaigns::{self, start::start_campaign};
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
-use crate::config::Settings;
+use crate::config::{ConfigFile, Settings};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
-use crate::jobs::worker::{Worker, WorkerOptions};
+use crate::jobs::Job;
+use crate::jobs::worker::{JobHandler, Worker, WorkerOptions};
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
 use crate::web::unsubscribe;
@@ -31,7 +33,7 @@ use crate::{health, monitoring};
 pub struct Application {
     port: u16,
     server: Server,
-    worker: Worker<Engine>,
+    worker: Worker<Jobs>,
 }
 
 impl Application {
@@ -67,7 +69,11 @@ impl Application {
             templates.clone(),
             outbox,
         )?;
-        let worker = Worker::new(jobs_pool, engine, WorkerOptions::default());
+        let jobs = Jobs {
+            engine,
+            config: Arc::new(settings.file.clone()),
+        };
+        let worker = Worker::new(jobs_pool, jobs, WorkerOptions::default());
         let server = http_server(&settings, database, workflows, templates, listener)?;
         Ok(Self {
             port,
@@ -82,7 +88,7 @@ impl Application {
 
     /// The server alone, and the worker for the caller to run (the tests drive it by
     /// hand, with their own clock).
-    pub fn into_parts(self) -> (Server, Worker<Engine>) {
+    pub fn into_parts(self) -> (Server, Worker<Jobs>) {
         (self.server, self.worker)
     }
 
@@ -95,6 +101,27 @@ impl Application {
         shutdown.cancel();
         worker.await?;
         Ok(served?)
+    }
+}
+
+/// What the worker runs, by job kind: workflow steps (the engine) and campaign starts.
+#[derive(Clone)]
+pub struct Jobs {
+    pub engine: Engine,
+    config: Arc<ConfigFile>,
+}
+
+impl JobHandler for Jobs {
+    async fn run(&self, job: &Job) -> anyhow::Result<()> {
+        if job.kind == campaigns::START_JOB {
+            let id = job.payload["campaign"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("a campaign start without its campaign"))?;
+            start_campaign(&self.engine.pool, &self.config, id, job.run_at).await?;
+            return Ok(());
+        }
+        self.engine.run(job).await
     }
 }
 

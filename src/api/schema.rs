@@ -194,3 +194,42 @@ pub struct SegmentResponse {
     created_at: String,
     updated_at: String,
 }
+
+/// A campaign: `name`, `template` (a folder under `templates/`), optionally
+/// `mailingListId` and `audienceSegmentId` (both: contacts in both; neither: every
+/// subscribed contact), and `scheduling`: `{"method": "now"}` or
+/// `{"method": "schedule", "timestamp": "2026-12-24T09:00:00Z"}` (absent: a draft).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct CampaignBody {
+    name: String,
+    template: String,
+    mailing_list_id: Option<String>,
+    audience_segment_id: Option<uuid::Uuid>,
+    #[schema(value_type = Option<Object>)]
+    scheduling: Option<Value>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CampaignCreated {
+    success: bool,
+    id: uuid::Uuid,
+    /// Draft, Scheduled, Sending, Sent or Cancelled.
+    status: String,
+}
+
+/// A campaign with `stats`: `recipients`, `sent`, `failed`, `suppressed`,
+/// `unsubscribed` (before their email), `skipped` (deleted, cancelled) and `remaining`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct CampaignResponse {
+    id: uuid::Uuid,
+    name: String,
+    template: String,
+    status: String,
+    #[schema(value_type = Object)]
+    stats: Value,
+}

@@ -15,6 +15,10 @@ use crate::email::templates::Templates;
 /// template the run's event names (`transactionalId`), to the address it was asked for.
 pub const TRANSACTIONAL: &str = "transactional";
 
+/// The workflow name of a campaign's runs: one marketing send of the template the
+/// run's event names, to each recipient once.
+pub const CAMPAIGN: &str = "campaign";
+
 /// A checked step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +78,18 @@ impl Workflow {
         let mut workflow: Self = serde_json::from_value(definition)?;
         workflow.version = version.to_owned();
         Ok(workflow)
+    }
+
+    /// The one-step workflow of a campaign's recipient: marketing email (unsubscribe
+    /// link, subscription checked right before the send).
+    pub fn campaign(template: &str) -> Self {
+        Self {
+            transactional: false,
+            name: CAMPAIGN.to_owned(),
+            trigger: CAMPAIGN.to_owned(),
+            ..Self::transactional(template)
+        }
+        .versioned()
     }
 
     /// The one-step workflow of a transactional send through the API.

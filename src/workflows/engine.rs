@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::definition::{Step, Workflow};
+use super::definition::{CAMPAIGN, Step, Workflow};
 use super::outbound::Outbound;
 use super::runs::{Run, advance_run, exit_run, find_run};
 use super::state::RunState;
@@ -169,6 +169,10 @@ impl Engine {
         if run.workflow == TRANSACTIONAL {
             let template = run.event["transactionalId"].as_str().unwrap_or_default();
             return Ok(Some(Workflow::transactional(template)));
+        }
+        if run.workflow == CAMPAIGN {
+            let template = run.event["template"].as_str().unwrap_or_default();
+            return Ok(Some(Workflow::campaign(template)));
         }
         let definition =
             definition_for(conn, &self.workflows, &run.workflow, run.version.as_deref()).await?;

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::definition::CAMPAIGN;
 use super::state::RunState;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows};
 use crate::config::workflows::EntryRule;
@@ -16,6 +17,8 @@ use crate::contacts::write::Upserted;
 use crate::input::InputError;
 use crate::jobs::queue::{NewJob, enqueue_job};
 use crate::page::{Page, PageQuery, page_of};
+use crate::segments::filter::Filter;
+use crate::segments::sql::push_filter;
 
 /// Attempts a step job gets: SMTP outages of a few hours are retried through.
 const STEP_ATTEMPTS: i32 = 10;
@@ -179,6 +182,53 @@ pub async fn start_transactional_run(
 /// variables under `data`.
 pub fn transactional_event(template: &str, data_variables: &Value) -> Value {
     json!({ "type": TRANSACTIONAL, "transactionalId": template, "data": data_variables })
+}
+
+/// Starts the one-step run of campaign `campaign` (its `event` as templates see it) for
+/// every subscribed contact `filter` matches, with each run's first job, in the
+/// caller's transaction: one statement, however many. A contact already in the
+/// campaign gets no second run. Returns how many runs started.
+pub async fn start_campaign_runs(
+    conn: &mut PgConnection,
+    campaign: Uuid,
+    event: &Value,
+    filter: &Filter,
+) -> sqlx::Result<u64> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "with started as (
+             insert into workflow_runs (id, workflow, entry_key, contact_id, contact, trigger_event, event, trigger_key)
+             select gen_random_uuid(), ",
+    );
+    query
+        .push_bind(CAMPAIGN)
+        .push(", ")
+        .push_bind(campaign.to_string())
+        .push(" || ':' || id, id, jsonb_build_object('email', email), ")
+        .push_bind(CAMPAIGN)
+        .push(", ")
+        .push_bind(event.clone())
+        .push(", ")
+        .push_bind(campaign.to_string())
+        .push(" from contacts where subscribed and ");
+    push_filter(&mut query, filter);
+    // The job of each run's step 0, keyed and shaped as `enqueue_step` does.
+    query
+        .push(
+            " on conflict (workflow, entry_key) do nothing
+             returning id
+         )
+         insert into jobs (kind, key, payload, run_at, max_attempts)
+         select ",
+        )
+        .push_bind(STEP_JOB)
+        .push(", id::text || ':0', jsonb_build_object('run', id, 'step', 0), now(), ")
+        .push_bind(STEP_ATTEMPTS)
+        .push(" from started on conflict (kind, key) do nothing");
+    let started = query.build().execute(&mut *conn).await?.rows_affected();
+    sqlx::query!("select pg_notify($1, '')", crate::jobs::NOTIFY_CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(started)
 }
 
 /// Adds the job for step `step` of run `run_id`, due at `run_at`.

@@ -16,7 +16,7 @@ use svix::webhooks::Webhook;
 use uuid::Uuid;
 
 use roster::jobs::worker::{Worker, WorkerOptions};
-use roster::workflows::engine::Engine;
+use roster::startup::Jobs;
 
 use crate::db_proxy::DbProxy;
 use crate::smtp_server::SmtpServer;
@@ -32,7 +32,7 @@ pub const API_KEY: &str = "test-api-key-0123456789-abcdefghijklmnop";
 pub struct TestApp {
     pub address: String,
     /// The workflow engine's worker, run by hand with `run_jobs_at`.
-    pub worker: Worker<Engine>,
+    pub worker: Worker<Jobs>,
     /// A pool of the test's own, straight to the database (not through any proxy).
     pub db: PgPool,
     pub client: reqwest::Client,
@@ -198,7 +198,7 @@ impl Delivery {
 
 impl TestApp {
     /// A second worker on the same database, as another `roster serve` would run.
-    pub fn another_worker(&self) -> Worker<Engine> {
+    pub fn another_worker(&self) -> Worker<Jobs> {
         self.worker.another(WorkerOptions::default())
     }
 

@@ -1,5 +1,6 @@
 //! Roster's own API, beyond Loops: what the dashboard reads.
 
+pub mod campaigns;
 pub mod contacts;
 pub mod events;
 pub mod runs;
@@ -22,5 +23,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(segments::show)
         .service(segments::update)
         .service(segments::remove)
-        .service(segments::contacts);
+        .service(segments::contacts)
+        .service(campaigns::create)
+        .service(campaigns::list)
+        .service(campaigns::show)
+        .service(campaigns::update)
+        .service(campaigns::cancel);
 }

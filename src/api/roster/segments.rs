@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
+use crate::campaigns::store::segment_in_use;
 use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::page::{PageQuery, page_of};
@@ -138,13 +139,20 @@ pub async fn update(
 /// Delete a segment.
 #[utoipa::path(tag = "Roster: segments", params(("id" = Uuid, Path, description = "The segment's ID")),
     responses((status = 200, body = crate::api::schema::SuccessResponse),
-              (status = 404, body = crate::api::schema::ErrorBody)))]
+              (status = 404, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
 #[delete("/v1/audience-segments/{id}")]
 pub async fn remove(
     id: web::Path<Uuid>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
-    if !delete_segment(&mut *pool.acquire().await?, *id).await? {
+    let mut conn = pool.acquire().await?;
+    if segment_in_use(&mut conn, *id).await? {
+        return Err(ApiError::conflict(
+            "A campaign sends to this segment; it cannot be deleted.",
+        ));
+    }
+    if !delete_segment(&mut conn, *id).await? {
         return Err(ApiError::not_found("Segment not found."));
     }
     Ok(HttpResponse::Ok().json(json!({ "success": true })))

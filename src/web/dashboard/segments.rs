@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::session::Session;
 use super::{DashboardError, Views, see_other};
+use crate::campaigns::store::segment_in_use;
 use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::contacts::properties::{PropertyType, list_custom_properties};
@@ -288,6 +289,12 @@ pub async fn remove_segment(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, DashboardError> {
     session.check_csrf(&form.csrf)?;
-    delete_segment(&mut *pool.acquire().await?, *id).await?;
+    let mut conn = pool.acquire().await?;
+    if segment_in_use(&mut conn, *id).await? {
+        return Err(DashboardError::BadRequest(
+            "A campaign sends to this segment; it cannot be deleted.".to_owned(),
+        ));
+    }
+    delete_segment(&mut conn, *id).await?;
     Ok(see_other("/segments"))
 }

@@ -1,0 +1,216 @@
+//! `/v1/campaigns`: one template to an audience, now or at a time; changed while a
+//! draft or scheduled, cancelled until sent; with its figures.
+
+use actix_web::{HttpResponse, get, post, web};
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::campaigns::store::{
+    CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
+    stats, update_campaign,
+};
+use crate::campaigns::{CampaignStatus, Scheduling};
+use crate::config::ConfigFile;
+use crate::email::templates::Templates;
+use crate::page::{PageQuery, page_of};
+use crate::segments::store::find_segment;
+use crate::segments::{check_filter, check_name};
+
+/// A request body's campaign, checked against the templates, lists and segments.
+struct CampaignBody {
+    name: String,
+    template: String,
+    list: Option<String>,
+    segment: Option<Uuid>,
+    scheduling: Scheduling,
+}
+
+async fn campaign_body(
+    body: &Map<String, Value>,
+    pool: &PgPool,
+    config: &ConfigFile,
+    templates: &Templates,
+) -> Result<CampaignBody, ApiError> {
+    const FIELDS: [&str; 5] = [
+        "name",
+        "template",
+        "mailingListId",
+        "audienceSegmentId",
+        "scheduling",
+    ];
+    if let Some(key) = body.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+        let key: String = key.chars().take(100).collect();
+        return Err(ApiError::field(
+            &key,
+            format!("`{key}` is not a field of a campaign."),
+        ));
+    }
+    let text = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+        Some(_) => Err(ApiError::field(
+            key,
+            format!("`{key}` must be a non-empty string."),
+        )),
+    };
+    let name = check_name(&text("name")?.unwrap_or_default())?;
+    let template =
+        text("template")?.ok_or_else(|| ApiError::field("template", "`template` is required."))?;
+    if !templates.contains(&template) {
+        return Err(ApiError::field(
+            "template",
+            format!("There is no template named {template:?}."),
+        ));
+    }
+    let mailing_list = text("mailingListId")?;
+    if let Some(id) = &mailing_list
+        && config.list(id).is_none()
+    {
+        return Err(ApiError::field(
+            "mailingListId",
+            format!("There is no mailing list with the ID {id:?}."),
+        ));
+    }
+    let segment = match text("audienceSegmentId")? {
+        None => None,
+        Some(id) => {
+            let missing = || {
+                ApiError::field(
+                    "audienceSegmentId",
+                    format!("There is no segment with the ID {id:?}."),
+                )
+            };
+            let id: Uuid = id.parse().map_err(|_| missing())?;
+            let mut conn = pool.acquire().await?;
+            let saved = find_segment(&mut conn, id).await?.ok_or_else(missing)?;
+            check_filter(&mut conn, config, &saved.filter).await?;
+            Some(id)
+        }
+    };
+    let scheduling = Scheduling::parse(body.get("scheduling"))?;
+    Ok(CampaignBody {
+        name,
+        template,
+        list: mailing_list,
+        segment,
+        scheduling,
+    })
+}
+
+impl CampaignBody {
+    fn fields(&self) -> CampaignFields<'_> {
+        CampaignFields {
+            name: &self.name,
+            template: &self.template,
+            mailing_list_id: self.list.as_deref(),
+            segment_id: self.segment,
+            send_at: match self.scheduling {
+                Scheduling::Draft => None,
+                Scheduling::At(at) => Some(at),
+            },
+        }
+    }
+}
+
+/// Create a campaign: a draft, or scheduled (`now` or at `timestamp`).
+#[utoipa::path(tag = "Roster: campaigns", request_body = crate::api::schema::CampaignBody,
+    responses((status = 200, body = crate::api::schema::CampaignCreated),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
+#[post("/v1/campaigns")]
+pub async fn create(
+    body: web::Json<Map<String, Value>>,
+    pool: web::Data<PgPool>,
+    config: web::Data<ConfigFile>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign = campaign_body(&body, &pool, &config, &templates).await?;
+    let mut tx = pool.begin().await?;
+    let (id, status) = create_campaign(&mut tx, &campaign.fields()).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "id": id, "status": status.label() })))
+}
+
+/// Campaigns, newest first.
+#[utoipa::path(tag = "Roster: campaigns", params(PageQuery),
+    responses((status = 200, body = crate::api::schema::Page),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
+#[get("/v1/campaigns")]
+pub async fn list(
+    paging: web::Query<PageQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
+    let rows = list_campaigns(&pool, cursor, limit + 1).await?;
+    Ok(HttpResponse::Ok().json(page_of(rows, limit, |c| c.id.to_string(), |c| c.to_json())))
+}
+
+/// One campaign with its `stats`.
+#[utoipa::path(tag = "Roster: campaigns", params(("id" = Uuid, Path, description = "The campaign's ID")),
+    responses((status = 200, body = crate::api::schema::CampaignResponse),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
+#[get("/v1/campaigns/{id}")]
+pub async fn show(id: web::Path<Uuid>, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
+    settle_sent(&pool, *id).await?;
+    let campaign = find_campaign(&mut *pool.acquire().await?, *id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Campaign not found."))?;
+    let mut shown = campaign.to_json();
+    shown["stats"] = stats(&pool, *id).await?;
+    Ok(HttpResponse::Ok().json(shown))
+}
+
+/// Change a draft or scheduled campaign (the whole of it); 409 once it is sending.
+#[utoipa::path(tag = "Roster: campaigns", params(("id" = Uuid, Path, description = "The campaign's ID")),
+    request_body = crate::api::schema::CampaignBody,
+    responses((status = 200, body = crate::api::schema::CampaignCreated),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
+#[post("/v1/campaigns/{id}")]
+pub async fn update(
+    id: web::Path<Uuid>,
+    body: web::Json<Map<String, Value>>,
+    pool: web::Data<PgPool>,
+    config: web::Data<ConfigFile>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign = campaign_body(&body, &pool, &config, &templates).await?;
+    let mut tx = pool.begin().await?;
+    let status = match update_campaign(&mut tx, *id, &campaign.fields()).await? {
+        None => return Err(ApiError::not_found("Campaign not found.")),
+        Some(Err(status)) => return Err(not_editable(status)),
+        Some(Ok(status)) => status,
+    };
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "id": *id, "status": status.label() })))
+}
+
+/// Cancel a campaign not yet sent: the sends still waiting are not made.
+#[utoipa::path(tag = "Roster: campaigns", params(("id" = Uuid, Path, description = "The campaign's ID")),
+    responses((status = 200, body = crate::api::schema::SuccessResponse),
+              (status = 404, body = crate::api::schema::ErrorBody),
+              (status = 409, body = crate::api::schema::ErrorBody)))]
+#[post("/v1/campaigns/{id}/cancel")]
+pub async fn cancel(
+    id: web::Path<Uuid>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let mut tx = pool.begin().await?;
+    match cancel_campaign(&mut tx, *id).await? {
+        None => return Err(ApiError::not_found("Campaign not found.")),
+        Some(Err(status)) => return Err(not_editable(status)),
+        Some(Ok(())) => {}
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true })))
+}
+
+fn not_editable(status: CampaignStatus) -> ApiError {
+    ApiError::conflict(format!(
+        "The campaign is {}; it can no longer change.",
+        status.label()
+    ))
+}

@@ -1,0 +1,91 @@
+//! Campaigns: one template sent once to an audience (all subscribed contacts, a
+//! mailing list's, a saved segment's, or those on both), now or at a time. The
+//! audience is fixed when sending starts (`start`): each recipient becomes a one-step
+//! workflow run, so the engine sends it, checking subscription and suppression right
+//! before, at most once per (campaign, contact).
+
+pub mod start;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::input::{Invalid, one_of};
+
+/// Job kind that fixes a campaign's audience and starts its sends; payload
+/// `{"campaign": uuid}`, keyed by the campaign.
+pub const START_JOB: &str = "campaign.start";
+
+/// Where a campaign stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Sent,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Draft,
+        Self::Scheduled,
+        Self::Sending,
+        Self::Sent,
+        Self::Cancelled,
+    ];
+
+    /// As the API shows it (Loops' spelling).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Draft => "Draft",
+            Self::Scheduled => "Scheduled",
+            Self::Sending => "Sending",
+            Self::Sent => "Sent",
+            Self::Cancelled => "Cancelled",
+        }
+    }
+
+    /// Whether it may still be changed.
+    pub fn is_editable(self) -> bool {
+        matches!(self, Self::Draft | Self::Scheduled)
+    }
+}
+
+/// When to send: not yet (a draft), or from a time (now, or later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    Draft,
+    At(DateTime<Utc>),
+}
+
+impl Scheduling {
+    /// `{"method": "now"}` or `{"method": "schedule", "timestamp": "..."}`; absent or
+    /// null is a draft.
+    pub fn parse(value: Option<&Value>) -> Result<Self, Invalid> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(Self::Draft);
+        };
+        let method = value["method"].as_str().unwrap_or_default();
+        let method = one_of("scheduling.method", method, &["now", "schedule"], |m| m)?;
+        if method == "now" {
+            return Ok(Self::At(Utc::now()));
+        }
+        value["timestamp"]
+            .as_str()
+            .and_then(|text| crate::input::parse_date_text(text.trim()))
+            .map(Self::At)
+            .ok_or_else(|| {
+                Invalid::field(
+                    "scheduling.timestamp",
+                    "`timestamp` must be a time such as 2026-12-24T09:00:00Z.",
+                )
+            })
+    }
+}
+
+/// What the runs of a campaign see as `event`.
+pub fn run_event(id: uuid::Uuid, name: &str, template: &str) -> Value {
+    json!({ "type": "campaign", "campaignId": id, "name": name, "template": template })
+}

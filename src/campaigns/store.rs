@@ -1,0 +1,272 @@
+//! Campaigns in the database, and their figures from their runs and deliveries.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{CampaignStatus, START_JOB};
+use crate::jobs::queue::{NewJob, enqueue_job};
+
+/// A campaign as stored.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub name: String,
+    pub template: String,
+    pub mailing_list_id: Option<String>,
+    pub segment_id: Option<Uuid>,
+    pub status: CampaignStatus,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub problem: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "template": self.template,
+            "mailingListId": self.mailing_list_id,
+            "audienceSegmentId": self.segment_id,
+            "status": self.status.label(),
+            "scheduledAt": self.scheduled_at,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "problem": self.problem,
+            "createdAt": self.created_at,
+        })
+    }
+}
+
+/// What a campaign is made of.
+pub struct CampaignFields<'a> {
+    pub name: &'a str,
+    pub template: &'a str,
+    pub mailing_list_id: Option<&'a str>,
+    pub segment_id: Option<Uuid>,
+    /// `None`: a draft.
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a campaign, and its start job when it has a time.
+pub async fn create_campaign(
+    conn: &mut PgConnection,
+    fields: &CampaignFields<'_>,
+) -> sqlx::Result<(Uuid, CampaignStatus)> {
+    let id = Uuid::now_v7();
+    let status = match fields.send_at {
+        Some(_) => CampaignStatus::Scheduled,
+        None => CampaignStatus::Draft,
+    };
+    sqlx::query!(
+        "insert into campaigns (id, name, template, mailing_list_id, segment_id, status, scheduled_at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        id,
+        fields.name,
+        fields.template,
+        fields.mailing_list_id,
+        fields.segment_id,
+        status as CampaignStatus,
+        fields.send_at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    schedule_start(conn, id, fields.send_at).await?;
+    Ok((id, status))
+}
+
+/// Replaces a draft or scheduled campaign's fields (and its time); `None` when there is
+/// no such campaign, its status when it can no longer change.
+pub async fn update_campaign(
+    conn: &mut PgConnection,
+    id: Uuid,
+    fields: &CampaignFields<'_>,
+) -> sqlx::Result<Option<Result<CampaignStatus, CampaignStatus>>> {
+    let Some(current) = lock_campaign(conn, id).await? else {
+        return Ok(None);
+    };
+    if !current.is_editable() {
+        return Ok(Some(Err(current)));
+    }
+    let status = match fields.send_at {
+        Some(_) => CampaignStatus::Scheduled,
+        None => CampaignStatus::Draft,
+    };
+    sqlx::query!(
+        "update campaigns set name = $2, template = $3, mailing_list_id = $4, segment_id = $5,
+             status = $6, scheduled_at = $7, updated_at = now()
+         where id = $1",
+        id,
+        fields.name,
+        fields.template,
+        fields.mailing_list_id,
+        fields.segment_id,
+        status as CampaignStatus,
+        fields.send_at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    schedule_start(conn, id, fields.send_at).await?;
+    Ok(Some(Ok(status)))
+}
+
+/// The campaign's status, its row locked until the transaction ends.
+pub async fn lock_campaign(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<CampaignStatus>> {
+    sqlx::query_scalar!(
+        r#"select status as "status: CampaignStatus" from campaigns where id = $1 for update"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Adds the start job at `send_at`, or moves the waiting one there; a draft's job
+/// waits for ever (the start does nothing for a campaign that is not scheduled).
+async fn schedule_start(
+    conn: &mut PgConnection,
+    id: Uuid,
+    send_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    let Some(send_at) = send_at else {
+        return Ok(());
+    };
+    let key = id.to_string();
+    let payload = json!({ "campaign": id });
+    let job = NewJob {
+        kind: START_JOB,
+        key: Some(&key),
+        payload: &payload,
+        run_at: send_at,
+        max_attempts: 10,
+    };
+    if enqueue_job(conn, &job).await?.is_none() {
+        // Rescheduled, or scheduled again after a draft: the one job moves, and runs
+        // again if it ran for an earlier time.
+        sqlx::query!(
+            "update jobs set run_at = $3, state = 'scheduled', attempts = 0, finished_at = null
+             where kind = $1 and key = $2 and state in ('scheduled', 'done')",
+            START_JOB,
+            key,
+            send_at
+        )
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn find_campaign(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Campaign>> {
+    sqlx::query_as!(
+        Campaign,
+        r#"select id, name, template, mailing_list_id, segment_id, status as "status: CampaignStatus",
+                  scheduled_at, started_at, finished_at, problem, created_at
+           from campaigns where id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Campaigns newest first, after `cursor`, at most `limit`.
+pub async fn list_campaigns(
+    pool: &PgPool,
+    cursor: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Campaign>> {
+    sqlx::query_as!(
+        Campaign,
+        r#"select id, name, template, mailing_list_id, segment_id, status as "status: CampaignStatus",
+                  scheduled_at, started_at, finished_at, problem, created_at
+           from campaigns where ($1::uuid is null or id < $1) order by id desc limit $2"#,
+        cursor,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Cancels a campaign not yet sent: its waiting sends end (a send already handed to
+/// SMTP finishes). `None` when there is no such campaign; its status when it is over.
+pub async fn cancel_campaign(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<Result<(), CampaignStatus>>> {
+    let Some(status) = lock_campaign(conn, id).await? else {
+        return Ok(None);
+    };
+    if matches!(status, CampaignStatus::Sent | CampaignStatus::Cancelled) {
+        return Ok(Some(Err(status)));
+    }
+    sqlx::query!(
+        "update campaigns set status = 'cancelled', finished_at = now(), updated_at = now() where id = $1",
+        id
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "update workflow_runs set state = 'exited', exit_reason = 'the campaign was cancelled',
+             finished_at = now(), updated_at = now()
+         where workflow = 'campaign' and trigger_key = $1 and state = 'active'",
+        id.to_string()
+    )
+    .execute(conn)
+    .await?;
+    Ok(Some(Ok(())))
+}
+
+/// Marks a sending campaign sent once none of its runs is active.
+pub async fn settle_sent(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update campaigns set status = 'sent', finished_at = now(), updated_at = now()
+         where id = $1 and status = 'sending'
+           and not exists (select 1 from workflow_runs
+                           where workflow = 'campaign' and trigger_key = $2 and state = 'active')",
+        id,
+        id.to_string()
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The campaign's figures: recipients, emails by outcome, and sends skipped because
+/// the contact unsubscribed (or was deleted, or the campaign was cancelled) first.
+pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
+    let row = sqlx::query!(
+        r#"select count(*) as "recipients!",
+                  count(*) filter (where d.state = 'sent') as "sent!",
+                  count(*) filter (where d.state in ('failed', 'unknown')) as "failed!",
+                  count(*) filter (where d.state = 'suppressed') as "suppressed!",
+                  count(*) filter (where d.id is null and r.exit_reason = 'the contact unsubscribed') as "unsubscribed!",
+                  count(*) filter (where d.id is null and r.state = 'exited'
+                                   and r.exit_reason is distinct from 'the contact unsubscribed') as "skipped!",
+                  count(*) filter (where r.state = 'active') as "remaining!"
+           from workflow_runs r left join email_deliveries d on d.run_id = r.id and d.step = 0
+           where r.workflow = 'campaign' and r.trigger_key = $1"#,
+        id.to_string()
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(json!({
+        "recipients": row.recipients, "sent": row.sent, "failed": row.failed,
+        "suppressed": row.suppressed, "unsubscribed": row.unsubscribed,
+        "skipped": row.skipped, "remaining": row.remaining,
+    }))
+}
+
+/// Whether a campaign names this segment (which then cannot be deleted).
+pub async fn segment_in_use(conn: &mut PgConnection, segment: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from campaigns where segment_id = $1) as "used!""#,
+        segment
+    )
+    .fetch_one(conn)
+    .await
+}
