@@ -64,6 +64,8 @@ impl Modify for BearerKey {
         roster::campaigns::show,
         roster::campaigns::update,
         roster::campaigns::cancel,
+        roster::campaigns::preview,
+        roster::campaigns::test_send,
         analytics::growth,
         analytics::churn,
         analytics::waitlist,

@@ -233,3 +233,12 @@ pub struct CampaignResponse {
     #[schema(value_type = Object)]
     stats: Value,
 }
+
+/// An email as rendered: `subject`, `html` and `text`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RenderedEmailBody {
+    subject: String,
+    html: String,
+    text: String,
+}

@@ -10,7 +10,13 @@ pub mod store;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use minijinja::context;
+
+use crate::contacts::Contact;
+use crate::email::templates::{RenderedEmail, TemplateError, Templates};
 use crate::input::{Invalid, one_of};
+use crate::workflows::context::{sample_context, step_context};
+use crate::workflows::definition::CAMPAIGN;
 
 /// Job kind that fixes a campaign's audience and starts its sends; payload
 /// `{"campaign": uuid}`, keyed by the campaign.
@@ -83,6 +89,26 @@ impl Scheduling {
                 )
             })
     }
+}
+
+/// The campaign's email as `contact` (or, without one, the sample contact) would get
+/// it, with a placeholder unsubscribe link.
+pub fn render_for(
+    templates: &Templates,
+    campaign: &store::Campaign,
+    contact: Option<&Contact>,
+) -> Result<RenderedEmail, TemplateError> {
+    let event = run_event(campaign.id, &campaign.name, &campaign.template);
+    let step = match contact {
+        Some(contact) => step_context(contact.to_json(), event, CAMPAIGN),
+        None => {
+            let sample = sample_context(CAMPAIGN);
+            context! { event => minijinja::Value::from(minijinja::value::Serde(event)), ..sample }
+        }
+    };
+    let context =
+        context! { unsubscribe_url => "https://roster.example/unsubscribe/preview", ..step };
+    templates.render(&campaign.template, &context)
 }
 
 /// What the runs of a campaign see as `event`.

@@ -11,12 +11,15 @@ use crate::campaigns::store::{
     CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
     stats, update_campaign,
 };
-use crate::campaigns::{CampaignStatus, Scheduling};
+use crate::campaigns::{CampaignStatus, Scheduling, render_for};
 use crate::config::ConfigFile;
+use crate::contacts::input::normalise_email;
+use crate::contacts::store::find_contact_by_email;
 use crate::email::templates::Templates;
 use crate::page::{PageQuery, page_of};
 use crate::segments::store::find_segment;
 use crate::segments::{check_filter, check_name};
+use crate::workflows::transactional::queue_transactional;
 
 /// A request body's campaign, checked against the templates, lists and segments.
 struct CampaignBody {
@@ -213,4 +216,88 @@ fn not_editable(status: CampaignStatus) -> ApiError {
         "The campaign is {}; it can no longer change.",
         status.label()
     ))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct PreviewQuery {
+    /// Render for the contact with this address; without it, for a sample contact.
+    email: Option<String>,
+}
+
+/// The campaign's email (`subject`, `html`, `text`) as a contact would get it.
+#[utoipa::path(tag = "Roster: campaigns",
+    params(("id" = Uuid, Path, description = "The campaign's ID"), PreviewQuery),
+    responses((status = 200, body = crate::api::schema::RenderedEmailBody),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
+#[get("/v1/campaigns/{id}/preview")]
+pub async fn preview(
+    id: web::Path<Uuid>,
+    query: web::Query<PreviewQuery>,
+    pool: web::Data<PgPool>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = pool.acquire().await?;
+    let campaign = find_campaign(&mut conn, *id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Campaign not found."))?;
+    let contact =
+        match query
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            None => None,
+            Some(email) => Some(find_contact_by_email(&mut conn, email).await?.ok_or_else(
+                || ApiError::not_found("No contact has this email address.").at("email"),
+            )?),
+        };
+    let email = render_for(&templates, &campaign, contact.as_ref())
+        .map_err(|e| ApiError::field("template", format!("The template does not render: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "subject": email.subject, "html": email.html, "text": email.text })))
+}
+
+/// Send the campaign's email once to one address, as a test (a transactional send:
+/// no unsubscribe link, not counted in the campaign).
+#[utoipa::path(tag = "Roster: campaigns", params(("id" = Uuid, Path, description = "The campaign's ID")),
+    request_body = crate::api::schema::ContactKeyBody,
+    responses((status = 200, body = crate::api::schema::SuccessResponse),
+              (status = 400, body = crate::api::schema::ErrorBody),
+              (status = 404, body = crate::api::schema::ErrorBody)))]
+#[post("/v1/campaigns/{id}/test")]
+pub async fn test_send(
+    id: web::Path<Uuid>,
+    body: web::Json<Map<String, Value>>,
+    pool: web::Data<PgPool>,
+    templates: web::Data<Templates>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(key) = body.keys().find(|key| key.as_str() != "email") {
+        let key: String = key.chars().take(100).collect();
+        return Err(ApiError::field(
+            &key,
+            format!("`{key}` is not a field of a test send: send `email`."),
+        ));
+    }
+    let email = match body.get("email") {
+        Some(Value::String(email)) => normalise_email(email.clone())?,
+        _ => return Err(ApiError::field("email", "`email` is required.")),
+    };
+    let mut tx = pool.begin().await?;
+    let campaign = find_campaign(&mut tx, *id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Campaign not found."))?;
+    let contact = find_contact_by_email(&mut tx, &email).await?;
+    queue_transactional(
+        &mut tx,
+        &templates,
+        &campaign.template,
+        contact.as_ref(),
+        &email,
+        &json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }

@@ -28,5 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(campaigns::list)
         .service(campaigns::show)
         .service(campaigns::update)
-        .service(campaigns::cancel);
+        .service(campaigns::cancel)
+        .service(campaigns::preview)
+        .service(campaigns::test_send);
 }
