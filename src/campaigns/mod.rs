@@ -12,9 +12,13 @@ use serde_json::{Value, json};
 
 use minijinja::context;
 
+use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::email::templates::{RenderedEmail, TemplateError, Templates};
+use crate::input::InputError;
 use crate::input::{Invalid, one_of};
+use crate::segments::check_filter;
+use crate::segments::store::find_segment;
 use crate::workflows::context::{sample_context, step_context};
 use crate::workflows::definition::CAMPAIGN;
 
@@ -89,6 +93,47 @@ impl Scheduling {
                 )
             })
     }
+}
+
+/// Checks what a campaign names: its template exists, its list is in the config file,
+/// its segment (an ID) exists and can be used now. Returns the segment's ID.
+pub async fn check_parts(
+    conn: &mut sqlx::PgConnection,
+    config: &ConfigFile,
+    templates: &Templates,
+    template: &str,
+    list: Option<&str>,
+    segment: Option<&str>,
+) -> Result<Option<uuid::Uuid>, InputError> {
+    if !templates.contains(template) {
+        return Err(Invalid::field(
+            "template",
+            format!("There is no template named {template:?}."),
+        )
+        .into());
+    }
+    if let Some(id) = list
+        && config.list(id).is_none()
+    {
+        return Err(Invalid::field(
+            "mailingListId",
+            format!("There is no mailing list with the ID {id:?}."),
+        )
+        .into());
+    }
+    let Some(segment) = segment else {
+        return Ok(None);
+    };
+    let missing = || {
+        Invalid::field(
+            "audienceSegmentId",
+            format!("There is no segment with the ID {segment:?}."),
+        )
+    };
+    let id: uuid::Uuid = segment.parse().map_err(|_| missing())?;
+    let saved = find_segment(conn, id).await?.ok_or_else(missing)?;
+    check_filter(conn, config, &saved.filter).await?;
+    Ok(Some(id))
 }
 
 /// The campaign's email as `contact` (or, without one, the sample contact) would get

@@ -295,23 +295,46 @@ async fn a_campaign_is_previewed_and_test_sent_before_it_goes(
     app.api_post("/v1/contacts/create", body).await;
     let id = campaign(&app, json!({ "name": "Draft", "template": "tips" })).await;
     let (status, preview) = app
-        .api_get(&format!("/v1/campaigns/{id}/preview?email=ada%40example.com"))
+        .api_get(&format!(
+            "/v1/campaigns/{id}/preview?email=ada%40example.com"
+        ))
         .await;
     assert_eq!(status, 200, "{preview}");
-    assert!(preview["html"].as_str().unwrap().contains("Ada"), "{preview}");
+    assert!(
+        preview["html"].as_str().unwrap().contains("Ada"),
+        "{preview}"
+    );
     assert!(!preview["subject"].as_str().unwrap().is_empty());
     let (status, sample) = app.api_get(&format!("/v1/campaigns/{id}/preview")).await;
     assert_eq!(status, 200, "{sample}");
     let (status, _) = app
-        .api_get(&format!("/v1/campaigns/{id}/preview?email=nobody%40example.com"))
+        .api_get(&format!(
+            "/v1/campaigns/{id}/preview?email=nobody%40example.com"
+        ))
         .await;
     assert_eq!(status, 404);
 
     let test = format!("/v1/campaigns/{id}/test");
-    assert_eq!(app.api_post(&test, json!({ "email": "not an address" })).await.0, 400);
-    assert_eq!(app.api_post(&test, json!({ "email": "me@acme.test" })).await.0, 200);
+    assert_eq!(
+        app.api_post(&test, json!({ "email": "not an address" }))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        app.api_post(&test, json!({ "email": "me@acme.test" }))
+            .await
+            .0,
+        200
+    );
     app.run_jobs_at(Utc::now()).await;
     assert_eq!(recipients(&smtp), ["me@acme.test"]);
     let shown = show(&app, &id).await;
-    assert_eq!((shown["status"].clone(), shown["stats"]["recipients"].clone()), (json!("Draft"), json!(0)));
+    assert_eq!(
+        (
+            shown["status"].clone(),
+            shown["stats"]["recipients"].clone()
+        ),
+        (json!("Draft"), json!(0))
+    );
 }

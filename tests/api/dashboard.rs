@@ -412,3 +412,90 @@ async fn a_segment_is_built_counted_saved_and_changed_on_the_dashboard(
             .contains("Everyone")
     );
 }
+
+#[sqlx::test]
+async fn a_campaign_is_created_previewed_sent_and_counted_on_the_dashboard(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, smtp) = crate::helpers::spawn_app_with_smtp(db, "").await;
+    for email in ["ada@example.com", "grace@example.com"] {
+        app.api_post(
+            "/v1/contacts/create",
+            serde_json::json!({ "email": email, "firstName": "Ada" }),
+        )
+        .await;
+    }
+    let (client, _) = logged_in(&app.address, API_KEY).await;
+    let token = csrf(&client, &format!("{}/campaigns", app.address)).await;
+    let response = client
+        .post(format!("{}/campaigns", app.address))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "Launch"),
+            ("template", "tips"),
+            ("list", ""),
+            ("segment", ""),
+            ("when", "draft"),
+            ("at_time", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let page_path = response.headers()["location"].to_str().unwrap().to_owned();
+    let page_url = format!("{}{page_path}", app.address);
+    let page = client
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"campaign-status\">Draft<")
+            && page.contains("<iframe class=\"preview\""),
+        "{page}"
+    );
+
+    let test = client
+        .post(format!("{page_url}/test"))
+        .form(&[("csrf", token.as_str()), ("email", "me@acme.test")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(test.status(), 303);
+    let send = client
+        .post(format!("{page_url}/send"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(send.status(), 303);
+    app.run_jobs_at(chrono::Utc::now()).await;
+    app.run_jobs_at(chrono::Utc::now()).await;
+    let mut to: Vec<String> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ada@example.com", "grace@example.com", "me@acme.test"]);
+    let page = client
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"campaign-status\">Sent<") && page.contains("id=\"stat-sent\">2<"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(">Cancel<"),
+        "a sent campaign has no cancel button"
+    );
+}

@@ -138,6 +138,17 @@ test("the dashboard: log in, search, a contact, unsubscribe, charts, every page"
     const segments = (await api("GET", "/v1/audience-segments")).body.data;
     assert.ok(segments.some((s) => s.name === "Dash three"), "the API sees the saved segment");
 
+    // A campaign: created as a draft to that segment, its email previewed.
+    await page.goto(`${url}/campaigns`);
+    await page.fill('input[name="name"]', "Dash launch");
+    await page.selectOption('select[name="template"]', "tips");
+    await page.selectOption('select[name="segment"]', { label: "Dash three" });
+    await page.click("button:has-text('Create')");
+    await page.waitForSelector("h1:has-text('Dash launch')");
+    assert.equal(await page.textContent("#campaign-status"), "Draft");
+    assert.match(await page.locator("iframe.preview").getAttribute("srcdoc"), /tips|Tips/);
+    await page.screenshot({ path: `${shots}/campaign.png`, fullPage: true });
+
     await page.goto(`${url}/analytics`);
     await page.waitForSelector(".chart svg");
     assert.ok((await page.locator(".chart svg").count()) >= 5, "five charts");

@@ -11,14 +11,13 @@ use crate::campaigns::store::{
     CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
     stats, update_campaign,
 };
-use crate::campaigns::{CampaignStatus, Scheduling, render_for};
+use crate::campaigns::{CampaignStatus, Scheduling, check_parts, render_for};
 use crate::config::ConfigFile;
 use crate::contacts::input::normalise_email;
 use crate::contacts::store::find_contact_by_email;
 use crate::email::templates::Templates;
 use crate::page::{PageQuery, page_of};
-use crate::segments::store::find_segment;
-use crate::segments::{check_filter, check_name};
+use crate::segments::check_name;
 use crate::workflows::transactional::queue_transactional;
 
 /// A request body's campaign, checked against the templates, lists and segments.
@@ -61,37 +60,18 @@ async fn campaign_body(
     let name = check_name(&text("name")?.unwrap_or_default())?;
     let template =
         text("template")?.ok_or_else(|| ApiError::field("template", "`template` is required."))?;
-    if !templates.contains(&template) {
-        return Err(ApiError::field(
-            "template",
-            format!("There is no template named {template:?}."),
-        ));
-    }
     let mailing_list = text("mailingListId")?;
-    if let Some(id) = &mailing_list
-        && config.list(id).is_none()
-    {
-        return Err(ApiError::field(
-            "mailingListId",
-            format!("There is no mailing list with the ID {id:?}."),
-        ));
-    }
-    let segment = match text("audienceSegmentId")? {
-        None => None,
-        Some(id) => {
-            let missing = || {
-                ApiError::field(
-                    "audienceSegmentId",
-                    format!("There is no segment with the ID {id:?}."),
-                )
-            };
-            let id: Uuid = id.parse().map_err(|_| missing())?;
-            let mut conn = pool.acquire().await?;
-            let saved = find_segment(&mut conn, id).await?.ok_or_else(missing)?;
-            check_filter(&mut conn, config, &saved.filter).await?;
-            Some(id)
-        }
-    };
+    let segment = text("audienceSegmentId")?;
+    let mut conn = pool.acquire().await?;
+    let segment = check_parts(
+        &mut conn,
+        config,
+        templates,
+        &template,
+        mailing_list.as_deref(),
+        segment.as_deref(),
+    )
+    .await?;
     let scheduling = Scheduling::parse(body.get("scheduling"))?;
     Ok(CampaignBody {
         name,

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod audience;
+mod campaigns;
 pub mod charts;
 mod contact;
 mod emails;
@@ -29,7 +30,7 @@ pub struct Views {
     env: Environment<'static>,
 }
 
-const VIEWS: [(&str, &str); 13] = [
+const VIEWS: [(&str, &str); 15] = [
     ("layout.html", include_str!("views/layout.html")),
     ("login.html", include_str!("views/login.html")),
     ("audience.html", include_str!("views/audience.html")),
@@ -46,6 +47,8 @@ const VIEWS: [(&str, &str); 13] = [
         "segment_matches.html",
         include_str!("views/segment_matches.html"),
     ),
+    ("campaigns.html", include_str!("views/campaigns.html")),
+    ("campaign.html", include_str!("views/campaign.html")),
 ];
 
 impl Views {
@@ -253,5 +256,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(segments::save_segment)
         .service(segments::segment_page)
         .service(segments::change_segment)
-        .service(segments::remove_segment);
+        .service(segments::remove_segment)
+        .service(campaigns::campaigns_page)
+        .service(campaigns::create)
+        .service(campaigns::campaign_page)
+        .service(campaigns::test_send)
+        .service(campaigns::send_now)
+        .service(campaigns::cancel);
 }
