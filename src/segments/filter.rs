@@ -128,10 +128,13 @@ pub enum Activity {
 pub enum Target {
     Template(String),
     Workflow(String),
+    Campaign(uuid::Uuid),
 }
 
 /// What a filter may name: the custom properties and the mailing lists.
 pub struct Catalog<'a> {
     pub custom: &'a [CustomProperty],
     pub lists: Vec<&'a str>,
+    /// The campaigns' IDs.
+    pub campaigns: Vec<uuid::Uuid>,
 }

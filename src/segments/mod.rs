@@ -26,9 +26,13 @@ pub async fn check_filter(
     value: &Value,
 ) -> Result<Filter, InputError> {
     let custom = list_custom_properties(conn).await?;
+    let campaigns = sqlx::query_scalar!("select id from campaigns")
+        .fetch_all(&mut *conn)
+        .await?;
     let catalog = Catalog {
         custom: &custom,
         lists: config.lists.iter().map(|list| list.id.as_str()).collect(),
+        campaigns,
     };
     Ok(parse::parse(value, &catalog, "filter")?)
 }

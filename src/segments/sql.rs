@@ -178,6 +178,9 @@ fn push_activity(query: &mut QueryBuilder<Postgres>, activity: &ActivityTest) {
     match &activity.target {
         Target::Template(template) => query.push(" and d.template = ").push_bind(template.clone()),
         Target::Workflow(workflow) => query.push(" and r.workflow = ").push_bind(workflow.clone()),
+        Target::Campaign(campaign) => query
+            .push(" and r.workflow = 'campaign' and r.trigger_key = ")
+            .push_bind(campaign.to_string()),
     };
     if let Some(days) = activity.within_days {
         query

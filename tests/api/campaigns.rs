@@ -133,6 +133,32 @@ async fn a_campaign_reaches_its_audience_once_each(_: PgPoolOptions, db: PgConne
         ))
         .await;
     assert_eq!(got["count"], 2);
+    // Or of this campaign: who did not get it yet (subscribed or not).
+    let missed = json!({ "match": "all", "conditions": [{ "activity": "received", "campaignId": id, "negate": true }] });
+    let (_, saved) = app
+        .api_post(
+            "/v1/audience-segments",
+            json!({ "name": "missed", "filter": missed }),
+        )
+        .await;
+    let (_, got) = app
+        .api_get(&format!(
+            "/v1/audience-segments/{}",
+            saved["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(got["count"], 4, "kat, alan, edsger and the late one");
+    let unknown = json!({ "match": "all", "conditions": [{ "activity": "received", "campaignId": uuid::Uuid::now_v7() }] });
+    let (status, answer) = app
+        .api_post(
+            "/v1/audience-segments",
+            json!({ "name": "?", "filter": unknown }),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["path"].clone()),
+        (400, json!("filter.conditions[0].campaignId"))
+    );
 }
 
 #[sqlx::test]

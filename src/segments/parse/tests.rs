@@ -14,6 +14,7 @@ fn catalog() -> Catalog<'static> {
     Catalog {
         custom,
         lists: vec!["news"],
+        campaigns: Vec::new(),
     }
 }
 
