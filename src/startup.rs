@@ -118,7 +118,14 @@ impl JobHandler for Jobs {
                 .as_str()
                 .and_then(|id| id.parse().ok())
                 .ok_or_else(|| anyhow::anyhow!("a campaign start without its campaign"))?;
-            start_campaign(&self.engine.pool, &self.config, id, job.run_at).await?;
+            start_campaign(
+                &self.engine.pool,
+                &self.config,
+                &self.engine.outbound.templates,
+                id,
+                job.run_at,
+            )
+            .await?;
             return Ok(());
         }
         self.engine.run(job).await

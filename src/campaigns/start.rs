@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::store::{find_campaign, lock_campaign, settle_sent};
+use super::store::{Campaign, find_campaign, lock_campaign, settle_sent};
 use super::{CampaignStatus, run_event};
 use crate::config::ConfigFile;
+use crate::email::templates::Templates;
 use crate::input::InputError;
 use crate::segments::check_filter;
 use crate::segments::filter::{Condition, Filter};
@@ -21,6 +22,7 @@ use crate::workflows::runs::start_campaign_runs;
 pub async fn start_campaign(
     pool: &PgPool,
     config: &ConfigFile,
+    templates: &Templates,
     id: Uuid,
     due: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
@@ -34,40 +36,21 @@ pub async fn start_campaign(
     if campaign.scheduled_at.is_some_and(|at| at > due) {
         return Ok(0); // moved later meanwhile; its job waits for the new time
     }
-    let mut conditions = Vec::new();
-    if let Some(segment) = campaign.segment_id {
-        let checked = match find_segment(&mut tx, segment).await? {
-            Some(saved) => check_filter(&mut tx, config, &saved.filter).await,
-            None => Err(crate::input::Invalid::new("its segment is gone").into()),
-        };
-        match checked {
-            Ok(filter) => conditions.push(Condition::Group(filter)),
-            Err(InputError::Invalid(invalid)) => {
-                let problem = format!("the segment cannot be used: {invalid}");
-                sqlx::query!(
-                    "update campaigns set status = 'cancelled', problem = $2, finished_at = now(), updated_at = now()
-                     where id = $1",
-                    id,
-                    problem
-                )
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                tracing::warn!(campaign = %id, problem, "campaign cancelled");
-                return Ok(0);
-            }
-            Err(InputError::Database(error)) => return Err(error.into()),
+    let filter = match audience(&mut tx, config, templates, &campaign).await? {
+        Ok(filter) => filter,
+        Err(problem) => {
+            sqlx::query!(
+                "update campaigns set status = 'cancelled', problem = $2, finished_at = now(), updated_at = now()
+                 where id = $1",
+                id,
+                problem
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(campaign = %id, problem, "campaign cancelled");
+            return Ok(0);
         }
-    }
-    if let Some(list) = &campaign.mailing_list_id {
-        conditions.push(Condition::MailingList {
-            id: list.clone(),
-            negate: false,
-        });
-    }
-    let filter = Filter {
-        match_all: true,
-        conditions,
     };
     let event = run_event(id, &campaign.name, &campaign.template);
     let started = start_campaign_runs(&mut tx, id, &event, &filter).await?;
@@ -80,7 +63,49 @@ pub async fn start_campaign(
     tx.commit().await?;
     tracing::info!(campaign = %id, recipients = started, "campaign started");
     if started == 0 {
-        settle_sent(pool, id).await?;
+        settle_sent(pool, Some(id)).await?;
     }
     Ok(started)
+}
+
+/// Who the campaign goes to, as of now; `Err` says why it cannot go at all (its
+/// template, list or segment no longer usable).
+async fn audience(
+    conn: &mut sqlx::PgConnection,
+    config: &ConfigFile,
+    templates: &Templates,
+    campaign: &Campaign,
+) -> sqlx::Result<Result<Filter, String>> {
+    if !templates.contains(&campaign.template) {
+        return Ok(Err(format!("the template {:?} is gone", campaign.template)));
+    }
+    let mut conditions = Vec::new();
+    if let Some(segment) = campaign.segment_id {
+        let checked = match find_segment(conn, segment).await? {
+            Some(saved) => check_filter(conn, config, &saved.filter).await,
+            None => Err(crate::input::Invalid::new("it is gone").into()),
+        };
+        match checked {
+            Ok(filter) => conditions.push(Condition::Group(filter)),
+            Err(InputError::Invalid(invalid)) => {
+                return Ok(Err(format!("the segment cannot be used: {invalid}")));
+            }
+            Err(InputError::Database(error)) => return Err(error),
+        }
+    }
+    if let Some(list) = &campaign.mailing_list_id {
+        if config.list(list).is_none() {
+            return Ok(Err(format!(
+                "the mailing list {list:?} is no longer in the config file"
+            )));
+        }
+        conditions.push(Condition::MailingList {
+            id: list.clone(),
+            negate: false,
+        });
+    }
+    Ok(Ok(Filter {
+        match_all: true,
+        conditions,
+    }))
 }

@@ -137,7 +137,9 @@ async fn schedule_start(
     let Some(send_at) = send_at else {
         return Ok(());
     };
-    let key = id.to_string();
+    // One job per (campaign, time): a job for a time since moved finds the campaign
+    // scheduled later and does nothing, and the job of the new time starts it.
+    let key = format!("{id}:{}", send_at.timestamp_micros());
     let payload = json!({ "campaign": id });
     let job = NewJob {
         kind: START_JOB,
@@ -147,14 +149,12 @@ async fn schedule_start(
         max_attempts: 10,
     };
     if enqueue_job(conn, &job).await?.is_none() {
-        // Rescheduled, or scheduled again after a draft: the one job moves, and runs
-        // again if it ran for an earlier time.
+        // The same time again (back from a draft): its job runs again if it ended.
         sqlx::query!(
-            "update jobs set run_at = $3, state = 'scheduled', attempts = 0, finished_at = null
-             where kind = $1 and key = $2 and state in ('scheduled', 'done')",
+            "update jobs set state = 'scheduled', attempts = 0, finished_at = null, last_error = null
+             where kind = $1 and key = $2 and state in ('done', 'dead')",
             START_JOB,
             key,
-            send_at
         )
         .execute(conn)
         .await?;
@@ -204,6 +204,9 @@ pub async fn cancel_campaign(
     if matches!(status, CampaignStatus::Sent | CampaignStatus::Cancelled) {
         return Ok(Some(Err(status)));
     }
+    if status == CampaignStatus::Sending && settle(conn, Some(id)).await? > 0 {
+        return Ok(Some(Err(CampaignStatus::Sent))); // nothing was left to cancel
+    }
     sqlx::query!(
         "update campaigns set status = 'cancelled', finished_at = now(), updated_at = now() where id = $1",
         id
@@ -221,19 +224,24 @@ pub async fn cancel_campaign(
     Ok(Some(Ok(())))
 }
 
-/// Marks a sending campaign sent once none of its runs is active.
-pub async fn settle_sent(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
-        "update campaigns set status = 'sent', finished_at = now(), updated_at = now()
-         where id = $1 and status = 'sending'
-           and not exists (select 1 from workflow_runs
-                           where workflow = 'campaign' and trigger_key = $2 and state = 'active')",
-        id,
-        id.to_string()
-    )
-    .execute(pool)
-    .await?;
+/// Marks sending campaigns sent once none of their runs is active: campaign `id`, or
+/// every one. Read paths call it, so a campaign shows `Sent` as soon as it is.
+pub async fn settle_sent(pool: &PgPool, id: Option<Uuid>) -> sqlx::Result<()> {
+    settle(&mut *pool.acquire().await?, id).await?;
     Ok(())
+}
+
+async fn settle(conn: &mut PgConnection, id: Option<Uuid>) -> sqlx::Result<u64> {
+    let settled = sqlx::query!(
+        "update campaigns c set status = 'sent', finished_at = now(), updated_at = now()
+         where ($1::uuid is null or c.id = $1) and c.status = 'sending'
+           and not exists (select 1 from workflow_runs
+                           where workflow = 'campaign' and trigger_key = c.id::text and state = 'active')",
+        id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(settled.rows_affected())
 }
 
 /// The campaign's figures: recipients, emails by outcome, and sends skipped because

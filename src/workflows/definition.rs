@@ -132,6 +132,9 @@ pub fn check_workflows(
                 "{name:?} is reserved for the runs of transactional sends through the API"
             ));
         }
+        if name == CAMPAIGN {
+            fail(format!("{name:?} is reserved for the runs of campaigns"));
+        }
         if config.trigger.trim().is_empty() {
             fail("the trigger is empty".into());
         }

@@ -221,11 +221,13 @@ pub struct NewDelivery<'a> {
 /// Writes the delivery row as `sending` if this attempt may send: the run is active at
 /// this step, and there is no row yet or only a `retrying` one. One statement, so two
 /// copies of the step (a lease taken over while the first still runs) cannot both win.
+/// The run is read `for share`: a concurrent end of the run (a cancelled campaign, an
+/// unsubscribe's exit) is waited for and seen, so no send slips past it.
 pub async fn claim_send(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> sqlx::Result<bool> {
     let claimed = sqlx::query_scalar!(
         "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
          select $1, $2, $3, $4, $5, $6, $7, 1
-         where exists (select 1 from workflow_runs where id = $2 and state = 'active' and current_step = $3)
+         where exists (select 1 from workflow_runs where id = $2 and state = 'active' and current_step = $3 for share)
          on conflict (run_id, step) do update set
              state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id
          where email_deliveries.state = 'retrying'

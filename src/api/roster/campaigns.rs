@@ -126,6 +126,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let limit = paging.limit()?;
     let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
+    settle_sent(&pool, None).await?;
     let rows = list_campaigns(&pool, cursor, limit + 1).await?;
     Ok(HttpResponse::Ok().json(page_of(rows, limit, |c| c.id.to_string(), |c| c.to_json())))
 }
@@ -136,7 +137,7 @@ pub async fn list(
               (status = 404, body = crate::api::schema::ErrorBody)))]
 #[get("/v1/campaigns/{id}")]
 pub async fn show(id: web::Path<Uuid>, pool: web::Data<PgPool>) -> Result<HttpResponse, ApiError> {
-    settle_sent(&pool, *id).await?;
+    settle_sent(&pool, Some(*id)).await?;
     let campaign = find_campaign(&mut *pool.acquire().await?, *id)
         .await?
         .ok_or_else(|| ApiError::not_found("Campaign not found."))?;

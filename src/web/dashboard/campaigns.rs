@@ -32,6 +32,7 @@ pub async fn campaigns_page(
     config: web::Data<ConfigFile>,
     templates: web::Data<Templates>,
 ) -> Result<HttpResponse, DashboardError> {
+    settle_sent(&pool, None).await?;
     let campaigns: Vec<serde_json::Value> = list_campaigns(&pool, None, 200)
         .await?
         .iter()
@@ -133,7 +134,7 @@ pub async fn campaign_page(
     views: web::Data<Views>,
     templates: web::Data<Templates>,
 ) -> Result<HttpResponse, DashboardError> {
-    settle_sent(&pool, *id).await?;
+    settle_sent(&pool, Some(*id)).await?;
     let mut conn = pool.acquire().await?;
     let campaign = find_campaign(&mut conn, *id)
         .await?
