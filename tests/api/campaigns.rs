@@ -197,7 +197,9 @@ async fn a_scheduled_campaign_waits_for_its_time_and_can_be_moved(
         "every subscribed contact"
     );
     // All sent, though nobody has looked: it is Sent, and no longer cancels.
-    let (status, _) = app.api_post(&format!("/v1/campaigns/{id}/cancel"), json!({})).await;
+    let (status, _) = app
+        .api_post(&format!("/v1/campaigns/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, 409);
     let (_, list) = app.api_get("/v1/campaigns").await;
     assert_eq!(list["data"][0]["status"], "Sent");
