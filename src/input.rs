@@ -40,6 +40,11 @@ pub enum InputError {
     Database(#[from] sqlx::Error),
 }
 
+/// A query or form value as meant: trimmed, and `None` when blank.
+pub fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// An RFC 3339 time, or a date (its midnight, UTC).
 pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, Invalid> {
     parse_date_text(text.trim()).ok_or_else(|| {

@@ -69,6 +69,28 @@ pub(super) const BUILT_IN: [(&str, PropertyType, &str); 14] = [
     ("waitlistJoinedAt", PropertyType::Date, "waitlist_joined_at"),
 ];
 
+impl Filter {
+    /// The campaigns the filter's activity conditions name, each with the path of its
+    /// `campaignId` (below `path`, the filter's own).
+    pub fn campaign_references(&self, path: &str) -> Vec<(uuid::Uuid, String)> {
+        let mut found = Vec::new();
+        for (i, condition) in self.conditions.iter().enumerate() {
+            let path = format!("{path}.conditions[{i}]");
+            match condition {
+                Condition::Activity(ActivityTest {
+                    target: Target::Campaign(id),
+                    ..
+                }) => {
+                    found.push((*id, format!("{path}.campaignId")));
+                }
+                Condition::Group(group) => found.extend(group.campaign_references(&path)),
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
 /// Every property a condition can name, with its type: the built-in ones, the Clerk
 /// facts, `notes`, and `custom`.
 pub fn properties(custom: &[CustomProperty]) -> Vec<(String, PropertyType)> {
@@ -135,6 +157,4 @@ pub enum Target {
 pub struct Catalog<'a> {
     pub custom: &'a [CustomProperty],
     pub lists: Vec<&'a str>,
-    /// The campaigns' IDs.
-    pub campaigns: Vec<uuid::Uuid>,
 }

@@ -26,15 +26,24 @@ pub async fn check_filter(
     value: &Value,
 ) -> Result<Filter, InputError> {
     let custom = list_custom_properties(conn).await?;
-    let campaigns = sqlx::query_scalar!("select id from campaigns")
-        .fetch_all(&mut *conn)
-        .await?;
     let catalog = Catalog {
         custom: &custom,
         lists: config.lists.iter().map(|list| list.id.as_str()).collect(),
-        campaigns,
     };
-    Ok(parse::parse(value, &catalog, "filter")?)
+    let filter = parse::parse(value, &catalog, "filter")?;
+    // The campaigns named, asked for only when there are some.
+    let named = filter.campaign_references("filter");
+    if !named.is_empty() {
+        let ids: Vec<uuid::Uuid> = named.iter().map(|(id, _)| *id).collect();
+        let known = sqlx::query_scalar!("select id from campaigns where id = any($1)", &ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        if let Some((id, path)) = named.iter().find(|(id, _)| !known.contains(id)) {
+            let message = format!("There is no campaign with the ID \"{id}\".");
+            return Err(Invalid::field(path.clone(), message).into());
+        }
+    }
+    Ok(filter)
 }
 
 /// A segment name: trimmed, not empty, at most `MAX_NAME_CHARS`.

@@ -92,7 +92,7 @@ fn parse_condition(
         return Ok(Condition::MailingList { id, negate });
     }
     if object.contains_key("activity") {
-        return parse_activity(object, catalog, path).map(Condition::Activity);
+        return parse_activity(object, path).map(Condition::Activity);
     }
     Err(Invalid::field(
         path,
@@ -159,11 +159,7 @@ fn field(name: &str, catalog: &Catalog<'_>) -> Option<Field> {
 }
 
 /// The operators that fit a type.
-fn parse_activity(
-    object: &Map<String, Value>,
-    catalog: &Catalog<'_>,
-    path: &str,
-) -> Result<ActivityTest, Invalid> {
+fn parse_activity(object: &Map<String, Value>, path: &str) -> Result<ActivityTest, Invalid> {
     only_keys(
         object,
         path,
@@ -200,9 +196,10 @@ fn parse_activity(
         ["workflow"] => Target::Workflow(text(object, path, "workflow")?),
         ["campaignId"] => {
             let id = text(object, path, "campaignId")?;
+            // Whether it exists is asked once for the whole filter (`check_filter`).
             match id.parse::<uuid::Uuid>() {
-                Ok(campaign) if catalog.campaigns.contains(&campaign) => Target::Campaign(campaign),
-                _ => {
+                Ok(campaign) => Target::Campaign(campaign),
+                Err(_) => {
                     return Err(Invalid::field(
                         format!("{path}.campaignId"),
                         format!("There is no campaign with the ID {id:?}."),

@@ -14,6 +14,7 @@ use crate::contacts::store::{
     delete_contact, find_contact_by_email, find_contact_by_user_id, lock_person,
 };
 use crate::contacts::write::{Write, upsert};
+use crate::input::given;
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
@@ -97,7 +98,7 @@ pub struct ContactKey {
 impl ContactKey {
     /// The contact this key names, if any.
     pub async fn find(&self, conn: &mut PgConnection) -> Result<Option<Contact>, ApiError> {
-        match (nonempty(&self.email), nonempty(&self.user_id)) {
+        match (given(&self.email), given(&self.user_id)) {
             (Some(email), None) => Ok(find_contact_by_email(conn, email).await?),
             (None, Some(user_id)) => Ok(find_contact_by_user_id(conn, user_id).await?),
             (Some(_), Some(_)) => Err(ApiError::bad_request(
@@ -108,16 +109,12 @@ impl ContactKey {
     }
 
     pub fn email(&self) -> Option<&str> {
-        nonempty(&self.email)
+        given(&self.email)
     }
 
     pub fn user_id(&self) -> Option<&str> {
-        nonempty(&self.user_id)
+        given(&self.user_id)
     }
-}
-
-fn nonempty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Find a contact by `email` or `userId`: an array, empty when none matches.

@@ -14,7 +14,6 @@ fn catalog() -> Catalog<'static> {
     Catalog {
         custom,
         lists: vec!["news"],
-        campaigns: Vec::new(),
     }
 }
 

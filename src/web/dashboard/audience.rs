@@ -13,6 +13,7 @@ use super::{DashboardError, Views, distinct_values, link};
 use crate::config::Settings;
 use crate::contacts::Contact;
 use crate::contacts::search::{ContactFilters, search};
+use crate::input::given;
 
 const PAGE: i64 = 50;
 
@@ -31,11 +32,7 @@ pub struct AudienceQuery {
 }
 
 fn nonempty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+    given(value).map(str::to_owned)
 }
 
 #[get("/")]

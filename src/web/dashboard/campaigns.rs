@@ -20,6 +20,7 @@ use crate::config::ConfigFile;
 use crate::contacts::input::normalise_email;
 use crate::contacts::store::find_contact_by_email;
 use crate::email::templates::Templates;
+use crate::input::given;
 use crate::segments::check_name;
 use crate::segments::store::list_segments;
 use crate::workflows::transactional::queue_transactional;
@@ -77,24 +78,11 @@ pub async fn create(
     templates: web::Data<Templates>,
 ) -> Result<HttpResponse, DashboardError> {
     session.check_csrf(&form.csrf)?;
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
     let (list, segment) = (given(&form.list), given(&form.segment));
     let name = check_name(&form.name)?;
     let mut tx = pool.begin().await?;
-    let segment_id = check_parts(
-        &mut tx,
-        &config,
-        &templates,
-        &form.template,
-        list.as_deref(),
-        segment.as_deref(),
-    )
-    .await?;
+    let segment_id =
+        check_parts(&mut tx, &config, &templates, &form.template, list, segment).await?;
     let send_at = match form.when.as_str() {
         "now" => Some(chrono::Utc::now()),
         "at" => Some(
@@ -109,7 +97,7 @@ pub async fn create(
     let fields = CampaignFields {
         name: &name,
         template: &form.template,
-        mailing_list_id: list.as_deref(),
+        mailing_list_id: list,
         segment_id,
         send_at,
     };

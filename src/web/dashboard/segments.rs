@@ -16,6 +16,7 @@ use crate::campaigns::store::segment_in_use;
 use crate::config::ConfigFile;
 use crate::contacts::Contact;
 use crate::contacts::properties::{PropertyType, list_custom_properties};
+use crate::input::given;
 use crate::segments::filter::properties;
 use crate::segments::operators::operators;
 use crate::segments::store::{
@@ -48,9 +49,6 @@ pub struct BuilderQuery {
 
 impl BuilderQuery {
     fn rows(&self) -> [(Option<&str>, Option<&str>, Option<&str>); ROWS] {
-        fn given(value: &Option<String>) -> Option<&str> {
-            value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-        }
         [
             (given(&self.p0), given(&self.o0), given(&self.v0)),
             (given(&self.p1), given(&self.o1), given(&self.v1)),
