@@ -50,17 +50,19 @@ pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
     // The queue as the database has it; a scrape while it is down keeps the last values.
     let queue = sqlx::query!(
         r#"select
-             (select count(*) from jobs where state = 'scheduled' and run_at <= now()) as "due!",
+             (select count(*) from jobs where state = 'scheduled' and not bulk and run_at <= now()) as "due!",
+             (select count(*) from jobs where state = 'scheduled' and bulk and run_at <= now()) as "bulk_due!",
              (select count(*) from jobs where state = 'running') as "running!",
              (select count(*) from jobs where state = 'dead') as "dead!",
              (select coalesce(extract(epoch from now() - min(run_at)), 0)::float8
-                from jobs where state = 'scheduled' and run_at <= now()) as "lag_seconds!""#
+                from jobs where state = 'scheduled' and not bulk and run_at <= now()) as "lag_seconds!""#
     )
     .fetch_one(pool.get_ref())
     .await;
     match queue {
         Ok(queue) => {
-            metrics::gauge!("roster_jobs_due").set(queue.due as f64);
+            metrics::gauge!("roster_jobs_due").set((queue.due + queue.bulk_due) as f64);
+            metrics::gauge!("roster_bulk_jobs_due").set(queue.bulk_due as f64);
             metrics::gauge!("roster_jobs_running").set(queue.running as f64);
             metrics::gauge!("roster_jobs_dead").set(queue.dead as f64);
             metrics::gauge!("roster_queue_lag_seconds").set(queue.lag_seconds);

@@ -20,8 +20,8 @@ use crate::config::{ConfigFile, Settings};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
-use crate::jobs::Job;
 use crate::jobs::worker::{JobHandler, Worker, WorkerOptions};
+use crate::jobs::{BulkRoom, Job};
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
 use crate::web::unsubscribe;
@@ -129,6 +129,13 @@ impl JobHandler for Jobs {
             return Ok(());
         }
         self.engine.run(job).await
+    }
+
+    async fn bulk_room(&self) -> anyhow::Result<BulkRoom> {
+        Ok(match &self.engine.outbound.budget {
+            Some(budget) => budget.bulk_room(&self.engine.pool).await?,
+            None => BulkRoom::Unlimited,
+        })
     }
 }
 

@@ -11,9 +11,11 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::clerk::ClerkSettings;
+use crate::config::sending::SendingSettings;
 
 pub mod clerk;
 mod env;
+pub mod sending;
 pub mod workflows;
 
 use workflows::WorkflowConfig;
@@ -78,13 +80,14 @@ impl Default for DatabaseSettings {
 }
 
 /// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
-/// `[[lists]]` and `[[workflows]]`.
+/// `[sending]`, `[[lists]]` and `[[workflows]]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
     /// What `GET /api/v1/api-key` answers as `teamName`.
     pub team_name: Option<String>,
     pub clerk: ClerkSettings,
+    pub sending: SendingSettings,
     /// Mailing lists contacts can be on (Loops' `mailingLists`).
     pub lists: Vec<MailingList>,
     pub workflows: Vec<WorkflowConfig>,

@@ -1,7 +1,8 @@
-//! Email: templates, message building, the transport, unsubscribe tokens, the
-//! suppression list, and addresses masked for the log. Deciding what to send is the
+//! Email: templates, message building, the transport, the send budget, unsubscribe
+//! tokens, the suppression list, and addresses masked for the log. Deciding what to send is the
 //! workflow engine's job.
 
+pub mod budget;
 pub mod mask;
 pub mod message;
 pub mod suppressions;

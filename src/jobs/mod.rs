@@ -1,6 +1,9 @@
 //! The durable job queue in PostgreSQL: enqueue inside the transaction that causes the
 //! work, claim under a lease with `FOR UPDATE SKIP LOCKED`, retry with capped
 //! exponential backoff and jitter, and keep the last error of a dead job.
+//!
+//! Bulk jobs (a campaign's sends) wait behind every other due job, and start only as
+//! the handler's `bulk_room` allows, so a broadcast never holds up a welcome email.
 
 pub mod queue;
 pub mod retry;
@@ -22,4 +25,23 @@ pub struct Job {
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_at: DateTime<Utc>,
+    pub bulk: bool,
+}
+
+/// A handler's answer for a job that may not run yet (the send budget is spent): it is
+/// scheduled again for `until`, and the attempt does not count.
+#[derive(Debug, thiserror::Error)]
+#[error("deferred until {until}")]
+pub struct Deferred {
+    pub until: DateTime<Utc>,
+}
+
+/// How many bulk jobs may start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkRoom {
+    Unlimited,
+    /// This many (at least one).
+    Now(usize),
+    /// None before this time.
+    From(DateTime<Utc>),
 }

@@ -50,29 +50,36 @@ pub async fn enqueue_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Res
     Ok(id)
 }
 
-/// Claims up to `limit` jobs due at `now`, oldest first: scheduled ones, and running
-/// ones whose lease has expired (their worker died). Each gets `lease` to finish.
+/// Claims up to `limit` jobs due at `now`, oldest first: running ones whose lease has
+/// expired (their worker died), then scheduled ones, then at most `bulk_limit` bulk
+/// ones. Each gets `lease` to finish.
 pub async fn claim_jobs(
     pool: &PgPool,
     worker: Uuid,
     now: DateTime<Utc>,
     lease: Duration,
     limit: i64,
+    bulk_limit: i64,
 ) -> sqlx::Result<Vec<Job>> {
     let locked_until = now + lease;
-    // Two index scans rather than an OR, so each reads only due rows whatever the
-    // number of future timers.
+    // One index scan per kind rather than an OR, so each reads only due rows whatever
+    // the number of future timers.
     sqlx::query_as!(
         Job,
-        "with due as (
-             select id from jobs
-             where state = 'scheduled' and run_at <= $1
-             order by run_at limit $4
-             for update skip locked
-         ), expired as (
+        "with expired as (
              select id from jobs
              where state = 'running' and locked_until <= $1
              order by locked_until limit $4
+             for update skip locked
+         ), due as (
+             select id from jobs
+             where state = 'scheduled' and not bulk and run_at <= $1
+             order by run_at limit $4
+             for update skip locked
+         ), due_bulk as (
+             select id from jobs
+             where state = 'scheduled' and bulk and run_at <= $1
+             order by run_at limit least($4, $5)
              for update skip locked
          ), claimed as (
              -- A job whose worker died on its last attempt is dead, not run again.
@@ -86,18 +93,23 @@ pub async fn claim_jobs(
                                    else last_error end,
                  finished_at = case when attempts >= max_attempts then now() end
              where id in (
-                 select id from (select id from expired union all select id from due) as claimable
-                 limit $4
+                 select id from (
+                     select id, 1 as rank from expired
+                     union all select id, 2 from due
+                     union all select id, 3 from due_bulk
+                 ) as claimable
+                 order by rank limit $4
              )
-             returning id, kind, payload, attempts, max_attempts, run_at, state
+             returning id, kind, payload, attempts, max_attempts, run_at, bulk, state
          )
          select id as \"id!\", kind as \"kind!\", payload as \"payload!\", attempts as \"attempts!\",
-                max_attempts as \"max_attempts!\", run_at as \"run_at!\"
+                max_attempts as \"max_attempts!\", run_at as \"run_at!\", bulk as \"bulk!\"
          from claimed where state = 'running'",
         now,
         worker,
         locked_until,
         limit,
+        bulk_limit,
     )
     .fetch_all(pool)
     .await
@@ -188,13 +200,41 @@ pub async fn fail_job(
     })
 }
 
-/// When the next job falls due (a scheduled run or an expiring lease), if any.
-pub async fn next_due_at(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
+/// Puts a running job back in the queue for `until`, giving back its attempt (a
+/// handler's `Deferred`). `false` when this worker no longer holds it.
+pub async fn defer_job(
+    pool: &PgPool,
+    job_id: i64,
+    worker: Uuid,
+    until: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        "update jobs set state = 'scheduled', run_at = $3, attempts = attempts - 1,
+             locked_by = null, locked_until = null
+         where id = $1 and locked_by = $2 and state = 'running'",
+        job_id,
+        worker,
+        until,
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// When the next job falls due (a scheduled run or an expiring lease), if any. Bulk
+/// jobs count from `bulk_from` at the earliest, and not at all when it is `None`.
+pub async fn next_due_at(
+    pool: &PgPool,
+    bulk_from: Option<DateTime<Utc>>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar!(
         r#"select least(
-               (select min(run_at) from jobs where state = 'scheduled'),
-               (select min(locked_until) from jobs where state = 'running')
-           ) as "due_at""#
+               (select min(run_at) from jobs where state = 'scheduled' and not bulk),
+               (select min(locked_until) from jobs where state = 'running'),
+               (select greatest(min(run_at), $1) from jobs
+                where state = 'scheduled' and bulk and $1 is not null having count(*) > 0)
+           ) as "due_at""#,
+        bulk_from,
     )
     .fetch_one(pool)
     .await

@@ -18,19 +18,28 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::queue::{FailedJob, claim_jobs, complete_job, fail_job, next_due_at, renew_lease};
-use super::{Job, NOTIFY_CHANNEL};
+use super::queue::{
+    FailedJob, claim_jobs, complete_job, defer_job, fail_job, next_due_at, renew_lease,
+};
+use super::{BulkRoom, Deferred, Job, NOTIFY_CHANNEL};
 use crate::monitoring;
 use crate::telemetry::error_chain;
 
-/// Runs jobs. An `Err` is a failed attempt: retried with backoff, dead after the last.
+/// Runs jobs. An `Err` is a failed attempt: retried with backoff, dead after the last;
+/// a `Deferred` error puts the job back for later without counting the attempt.
 pub trait JobHandler: Send + Sync + 'static {
     fn run(&self, job: &Job) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// How many bulk jobs may start now; asked before each claim.
+    fn bulk_room(&self) -> impl Future<Output = anyhow::Result<BulkRoom>> + Send {
+        async { Ok(BulkRoom::Unlimited) }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Jobs running at once.
+    /// Jobs running at once. Bulk jobs take at most three quarters of them, so the
+    /// others always find a free slot.
     pub concurrency: usize,
     /// How long a claimed job is this worker's without a renewal; after that another
     /// worker may take it. Renewed every third of it while the handler runs.
@@ -90,8 +99,17 @@ impl<H: JobHandler> Worker<H> {
     pub async fn run_due(&self, now: DateTime<Utc>) -> sqlx::Result<usize> {
         let mut ran = 0;
         loop {
-            let limit = i64::try_from(self.options.concurrency).unwrap_or(i64::MAX);
-            let jobs = claim_jobs(&self.pool, self.id, now, self.options.lease, limit).await?;
+            let slots = Slots::new(self.options.concurrency, 0, 0);
+            let (limit, bulk_limit) = slots.limits(self.bulk_room().await);
+            let jobs = claim_jobs(
+                &self.pool,
+                self.id,
+                now,
+                self.options.lease,
+                limit,
+                bulk_limit,
+            )
+            .await?;
             if jobs.is_empty() {
                 return Ok(ran);
             }
@@ -108,19 +126,33 @@ impl<H: JobHandler> Worker<H> {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = self.listen().await;
         let mut running = JoinSet::new();
+        let mut running_bulk = 0;
         tracing::info!(worker = %self.id, "job worker started");
         // Claim in batches: when a quarter of the slots are free, or nothing runs.
         let batch = (self.options.concurrency / 4).max(1);
         while !shutdown.is_cancelled() {
-            let free = self.options.concurrency.saturating_sub(running.len());
-            let mut queue_drained = false;
-            if free >= batch || running.is_empty() {
+            let slots = Slots::new(self.options.concurrency, running.len(), running_bulk);
+            let mut drained = None;
+            if slots.free >= batch || running.is_empty() {
                 let now = Utc::now();
-                let limit = i64::try_from(free).unwrap_or(i64::MAX);
-                match claim_jobs(&self.pool, self.id, now, self.options.lease, limit).await {
+                let room = self.bulk_room().await;
+                let (limit, bulk_limit) = slots.limits(room);
+                match claim_jobs(
+                    &self.pool,
+                    self.id,
+                    now,
+                    self.options.lease,
+                    limit,
+                    bulk_limit,
+                )
+                .await
+                {
                     Ok(jobs) => {
-                        queue_drained = jobs.len() < free;
+                        if jobs.len() < slots.free {
+                            drained = Some(slots.bulk_from(room, now));
+                        }
                         for job in jobs {
+                            running_bulk += usize::from(job.bulk);
                             running.spawn(self.execute(job, now));
                         }
                     }
@@ -129,14 +161,17 @@ impl<H: JobHandler> Worker<H> {
             }
             // While due work remains (or slots are short), finishing jobs pace the
             // loop; only a claim that emptied the queue asks when the next job is due.
-            let wait = if queue_drained {
-                self.time_to_next_due().await
-            } else {
-                self.options.poll_interval
+            let wait = match drained {
+                Some(bulk_from) => self.time_to_next_due(bulk_from).await,
+                None => self.options.poll_interval,
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(finished) = running.join_next(), if !running.is_empty() => {
+                    if finished.unwrap_or(false) {
+                        running_bulk -= 1;
+                    }
+                }
                 notified = recv(&mut listener) => {
                     if let Err(error) = notified {
                         tracing::warn!(error = error_chain(&error), "job notifications lost; polling");
@@ -154,10 +189,22 @@ impl<H: JobHandler> Worker<H> {
         while running.join_next().await.is_some() {}
     }
 
-    /// A task that runs one job and records the outcome. If recording fails (database
-    /// down), the lease runs out and the job runs again: jobs run at least once, and
-    /// handlers make their side effects idempotent.
-    fn execute(&self, job: Job, now: DateTime<Utc>) -> impl Future<Output = ()> + Send + 'static {
+    /// The handler's bulk room; none for now when it cannot tell (the database is away).
+    async fn bulk_room(&self) -> BulkRoom {
+        self.handler.bulk_room().await.unwrap_or_else(|error| {
+            tracing::warn!(
+                error = error_chain(error.as_ref()),
+                "cannot read the bulk room"
+            );
+            BulkRoom::From(Utc::now() + self.options.poll_interval)
+        })
+    }
+
+    /// A task that runs one job and records the outcome; its output says whether the
+    /// job was bulk. If recording fails (database down), the lease runs out and the job
+    /// runs again: jobs run at least once, and handlers make their side effects
+    /// idempotent.
+    fn execute(&self, job: Job, now: DateTime<Utc>) -> impl Future<Output = bool> + Send + 'static {
         let (pool, handler, worker) = (self.pool.clone(), self.handler.clone(), self.id);
         let (lease, max_run_time) = (self.options.lease, self.options.max_run_time);
         async move {
@@ -170,6 +217,7 @@ impl<H: JobHandler> Worker<H> {
                     "cannot record the job's outcome; it will run again"
                 );
             }
+            job.bulk
         }
     }
 
@@ -179,15 +227,55 @@ impl<H: JobHandler> Worker<H> {
         Some(listener)
     }
 
-    /// How long to sleep: until the next job falls due, at most the poll interval.
-    async fn time_to_next_due(&self) -> Duration {
+    /// How long to sleep: until the next job falls due (bulk ones from `bulk_from`),
+    /// at most the poll interval.
+    async fn time_to_next_due(&self, bulk_from: Option<DateTime<Utc>>) -> Duration {
         let poll = self.options.poll_interval;
-        match next_due_at(&self.pool).await {
+        match next_due_at(&self.pool, bulk_from).await {
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(poll),
             _ => poll,
+        }
+    }
+}
+
+/// A worker's slots at the time of a claim.
+struct Slots {
+    free: usize,
+    /// How many more bulk jobs may run at once.
+    free_bulk: usize,
+}
+
+impl Slots {
+    fn new(concurrency: usize, running: usize, running_bulk: usize) -> Self {
+        let bulk_share = (concurrency * 3 / 4).max(1);
+        let free = concurrency.saturating_sub(running);
+        Self {
+            free,
+            free_bulk: bulk_share.saturating_sub(running_bulk).min(free),
+        }
+    }
+
+    /// The claim's limits: jobs in all, and bulk jobs among them.
+    fn limits(&self, room: BulkRoom) -> (i64, i64) {
+        let bulk = match room {
+            BulkRoom::Unlimited => self.free_bulk,
+            BulkRoom::Now(n) => n.min(self.free_bulk),
+            BulkRoom::From(_) => 0,
+        };
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        (count(self.free), count(bulk))
+    }
+
+    /// When bulk jobs may be claimed next, for `next_due_at`: now, later, or only once
+    /// a running one finishes (`None`, as that wakes the worker anyway).
+    fn bulk_from(&self, room: BulkRoom, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match room {
+            _ if self.free_bulk == 0 => None,
+            BulkRoom::From(at) => Some(at),
+            BulkRoom::Unlimited | BulkRoom::Now(_) => Some(now),
         }
     }
 }
@@ -263,7 +351,13 @@ async fn record_outcome(
             }
             return Ok(());
         }
-        Err(error) => error_chain(error.as_ref()),
+        Err(error) => match error.downcast_ref::<Deferred>() {
+            Some(deferred) => {
+                defer_job(pool, job.id, worker, deferred.until).await?;
+                return Ok(());
+            }
+            None => error_chain(error.as_ref()),
+        },
     };
     let (id, kind, attempt) = (job.id, &job.kind, job.attempts);
     match fail_job(pool, job, worker, &error, now.max(Utc::now())).await? {

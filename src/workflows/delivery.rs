@@ -1,9 +1,10 @@
-//! One send step, at most one email per (run, step). After the eligibility check, one
-//! statement claims the send: it writes the delivery row as `sending`, but only while
-//! the run is active at this step and no earlier attempt is `sending`, `sent`,
-//! `failed`, `unknown` or `suppressed`. Only the claimer talks to SMTP, without holding a connection
-//! or lock, and records the outcome after. If the process dies in between, the row
-//! stays `sending`; the step's next run marks it `unknown` and does not send again.
+//! One send step, at most one email per (run, step). First its slot in the send budget
+//! (when `[sending] rate` is set); then the eligibility check; then one statement
+//! claims the send: it writes the delivery row as `sending`, but only while the run is
+//! active at this step and no earlier attempt is `sending`, `sent`, `failed`, `unknown`
+//! or `suppressed`. Only the claimer talks to SMTP, without holding a connection or
+//! lock, and records the outcome after. If the process dies in between, the row stays
+//! `sending`; the step's next run marks it `unknown` and does not send again.
 
 use chrono::{DateTime, Utc};
 use minijinja::Value;
@@ -33,6 +34,8 @@ pub struct SendStep<'a> {
     pub due: DateTime<Utc>,
     /// The step job's last attempt: a transient failure now ends the run.
     pub last_attempt: bool,
+    /// A campaign's send, behind all other email in the send budget.
+    pub bulk: bool,
 }
 
 /// Sends the step's email at most once: checks eligibility, claims the send, hands the
@@ -59,6 +62,10 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
         _ => copied,
     }
     .unwrap_or_default();
+    // The slot first, so that eligibility is checked right before the send.
+    if let Some(budget) = &outbound.budget {
+        budget.wait_for_slot(pool, send.bulk).await?;
+    }
     let mut conn = pool.acquire().await?;
     if skip_if_ineligible(&mut conn, &send, &recipient).await? {
         return Ok(());

@@ -21,6 +21,7 @@ use super::versions::definition_for;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
 use crate::config::Settings;
 use crate::contacts::store::find_contact_by_id;
+use crate::email::budget::SendBudget;
 use crate::email::templates::Templates;
 use crate::email::transport::Mailer;
 use crate::email::unsubscribe::UnsubscribeKey;
@@ -50,6 +51,7 @@ impl Engine {
     ) -> anyhow::Result<Self> {
         let outbound = Outbound {
             mailer: Mailer::new(settings.smtp_url.as_ref(), outbox, SMTP_CONNECTIONS)?,
+            budget: settings.file.sending.rate.map(SendBudget::new),
             templates,
             from: settings.mail_from.clone(),
             public_url: settings.public_url.clone(),
@@ -61,6 +63,17 @@ impl Engine {
             outbound,
         })
     }
+}
+
+/// What the step's job says of this attempt.
+struct Attempt {
+    /// When the step was due: later steps are timed from it, so a drip keeps its rhythm
+    /// and tests can move the clock.
+    due: DateTime<Utc>,
+    /// The job's last attempt: a transient send failure now ends the run.
+    last: bool,
+    /// A campaign's send, behind all other email in the send budget.
+    bulk: bool,
 }
 
 #[derive(Deserialize)]
@@ -77,22 +90,20 @@ impl JobHandler for Engine {
             job.kind
         );
         let StepJob { run, step } = serde_json::from_value(job.payload.clone())?;
-        let last_attempt = job.attempts >= job.max_attempts;
-        self.run_step(run, step, job.run_at, last_attempt).await
+        let attempt = Attempt {
+            due: job.run_at,
+            last: job.attempts >= job.max_attempts,
+            bulk: job.bulk,
+        };
+        self.run_step(run, step, attempt).await
     }
 }
 
 impl Engine {
-    /// Runs step `step` of run `run_id`. `due` is when the step was due: later steps
-    /// are timed from it, so a drip keeps its rhythm and tests can move the clock.
-    #[tracing::instrument(name = "step", skip(self, due, last_attempt))]
-    async fn run_step(
-        &self,
-        run_id: Uuid,
-        step: i32,
-        due: DateTime<Utc>,
-        last_attempt: bool,
-    ) -> anyhow::Result<()> {
+    /// Runs step `step` of run `run_id`.
+    #[tracing::instrument(name = "step", skip(self, attempt))]
+    async fn run_step(&self, run_id: Uuid, step: i32, attempt: Attempt) -> anyhow::Result<()> {
+        let due = attempt.due;
         let mut conn = self.pool.acquire().await?;
         let Some(run) = find_run(&mut conn, run_id).await? else {
             return Ok(());
@@ -150,7 +161,8 @@ impl Engine {
                     contact: contact.as_ref(),
                     context,
                     due,
-                    last_attempt,
+                    last_attempt: attempt.last,
+                    bulk: attempt.bulk,
                 };
                 delivery::send(&self.pool, &self.outbound, send).await?
             }

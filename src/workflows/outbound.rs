@@ -1,6 +1,6 @@
 //! The outbound half of the engine: what turns a rendered step into a message on the
-//! wire (the mailer, the templates, `MAIL_FROM`, the public URL of unsubscribe links
-//! and their key).
+//! wire (the mailer, the send budget, the templates, `MAIL_FROM`, the public URL of
+//! unsubscribe links and their key).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use minijinja::{Value, context};
 use url::Url;
 
 use crate::contacts::Contact;
+use crate::email::budget::SendBudget;
 use crate::email::message::{Envelope, build_message, display_name, new_message_id};
 use crate::email::templates::Templates;
 use crate::email::transport::Mailer;
@@ -17,6 +18,8 @@ use crate::email::unsubscribe::UnsubscribeKey;
 #[derive(Clone)]
 pub struct Outbound {
     pub mailer: Mailer,
+    /// `[sending] rate`; `None` sends as fast as SMTP takes it.
+    pub budget: Option<SendBudget>,
     pub templates: Arc<Templates>,
     /// `MAIL_FROM`; checked at start to be set when a workflow sends.
     pub from: Option<Mailbox>,

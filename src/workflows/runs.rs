@@ -211,19 +211,20 @@ pub async fn start_campaign_runs(
         .push_bind(campaign.to_string())
         .push(" from contacts where subscribed and ");
     push_filter(&mut query, filter);
-    // The job of each run's step 0, keyed and shaped as `enqueue_step` does.
+    // The job of each run's step 0, keyed and shaped as `enqueue_step` does, and bulk:
+    // behind every other email.
     query
         .push(
             " on conflict (workflow, entry_key) do nothing
              returning id
          )
-         insert into jobs (kind, key, payload, run_at, max_attempts)
+         insert into jobs (kind, key, payload, run_at, max_attempts, bulk)
          select ",
         )
         .push_bind(STEP_JOB)
         .push(", id::text || ':0', jsonb_build_object('run', id, 'step', 0), now(), ")
         .push_bind(STEP_ATTEMPTS)
-        .push(" from started on conflict (kind, key) do nothing");
+        .push(", true from started on conflict (kind, key) do nothing");
     let started = query.build().execute(&mut *conn).await?.rows_affected();
     sqlx::query!("select pg_notify($1, '')", crate::jobs::NOTIFY_CHANNEL)
         .execute(conn)

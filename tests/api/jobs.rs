@@ -201,7 +201,7 @@ async fn job_of_a_dead_worker_is_picked_up_once(_: PgPoolOptions, db: PgConnectO
     let job = enqueue(&pool, None, now, 3).await.unwrap();
     // A worker claims the job and dies without finishing it.
     let dead_worker = uuid::Uuid::new_v4();
-    let claimed = claim_jobs(&pool, dead_worker, now, Duration::from_secs(60), 10)
+    let claimed = claim_jobs(&pool, dead_worker, now, Duration::from_secs(60), 10, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -289,7 +289,7 @@ async fn job_whose_worker_dies_on_the_last_attempt_is_dead(_: PgPoolOptions, db:
     let job = enqueue(&pool, None, now, 1).await.unwrap();
     let crashed = uuid::Uuid::new_v4();
     assert_eq!(
-        claim_jobs(&pool, crashed, now, Duration::from_secs(60), 10)
+        claim_jobs(&pool, crashed, now, Duration::from_secs(60), 10, 10)
             .await
             .unwrap()
             .len(),
@@ -302,6 +302,7 @@ async fn job_whose_worker_dies_on_the_last_attempt_is_dead(_: PgPoolOptions, db:
             uuid::Uuid::new_v4(),
             later,
             Duration::from_secs(60),
+            10,
             10
         )
         .await

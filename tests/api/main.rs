@@ -21,6 +21,7 @@ mod own_cluster;
 mod replay;
 mod roster_api;
 mod segments;
+mod send_rate;
 mod smtp_server;
 mod states;
 mod sync_model;

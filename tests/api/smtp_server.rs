@@ -21,6 +21,8 @@ pub struct ReceivedMessage {
     pub recipients: Vec<String>,
     /// The DATA section: headers and body, dot-unstuffed.
     pub data: String,
+    /// When the final `.` arrived.
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -115,6 +117,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             state.messages.push(ReceivedMessage {
                 recipients: std::mem::take(&mut recipients),
                 data,
+                received_at: std::time::Instant::now(),
             });
             format!("250 2.0.0 Ok: queued as {}\r\n", state.messages.len())
         } else if command.starts_with("QUIT") {
