@@ -14,6 +14,9 @@ pub const WEBHOOKS: &str = "roster_webhooks_received_total";
 pub const SIGNATURE_FAILURES: &str = "roster_webhook_signature_failures_total";
 pub const INGEST_SECONDS: &str = "roster_webhook_ingest_seconds";
 pub const JOBS_RETRIED: &str = "roster_jobs_retried_total";
+/// Jobs put back for later without spending an attempt (a send waiting for the send
+/// rate), by `lane`: `bulk` or `other`.
+pub const JOBS_DEFERRED: &str = "roster_jobs_deferred_total";
 /// Emails by outcome: `sent`, `failed`, `retrying`, `suppressed`.
 pub const EMAILS: &str = "roster_emails_total";
 /// From the Clerk event (its envelope time) to SMTP accepting the email it caused.

@@ -21,6 +21,7 @@ use crate::segments::check_filter;
 use crate::segments::store::find_segment;
 use crate::workflows::context::{sample_context, step_context};
 use crate::workflows::definition::CAMPAIGN;
+use crate::workflows::transactional::queue_transactional_event;
 
 /// Job kind that fixes a campaign's audience and starts its sends; payload
 /// `{"campaign": uuid}`, keyed by the campaign.
@@ -154,6 +155,23 @@ pub fn render_for(
     let context =
         context! { unsubscribe_url => "https://roster.example/unsubscribe/preview", ..step };
     templates.render(&campaign.template, &context)
+}
+
+/// Queues the campaign's email once to `email` as a test, in the caller's transaction:
+/// a transactional send (so it goes whatever the address's subscription, without an
+/// unsubscribe link) whose templates see the campaign's `event`, with `test` true.
+pub async fn queue_test_send(
+    tx: &mut sqlx::PgConnection,
+    templates: &Templates,
+    campaign: &store::Campaign,
+    contact: Option<&Contact>,
+    email: &str,
+) -> Result<(), InputError> {
+    let mut event = run_event(campaign.id, &campaign.name, &campaign.template);
+    event["transactionalId"] = json!(campaign.template);
+    event["data"] = json!({});
+    event["test"] = json!(true);
+    queue_transactional_event(tx, templates, contact, email, &event).await
 }
 
 /// What the runs of a campaign see as `event`.

@@ -45,7 +45,9 @@ impl SendBudget {
 
     /// Takes the next slot if it comes within `horizon`.
     pub async fn take(&self, pool: &PgPool, horizon: Duration) -> sqlx::Result<Slot> {
-        // A slot lost in a crash (the commit is not waited for) only frees one early.
+        // The commit is not waited for: a database crash can forget the slots taken in
+        // its last moments (up to `wal_writer_delay`, 200 ms by default), so the sends
+        // right after it may go that much early. A restart or a Roster crash loses none.
         let taken = sqlx::query_scalar!(
             r#"with clock as (select clock_timestamp() as now)
                update send_budget set next_slot = greatest(next_slot, clock.now) + make_interval(secs => $1)
@@ -74,14 +76,13 @@ impl SendBudget {
                 tokio::time::sleep(wait).await;
                 Ok(())
             }
-            Slot::Full(wait) => Err(Deferred {
-                until: Utc::now() + wait,
-            }
-            .into()),
+            Slot::Full(wait) => Err(Deferred { after: wait }.into()),
         }
     }
 
-    /// How many campaign sends could take a slot now.
+    /// How many campaign sends could take a slot now: the free slots within
+    /// `BULK_HORIZON`. Once those are taken, the next comes within it after `until`
+    /// (at least half the horizon on, so the sends just claimed have taken theirs).
     pub async fn bulk_room(&self, pool: &PgPool) -> sqlx::Result<BulkRoom> {
         let wait = self.wait_for_next(pool).await?;
         if wait > BULK_HORIZON {
@@ -89,11 +90,12 @@ impl SendBudget {
             return Ok(BulkRoom::From(until));
         }
         let more = (BULK_HORIZON - wait).as_nanos() / self.interval.as_nanos().max(1);
-        Ok(BulkRoom::Now(
-            usize::try_from(more)
-                .unwrap_or(usize::MAX)
-                .saturating_add(1),
-        ))
+        let count = u32::try_from(more).unwrap_or(u32::MAX).saturating_add(1);
+        let used_up = (wait + self.interval * count).saturating_sub(BULK_HORIZON);
+        Ok(BulkRoom::Now {
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+            until: Utc::now() + used_up.max(BULK_HORIZON / 2),
+        })
     }
 
     /// How long until the next free slot.

@@ -29,19 +29,24 @@ pub struct Job {
 }
 
 /// A handler's answer for a job that may not run yet (the send budget is spent): it is
-/// scheduled again for `until`, and the attempt does not count.
+/// scheduled again `after` from now by the database's clock, and the attempt does not
+/// count.
 #[derive(Debug, thiserror::Error)]
-#[error("deferred until {until}")]
+#[error("deferred for {after:?}")]
 pub struct Deferred {
-    pub until: DateTime<Utc>,
+    pub after: std::time::Duration,
 }
 
 /// How many bulk jobs may start now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkRoom {
     Unlimited,
-    /// This many (at least one).
-    Now(usize),
+    /// This many (at least one) may start before `until`; the worker asks again then,
+    /// once those have taken their share.
+    Now {
+        count: usize,
+        until: DateTime<Utc>,
+    },
     /// None before this time.
     From(DateTime<Utc>),
 }

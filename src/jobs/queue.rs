@@ -200,21 +200,23 @@ pub async fn fail_job(
     })
 }
 
-/// Puts a running job back in the queue for `until`, giving back its attempt (a
-/// handler's `Deferred`). `false` when this worker no longer holds it.
+/// Puts a running job back in the queue, due `after` from now by the database's
+/// clock, giving back its attempt (a handler's `Deferred`). `false` when this worker
+/// no longer holds it.
 pub async fn defer_job(
     pool: &PgPool,
     job_id: i64,
     worker: Uuid,
-    until: DateTime<Utc>,
+    after: Duration,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query!(
-        "update jobs set state = 'scheduled', run_at = $3, attempts = attempts - 1,
+        "update jobs set state = 'scheduled', attempts = attempts - 1,
+             run_at = clock_timestamp() + make_interval(secs => $3),
              locked_by = null, locked_until = null
          where id = $1 and locked_by = $2 and state = 'running'",
         job_id,
         worker,
-        until,
+        after.as_secs_f64(),
     )
     .execute(pool)
     .await?;
@@ -231,8 +233,8 @@ pub async fn next_due_at(
         r#"select least(
                (select min(run_at) from jobs where state = 'scheduled' and not bulk),
                (select min(locked_until) from jobs where state = 'running'),
-               (select greatest(min(run_at), $1) from jobs
-                where state = 'scheduled' and bulk and $1 is not null having count(*) > 0)
+               (select greatest(run_at, $1) from jobs
+                where state = 'scheduled' and bulk and $1 is not null order by run_at limit 1)
            ) as "due_at""#,
         bulk_from,
     )

@@ -95,7 +95,8 @@ impl<H: JobHandler> Worker<H> {
     }
 
     /// Runs every job due at `now` and waits for them; a failed attempt is due again a
-    /// backoff after `now`. Tests call it with a clock of their own.
+    /// backoff after `now`. Tests call it with a clock of their own. It stops once a
+    /// round only put jobs back (deferred), which that clock may find due at once.
     pub async fn run_due(&self, now: DateTime<Utc>) -> sqlx::Result<usize> {
         let mut ran = 0;
         loop {
@@ -118,7 +119,13 @@ impl<H: JobHandler> Worker<H> {
             for job in jobs {
                 running.spawn(self.execute(job, now));
             }
-            while running.join_next().await.is_some() {}
+            let mut progressed = false;
+            while let Some(finished) = running.join_next().await {
+                progressed |= finished.is_ok_and(|f| !f.deferred);
+            }
+            if !progressed {
+                return Ok(ran);
+            }
         }
     }
 
@@ -128,14 +135,29 @@ impl<H: JobHandler> Worker<H> {
         let mut running = JoinSet::new();
         let mut running_bulk = 0;
         tracing::info!(worker = %self.id, "job worker started");
-        // Claim in batches: when a quarter of the slots are free, or nothing runs.
+        // Claim in batches: when a quarter of the slots are free, or nothing runs. A
+        // bulk job's finishing frees a bulk slot, so then it waits for a quarter of
+        // those, unless a wake-up (a new job, a timer) is still unanswered.
         let batch = (self.options.concurrency / 4).max(1);
+        let mut bulk_finished = false;
+        let mut unanswered = true;
+        // When the handler's last bulk room runs out: it is not asked again before.
+        let mut bulk_asked_until: Option<DateTime<Utc>> = None;
         while !shutdown.is_cancelled() {
             let slots = Slots::new(self.options.concurrency, running.len(), running_bulk);
+            let usable = if bulk_finished && !unanswered {
+                slots.free_bulk
+            } else {
+                slots.free
+            };
             let mut drained = None;
-            if slots.free >= batch || running.is_empty() {
+            if usable >= batch || running.is_empty() {
+                unanswered = false;
                 let now = Utc::now();
-                let room = self.bulk_room().await;
+                let room = match bulk_asked_until {
+                    Some(until) if until > now => BulkRoom::From(until),
+                    _ => self.bulk_room().await,
+                };
                 let (limit, bulk_limit) = slots.limits(room);
                 match claim_jobs(
                     &self.pool,
@@ -148,12 +170,17 @@ impl<H: JobHandler> Worker<H> {
                 .await
                 {
                     Ok(jobs) => {
-                        if jobs.len() < slots.free {
-                            drained = Some(slots.bulk_from(room, now));
-                        }
+                        let claimed = jobs.len();
+                        let claimed_bulk = jobs.iter().filter(|job| job.bulk).count();
+                        bulk_asked_until = used_up_until(room, claimed_bulk);
                         for job in jobs {
                             running_bulk += usize::from(job.bulk);
                             running.spawn(self.execute(job, now));
+                        }
+                        if claimed < slots.free {
+                            let after =
+                                Slots::new(self.options.concurrency, running.len(), running_bulk);
+                            drained = Some(after.bulk_from(bulk_asked_until, now));
                         }
                     }
                     Err(error) => tracing::warn!(error = error_chain(&error), "cannot claim jobs"),
@@ -165,20 +192,24 @@ impl<H: JobHandler> Worker<H> {
                 Some(bulk_from) => self.time_to_next_due(bulk_from).await,
                 None => self.options.poll_interval,
             };
+            bulk_finished = false;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 Some(finished) = running.join_next(), if !running.is_empty() => {
-                    if finished.unwrap_or(false) {
+                    if finished.is_ok_and(|f| f.bulk) {
                         running_bulk -= 1;
+                        bulk_finished = true;
                     }
                 }
                 notified = recv(&mut listener) => {
+                    unanswered = true;
                     if let Err(error) = notified {
                         tracing::warn!(error = error_chain(&error), "job notifications lost; polling");
                         listener = None;
                     }
                 }
                 _ = tokio::time::sleep(wait) => {
+                    unanswered = true;
                     if listener.is_none() {
                         listener = self.listen().await;
                     }
@@ -200,16 +231,20 @@ impl<H: JobHandler> Worker<H> {
         })
     }
 
-    /// A task that runs one job and records the outcome; its output says whether the
-    /// job was bulk. If recording fails (database down), the lease runs out and the job
-    /// runs again: jobs run at least once, and handlers make their side effects
-    /// idempotent.
-    fn execute(&self, job: Job, now: DateTime<Utc>) -> impl Future<Output = bool> + Send + 'static {
+    /// A task that runs one job and records the outcome. If recording fails (database
+    /// down), the lease runs out and the job runs again: jobs run at least once, and
+    /// handlers make their side effects idempotent.
+    fn execute(
+        &self,
+        job: Job,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Finished> + Send + 'static {
         let (pool, handler, worker) = (self.pool.clone(), self.handler.clone(), self.id);
         let (lease, max_run_time) = (self.options.lease, self.options.max_run_time);
         async move {
             let outcome =
                 run_renewing_lease(&pool, handler, &job, worker, lease, max_run_time).await;
+            let deferred = outcome.as_ref().is_err_and(|error| error.is::<Deferred>());
             if let Err(error) = record_outcome(&pool, worker, &job, outcome, now).await {
                 tracing::error!(
                     job = job.id,
@@ -217,7 +252,10 @@ impl<H: JobHandler> Worker<H> {
                     "cannot record the job's outcome; it will run again"
                 );
             }
-            job.bulk
+            Finished {
+                bulk: job.bulk,
+                deferred,
+            }
         }
     }
 
@@ -241,6 +279,23 @@ impl<H: JobHandler> Worker<H> {
     }
 }
 
+/// When to ask the handler for bulk room again, after a claim that took `claimed_bulk`
+/// bulk jobs with `room`: when the room opens, once it was used up; else at once.
+fn used_up_until(room: BulkRoom, claimed_bulk: usize) -> Option<DateTime<Utc>> {
+    match room {
+        BulkRoom::Now { count, until } if claimed_bulk >= count => Some(until),
+        BulkRoom::From(until) => Some(until),
+        BulkRoom::Now { .. } | BulkRoom::Unlimited => None,
+    }
+}
+
+/// What became of a job the worker ran.
+struct Finished {
+    bulk: bool,
+    /// Put back for later by the handler.
+    deferred: bool,
+}
+
 /// A worker's slots at the time of a claim.
 struct Slots {
     free: usize,
@@ -262,21 +317,25 @@ impl Slots {
     fn limits(&self, room: BulkRoom) -> (i64, i64) {
         let bulk = match room {
             BulkRoom::Unlimited => self.free_bulk,
-            BulkRoom::Now(n) => n.min(self.free_bulk),
+            BulkRoom::Now { count, .. } => count.min(self.free_bulk),
             BulkRoom::From(_) => 0,
         };
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         (count(self.free), count(bulk))
     }
 
-    /// When bulk jobs may be claimed next, for `next_due_at`: now, later, or only once
-    /// a running one finishes (`None`, as that wakes the worker anyway).
-    fn bulk_from(&self, room: BulkRoom, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match room {
-            _ if self.free_bulk == 0 => None,
-            BulkRoom::From(at) => Some(at),
-            BulkRoom::Unlimited | BulkRoom::Now(_) => Some(now),
+    /// When bulk jobs may be claimed next, for `next_due_at`: now, when the
+    /// handler's room opens again (`room_from`), or only once a running one finishes
+    /// (`None`, as that wakes the worker anyway).
+    fn bulk_from(
+        &self,
+        room_from: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if self.free_bulk == 0 {
+            return None;
         }
+        Some(room_from.map_or(now, |from| from.max(now)))
     }
 }
 
@@ -353,7 +412,9 @@ async fn record_outcome(
         }
         Err(error) => match error.downcast_ref::<Deferred>() {
             Some(deferred) => {
-                defer_job(pool, job.id, worker, deferred.until).await?;
+                let lane = if job.bulk { "bulk" } else { "other" };
+                metrics::counter!(monitoring::JOBS_DEFERRED, "lane" => lane).increment(1);
+                defer_job(pool, job.id, worker, deferred.after).await?;
                 return Ok(());
             }
             None => error_chain(error.as_ref()),
@@ -376,5 +437,50 @@ async fn recv(listener: &mut Option<PgListener>) -> sqlx::Result<()> {
     match listener {
         Some(listener) => listener.recv().await.map(|_| ()),
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_jobs_take_at_most_three_quarters_of_the_slots() {
+        let slots = Slots::new(32, 10, 10);
+        assert_eq!((slots.free, slots.free_bulk), (22, 14));
+        assert_eq!(slots.limits(BulkRoom::Unlimited), (22, 14));
+        let until = Utc::now();
+        assert_eq!(slots.limits(BulkRoom::Now { count: 3, until }), (22, 3));
+        let later = Utc::now();
+        assert_eq!(slots.limits(BulkRoom::From(later)), (22, 0));
+        // Full of bulk jobs: the other quarter stays free for the rest.
+        let full = Slots::new(32, 24, 24);
+        assert_eq!(full.limits(BulkRoom::Unlimited), (8, 0));
+        assert_eq!(Slots::new(1, 0, 0).limits(BulkRoom::Unlimited), (1, 1));
+    }
+
+    #[test]
+    fn bulk_jobs_are_looked_for_again_when_they_can_be_claimed() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::seconds(2);
+        let open = Slots::new(32, 0, 0);
+        assert_eq!(open.bulk_from(None, now), Some(now));
+        assert_eq!(open.bulk_from(Some(later), now), Some(later));
+        // No bulk slot free: a finishing job wakes the worker, not the clock.
+        let full = Slots::new(32, 24, 24);
+        assert_eq!(full.bulk_from(None, now), None);
+    }
+
+    #[test]
+    fn the_bulk_room_is_asked_again_once_it_opens_if_it_was_used_up() {
+        let later = Utc::now() + chrono::Duration::milliseconds(50);
+        let room = BulkRoom::Now {
+            count: 2,
+            until: later,
+        };
+        assert_eq!(used_up_until(room, 2), Some(later));
+        assert_eq!(used_up_until(room, 1), None, "room left: ask at once");
+        assert_eq!(used_up_until(BulkRoom::From(later), 0), Some(later));
+        assert_eq!(used_up_until(BulkRoom::Unlimited, 24), None);
     }
 }

@@ -26,10 +26,23 @@ pub async fn queue_transactional(
     email: &str,
     data: &Value,
 ) -> Result<(), InputError> {
-    let copy = contact.map_or_else(|| json!({ "email": email }), Contact::to_json);
     let event = transactional_event(template, data);
-    check_renders(templates, template, &copy, &event)?;
-    start_transactional_run(tx, contact.map(|c| c.id), &copy, &event, Utc::now()).await?;
+    queue_transactional_event(tx, templates, contact, email, &event).await
+}
+
+/// `queue_transactional` with the `event` templates see, which names the template as
+/// `transactionalId` and holds the data variables under `data`.
+pub async fn queue_transactional_event(
+    tx: &mut PgConnection,
+    templates: &Templates,
+    contact: Option<&Contact>,
+    email: &str,
+    event: &Value,
+) -> Result<(), InputError> {
+    let template = event["transactionalId"].as_str().unwrap_or_default();
+    let copy = contact.map_or_else(|| json!({ "email": email }), Contact::to_json);
+    check_renders(templates, template, &copy, event)?;
+    start_transactional_run(tx, contact.map(|c| c.id), &copy, event, Utc::now()).await?;
     Ok(())
 }
 

@@ -205,6 +205,48 @@ async fn a_scheduled_campaign_waits_for_its_time_and_can_be_moved(
     assert_eq!(list["data"][0]["status"], "Sent");
 }
 
+/// The config file and templates are edited between scheduling and sending (the app
+/// restarted with them): a campaign whose list or template is gone by its time is
+/// cancelled with the reason, and sends nothing.
+#[sqlx::test]
+async fn a_campaign_whose_list_or_template_went_away_is_cancelled_with_the_reason(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (before, _) = spawn_app_with_smtp(db.clone(), CONFIG).await;
+    audience(&before).await;
+    let at = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    let to_list = campaign(&before, json!({ "name": "News", "template": "tips", "mailingListId": "news",
+                                             "scheduling": { "method": "schedule", "timestamp": at } })).await;
+    let with_template = campaign(&before, json!({ "name": "Tips", "template": "tips",
+                                                   "scheduling": { "method": "schedule", "timestamp": at } })).await;
+    // The template's folder is removed (here, renamed in the row, as the start sees it
+    // the same way: a name the templates no longer have).
+    sqlx::query("update campaigns set template = 'retired' where id = $1::uuid")
+        .bind(&with_template)
+        .execute(&before.db)
+        .await
+        .unwrap();
+
+    let (after, smtp) = spawn_app_with_smtp(db, "").await; // the list removed
+    after.run_jobs_at(Utc::now() + Duration::hours(2)).await;
+    assert!(smtp.messages().is_empty());
+    for (id, problem) in [
+        (
+            &to_list,
+            "the mailing list \"news\" is no longer in the config file",
+        ),
+        (&with_template, "the template \"retired\" is gone"),
+    ] {
+        let shown = show(&after, id).await;
+        assert_eq!(
+            (shown["status"].clone(), shown["problem"].clone()),
+            (json!("Cancelled"), json!(problem)),
+            "{shown}"
+        );
+    }
+}
+
 #[sqlx::test]
 async fn cancel_and_unsubscribe_stop_the_sends_still_waiting(
     _: PgPoolOptions,
@@ -362,6 +404,27 @@ async fn a_campaign_is_previewed_and_test_sent_before_it_goes(
     );
     app.run_jobs_at(Utc::now()).await;
     assert_eq!(recipients(&smtp), ["me@acme.test"]);
+    // Its templates saw the campaign's event, as the real sends' will.
+    let event: Value =
+        sqlx::query_scalar("select event from workflow_runs where workflow = 'transactional'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (
+            &event["type"],
+            &event["campaignId"],
+            &event["name"],
+            &event["test"]
+        ),
+        (
+            &json!("campaign"),
+            &json!(id),
+            &json!("Draft"),
+            &json!(true)
+        ),
+        "{event}"
+    );
     let shown = show(&app, &id).await;
     assert_eq!(
         (

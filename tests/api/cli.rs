@@ -5,16 +5,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-fn roster() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
-    // Only what each test sets: no DATABASE_URL or secrets from the outer environment,
-    // and a working directory without a .env file or roster.toml.
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir());
-    command
-}
+use crate::helpers::{database_url, free_port, roster, wait_until_ready};
 
 /// `roster check` of roster.example.toml with the shipped templates.
 fn check_example_config() -> Command {
@@ -217,17 +208,8 @@ async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        db.get_username(),
-        db.get_host(),
-        db.get_port(),
-        db.get_database().unwrap()
-    );
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let url = database_url(&db);
+    let port = free_port();
     let mut child = roster()
         .args(["serve"])
         .env("DATABASE_URL", url)
@@ -239,20 +221,7 @@ async fn serve_migrates_logs_json_and_stops_cleanly_on_sigterm(
         .spawn()
         .unwrap();
 
-    let ready = format!("http://127.0.0.1:{port}/readyz");
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = reqwest::get(&ready).await
-            && response.status() == 200
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "roster did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ready(port).await;
 
     // Wrong keys until the throttle logs a warning inside the request's span: the log
     // names the route, never the raw target with its address.
@@ -327,16 +296,6 @@ fn version_names_the_build() {
             "{stdout}"
         );
     }
-}
-
-fn database_url(db: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        db.get_username(),
-        db.get_host(),
-        db.get_port(),
-        db.get_database().unwrap()
-    )
 }
 
 #[sqlx::test]
@@ -467,17 +426,8 @@ async fn the_log_follows_a_svix_id_from_the_webhook_to_smtp(
     _: PgPoolOptions,
     db: PgConnectOptions,
 ) {
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        db.get_username(),
-        db.get_host(),
-        db.get_port(),
-        db.get_database().unwrap()
-    );
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let url = database_url(&db);
+    let port = free_port();
     let smtp = crate::smtp_server::SmtpServer::start().await;
     let config = std::env::temp_dir().join(format!("roster-trace-{port}.toml"));
     std::fs::write(
@@ -505,14 +455,7 @@ async fn the_log_follows_a_svix_id_from_the_webhook_to_smtp(
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ready(port).await;
 
     let delivery = crate::helpers::Delivery::of(&crate::helpers::fixture("user.created"));
     let response = reqwest::Client::new()
@@ -571,13 +514,7 @@ async fn export_writes_the_file_and_says_how_many(pool: sqlx::PgPool) {
     .await
     .unwrap();
     let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap()
-    );
+    let url = database_url(&options);
     let file = std::env::temp_dir().join(format!("roster-export-{}.csv", std::process::id()));
     let output = roster()
         .args(["export", file.to_str().unwrap()])

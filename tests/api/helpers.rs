@@ -321,3 +321,47 @@ pub fn set(event: &mut Value, pointer: &str, value: Value) {
         .pointer_mut(pointer)
         .unwrap_or_else(|| panic!("{pointer} exists")) = value;
 }
+
+/// The `roster` binary, with only what each test sets: no DATABASE_URL or secrets from
+/// the outer environment, and a working directory without a .env file or roster.toml.
+pub fn roster() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    command
+}
+
+/// The URL of this test's database, for a `roster` process.
+pub fn database_url(db: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        db.get_username(),
+        db.get_host(),
+        db.get_port(),
+        db.get_database().unwrap()
+    )
+}
+
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Waits until the `roster serve` on `port` answers `/readyz` with 200.
+pub async fn wait_until_ready(port: u16) {
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let started = std::time::Instant::now();
+    while !reqwest::get(&ready)
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "roster did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -73,9 +73,16 @@ async fn the_rate_holds_for_all_email_across_two_workers(_: PgPoolOptions, db: P
     }
     drain_with_two_workers(&app, &smtp, 25).await;
 
-    let mut times: Vec<Instant> = smtp.messages().iter().map(|m| m.received_at).collect();
+    let messages = smtp.messages();
+    let recipients: std::collections::HashSet<_> =
+        messages.iter().map(|m| m.recipients.clone()).collect();
+    assert_eq!(
+        (messages.len(), recipients.len()),
+        (25, 25),
+        "one email each, none twice"
+    );
+    let mut times: Vec<Instant> = messages.iter().map(|m| m.received_at).collect();
     times.sort();
-    assert_eq!(times.len(), 25, "one email each, none twice");
     // Spaced 100 ms apart from their slots: 24 gaps take at least 2.4 s, less what a
     // busy machine may delay the first one by.
     let spread = times[24] - times[0];
@@ -84,7 +91,7 @@ async fn the_rate_holds_for_all_email_across_two_workers(_: PgPoolOptions, db: P
         "25 emails in {spread:?}"
     );
     // No second holds much more than ten: a send held up can only arrive late, and
-    // late ones bunch up only by what the machine delayed them.
+    // late ones bunch up only by what the machine delayed them (here up to 500 ms).
     let busiest = times
         .iter()
         .map(|start| {
@@ -95,7 +102,7 @@ async fn the_rate_holds_for_all_email_across_two_workers(_: PgPoolOptions, db: P
         })
         .max()
         .unwrap();
-    assert!(busiest <= 14, "{busiest} emails within one second");
+    assert!(busiest <= 15, "{busiest} emails within one second");
 }
 
 #[sqlx::test]
@@ -108,7 +115,12 @@ async fn a_transactional_email_goes_ahead_of_a_running_campaign(
     campaign_to_all(&app).await;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(app.another_worker().run(shutdown.clone()));
+    let started = Instant::now();
     while smtp.messages().len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the campaign did not start"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let asked = Instant::now();

@@ -33,6 +33,9 @@ pub struct SmtpServer {
 
 struct State {
     reply: Reply,
+    /// How long the server takes to answer a message's final `.` (it keeps the
+    /// message first, so a client killed meanwhile has sent it without knowing).
+    delay: std::time::Duration,
     messages: Vec<ReceivedMessage>,
 }
 
@@ -43,6 +46,7 @@ impl SmtpServer {
             port: listener.local_addr().unwrap().port(),
             state: Arc::new(Mutex::new(State {
                 reply: Reply::Accept,
+                delay: std::time::Duration::ZERO,
                 messages: Vec::new(),
             })),
         };
@@ -61,6 +65,10 @@ impl SmtpServer {
 
     pub fn set_reply(&self, reply: Reply) {
         self.state.lock().unwrap().reply = reply;
+    }
+
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     pub fn messages(&self) -> Vec<ReceivedMessage> {
@@ -113,13 +121,17 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 data.push('\n');
             }
-            let mut state = state.lock().unwrap();
-            state.messages.push(ReceivedMessage {
-                recipients: std::mem::take(&mut recipients),
-                data,
-                received_at: std::time::Instant::now(),
-            });
-            format!("250 2.0.0 Ok: queued as {}\r\n", state.messages.len())
+            let (count, delay) = {
+                let mut state = state.lock().unwrap();
+                state.messages.push(ReceivedMessage {
+                    recipients: std::mem::take(&mut recipients),
+                    data,
+                    received_at: std::time::Instant::now(),
+                });
+                (state.messages.len(), state.delay)
+            };
+            tokio::time::sleep(delay).await;
+            format!("250 2.0.0 Ok: queued as {count}\r\n")
         } else if command.starts_with("QUIT") {
             let _ = writer.write_all(b"221 2.0.0 Bye\r\n").await;
             return;

@@ -11,14 +11,13 @@ use crate::campaigns::store::{
     CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
     stats, update_campaign,
 };
-use crate::campaigns::{CampaignStatus, Scheduling, check_parts, render_for};
+use crate::campaigns::{CampaignStatus, Scheduling, check_parts, queue_test_send, render_for};
 use crate::config::ConfigFile;
 use crate::contacts::input::normalise_email;
 use crate::contacts::store::find_contact_by_email;
 use crate::email::templates::Templates;
 use crate::page::{PageQuery, page_of};
 use crate::segments::check_name;
-use crate::workflows::transactional::queue_transactional;
 
 /// A request body's campaign, checked against the templates, lists and segments.
 struct CampaignBody {
@@ -270,15 +269,7 @@ pub async fn test_send(
         .await?
         .ok_or_else(|| ApiError::not_found("Campaign not found."))?;
     let contact = find_contact_by_email(&mut tx, &email).await?;
-    queue_transactional(
-        &mut tx,
-        &templates,
-        &campaign.template,
-        contact.as_ref(),
-        &email,
-        &json!({}),
-    )
-    .await?;
+    queue_test_send(&mut tx, &templates, &campaign, contact.as_ref(), &email).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }

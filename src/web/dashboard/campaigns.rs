@@ -15,7 +15,7 @@ use crate::campaigns::store::{
     CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
     stats, update_campaign,
 };
-use crate::campaigns::{CampaignStatus, check_parts, render_for};
+use crate::campaigns::{CampaignStatus, check_parts, queue_test_send, render_for};
 use crate::config::ConfigFile;
 use crate::contacts::input::normalise_email;
 use crate::contacts::store::find_contact_by_email;
@@ -23,7 +23,6 @@ use crate::email::templates::Templates;
 use crate::input::given;
 use crate::segments::check_name;
 use crate::segments::store::list_segments;
-use crate::workflows::transactional::queue_transactional;
 
 #[get("/campaigns")]
 pub async fn campaigns_page(
@@ -180,15 +179,7 @@ pub async fn test_send(
         .await?
         .ok_or(DashboardError::NotFound("There is no such campaign."))?;
     let contact = find_contact_by_email(&mut tx, &email).await?;
-    queue_transactional(
-        &mut tx,
-        &templates,
-        &campaign.template,
-        contact.as_ref(),
-        &email,
-        &serde_json::json!({}),
-    )
-    .await?;
+    queue_test_send(&mut tx, &templates, &campaign, contact.as_ref(), &email).await?;
     tx.commit().await?;
     let notice = format!("A test is on its way to {email}.");
     Ok(see_other(&link(
