@@ -221,7 +221,8 @@ pub struct CampaignCreated {
 }
 
 /// A campaign with `stats`: `recipients`, `sent`, `failed`, `suppressed`,
-/// `unsubscribed` (before their email), `skipped` (deleted, cancelled) and `remaining`.
+/// `unsubscribed` (before their email), `skipped` (deleted, cancelled), `remaining`,
+/// and `perSecond`, the emails sent per second over the last minute.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "camelCase")]

@@ -244,8 +244,9 @@ async fn settle(conn: &mut PgConnection, id: Option<Uuid>) -> sqlx::Result<u64> 
     Ok(settled.rows_affected())
 }
 
-/// The campaign's figures: recipients, emails by outcome, and sends skipped because
-/// the contact unsubscribed (or was deleted, or the campaign was cancelled) first.
+/// The campaign's figures: recipients, emails by outcome, sends skipped because the
+/// contact unsubscribed (or was deleted, or the campaign was cancelled) first, and the
+/// send rate over the last minute (`perSecond`).
 pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
     let row = sqlx::query!(
         r#"select count(*) as "recipients!",
@@ -255,7 +256,8 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
                   count(*) filter (where d.id is null and r.exit_reason = 'the contact unsubscribed') as "unsubscribed!",
                   count(*) filter (where d.id is null and r.state = 'exited'
                                    and r.exit_reason is distinct from 'the contact unsubscribed') as "skipped!",
-                  count(*) filter (where r.state = 'active') as "remaining!"
+                  count(*) filter (where r.state = 'active') as "remaining!",
+                  count(*) filter (where d.state = 'sent' and d.sent_at > now() - interval '1 minute') as "sent_last_minute!"
            from workflow_runs r left join email_deliveries d on d.run_id = r.id and d.step = 0
            where r.workflow = 'campaign' and r.trigger_key = $1"#,
         id.to_string()
@@ -266,6 +268,7 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
         "recipients": row.recipients, "sent": row.sent, "failed": row.failed,
         "suppressed": row.suppressed, "unsubscribed": row.unsubscribed,
         "skipped": row.skipped, "remaining": row.remaining,
+        "perSecond": (row.sent_last_minute as f64 / 6.0).round() / 10.0,
     }))
 }
 

@@ -104,6 +104,10 @@ async fn a_campaign_reaches_its_audience_once_each(_: PgPoolOptions, db: PgConne
     assert_eq!(shown["stats"]["recipients"], 2);
     assert_eq!(shown["stats"]["sent"], 2);
     assert_eq!(shown["stats"]["remaining"], 0);
+    assert_eq!(
+        shown["stats"]["perSecond"], 0.0,
+        "2 in the last minute, to one decimal"
+    );
     // Sent: it no longer changes, nor cancels, and its segment stays.
     let edit = json!({ "name": "Again", "template": "tips" });
     assert_eq!(
