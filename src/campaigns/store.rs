@@ -52,16 +52,23 @@ pub struct CampaignFields<'a> {
     pub send_at: Option<DateTime<Utc>>,
 }
 
+impl CampaignFields<'_> {
+    /// Scheduled with a time, else a draft.
+    pub fn status(&self) -> CampaignStatus {
+        match self.send_at {
+            Some(_) => CampaignStatus::Scheduled,
+            None => CampaignStatus::Draft,
+        }
+    }
+}
+
 /// Stores a campaign, and its start job when it has a time.
 pub async fn create_campaign(
     conn: &mut PgConnection,
     fields: &CampaignFields<'_>,
 ) -> sqlx::Result<(Uuid, CampaignStatus)> {
     let id = Uuid::now_v7();
-    let status = match fields.send_at {
-        Some(_) => CampaignStatus::Scheduled,
-        None => CampaignStatus::Draft,
-    };
+    let status = fields.status();
     sqlx::query!(
         "insert into campaigns (id, name, template, mailing_list_id, segment_id, status, scheduled_at)
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -92,10 +99,7 @@ pub async fn update_campaign(
     if !current.is_editable() {
         return Ok(Some(Err(current)));
     }
-    let status = match fields.send_at {
-        Some(_) => CampaignStatus::Scheduled,
-        None => CampaignStatus::Draft,
-    };
+    let status = fields.status();
     sqlx::query!(
         "update campaigns set name = $2, template = $3, mailing_list_id = $4, segment_id = $5,
              status = $6, scheduled_at = $7, updated_at = now()

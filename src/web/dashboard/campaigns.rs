@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::{DashboardError, Views, link, see_other};
+use super::{DashboardError, Views, see_other, see_other_with_notice};
 use crate::campaigns::store::{
     CampaignFields, cancel_campaign, create_campaign, find_campaign, list_campaigns, settle_sent,
     stats, update_campaign,
@@ -182,10 +182,7 @@ pub async fn test_send(
     queue_test_send(&mut tx, &templates, &campaign, contact.as_ref(), &email).await?;
     tx.commit().await?;
     let notice = format!("A test is on its way to {email}.");
-    Ok(see_other(&link(
-        &format!("/campaigns/{id}"),
-        &[("notice", Some(&notice))],
-    )))
+    Ok(see_other_with_notice(&format!("/campaigns/{id}"), &notice))
 }
 
 #[post("/campaigns/{id}/send")]
@@ -212,10 +209,7 @@ pub async fn send_now(
         _ => "This campaign can no longer change.",
     };
     tx.commit().await?;
-    Ok(see_other(&link(
-        &format!("/campaigns/{id}"),
-        &[("notice", Some(notice))],
-    )))
+    Ok(see_other_with_notice(&format!("/campaigns/{id}"), notice))
 }
 
 #[post("/campaigns/{id}/cancel")]
@@ -232,8 +226,5 @@ pub async fn cancel(
         _ => "This campaign can no longer change.",
     };
     tx.commit().await?;
-    Ok(see_other(&link(
-        &format!("/campaigns/{id}"),
-        &[("notice", Some(notice))],
-    )))
+    Ok(see_other_with_notice(&format!("/campaigns/{id}"), notice))
 }

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::{DashboardError, Views, link, see_other};
+use super::{DashboardError, Views, see_other_with_notice};
 use crate::activity::timeline;
 use crate::contacts::lifecycle::Via;
 use crate::contacts::store::find_contact_by_id;
@@ -86,10 +86,10 @@ pub async fn change_subscription(
     } else {
         "Unsubscribed."
     };
-    Ok(see_other(&link(
+    Ok(see_other_with_notice(
         &format!("/contacts/{}", contact.id),
-        &[("notice", Some(notice))],
-    )))
+        notice,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -133,8 +133,8 @@ pub async fn send_test_email(
         "A test of {} is on its way to {}.",
         form.template, contact.email
     );
-    Ok(see_other(&link(
+    Ok(see_other_with_notice(
         &format!("/contacts/{}", contact.id),
-        &[("notice", Some(&notice))],
-    )))
+        &notice,
+    ))
 }

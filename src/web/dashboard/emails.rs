@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::login::CsrfForm;
 use super::session::Session;
-use super::{DashboardError, Views, link, see_other};
+use super::{DashboardError, Views, link, see_other_with_notice};
 use crate::jobs::queue::{JobFilters, Replay, list_jobs, replay_dead_job};
 use crate::jobs::state::JobState;
 use crate::page::PageQuery;
@@ -103,5 +103,5 @@ pub async fn replay_job(
         Replay::Replayed => "The job is back in the queue.",
         Replay::NotFound | Replay::NotDead(_) => "That job is not dead any more.",
     };
-    Ok(see_other(&link("/emails", &[("notice", Some(notice))])))
+    Ok(see_other_with_notice("/emails", notice))
 }

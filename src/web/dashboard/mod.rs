@@ -196,6 +196,11 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
+/// A redirect to `path` that shows `notice` there.
+pub fn see_other_with_notice(path: &str, notice: &str) -> HttpResponse {
+    see_other(&link(path, &[("notice", Some(notice))]))
+}
+
 /// `path` with `pairs` as its query string (empty values left out), URL-encoded.
 pub fn link(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
