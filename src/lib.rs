@@ -16,6 +16,7 @@ pub mod input;
 pub mod jobs;
 pub mod monitoring;
 pub mod page;
+pub mod relays;
 pub mod replay;
 pub mod segments;
 pub mod startup;

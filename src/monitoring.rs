@@ -19,6 +19,10 @@ pub const JOBS_RETRIED: &str = "roster_jobs_retried_total";
 pub const JOBS_DEFERRED: &str = "roster_jobs_deferred_total";
 /// Emails by outcome: `sent`, `failed`, `retrying`, `suppressed`.
 pub const EMAILS: &str = "roster_emails_total";
+/// Relay webhook events by `provider`, `kind` (`delivered`, `hard_bounce`,
+/// `soft_bounce`, `complaint`, `other`) and `outcome` (`applied`, `unmatched`,
+/// `duplicate`).
+pub const RELAY_EVENTS: &str = "roster_relay_events_total";
 /// From the Clerk event (its envelope time) to SMTP accepting the email it caused.
 pub const EVENT_TO_EMAIL_SECONDS: &str = "roster_event_to_email_accepted_seconds";
 

@@ -22,6 +22,7 @@ use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::jobs::worker::{JobHandler, Worker, WorkerOptions};
 use crate::jobs::{BulkRoom, Job};
+use crate::relays::{Relays, webhook::receive_relay_webhook};
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
 use crate::web::unsubscribe;
@@ -161,6 +162,8 @@ fn http_server(
         ));
         let app_settings = web::Data::new(settings.clone());
         let throttle = web::Data::new(FailedAuthThrottle::default());
+        let relays =
+            web::Data::new(Relays::new(&settings.relays).map_err(crate::config::ConfigError)?);
         let workflows = web::Data::from(workflows);
         let unsubscribe_key =
             web::Data::new(settings.unsubscribe_secret.clone().map(UnsubscribeKey::new));
@@ -184,10 +187,12 @@ fn http_server(
                 .app_data(session_key.clone())
                 .app_data(app_settings.clone())
                 .app_data(throttle.clone())
+                .app_data(relays.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(monitoring::serve_metrics)
                 .service(receive_clerk_webhook)
+                .service(receive_relay_webhook)
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)
                 .configure(api::configure)

@@ -11,10 +11,12 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::clerk::ClerkSettings;
+use crate::config::relays::RelaySettings;
 use crate::config::sending::SendingSettings;
 
 pub mod clerk;
 mod env;
+pub mod relays;
 pub mod sending;
 pub mod workflows;
 
@@ -50,6 +52,8 @@ pub struct Settings {
     pub log_filter: String,
     /// `ROSTER_LOG_FORMAT`: `text` (default) or `json`, one object per line.
     pub log_format: LogFormat,
+    /// The relays' webhooks: the file's `[relays.*]` with the environment's on top.
+    pub relays: RelaySettings,
 }
 
 /// How log lines are written.
@@ -80,7 +84,7 @@ impl Default for DatabaseSettings {
 }
 
 /// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
-/// `[sending]`, `[[lists]]` and `[[workflows]]`.
+/// `[sending]`, `[relays.*]`, `[[lists]]` and `[[workflows]]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
@@ -88,6 +92,7 @@ pub struct ConfigFile {
     pub team_name: Option<String>,
     pub clerk: ClerkSettings,
     pub sending: SendingSettings,
+    pub relays: RelaySettings,
     /// Mailing lists contacts can be on (Loops' `mailingLists`).
     pub lists: Vec<MailingList>,
     pub workflows: Vec<WorkflowConfig>,
@@ -144,6 +149,10 @@ impl Settings {
         let addr = env::addr(var, &mut errors);
         let (config_path, file) = env::config_file(var, &mut errors);
         errors.extend(check_file(&file));
+        let relays = file.relays.clone().with_env(var, &mut errors);
+        if let Err(problems) = crate::relays::Relays::new(&relays) {
+            errors.extend(problems);
+        }
         let settings = Self {
             database_url: env::database_url(var, &mut errors),
             database: DatabaseSettings::default(),
@@ -163,6 +172,7 @@ impl Settings {
             file,
             log_filter: env::log_filter(var, &mut errors),
             log_format: env::log_format(var, &mut errors),
+            relays,
         };
         if errors.is_empty() {
             Ok(settings)

@@ -38,6 +38,8 @@ pub enum Via {
     /// The unsubscribe link of an email.
     Link,
     Dashboard,
+    /// A spam complaint a relay reported.
+    Complaint,
 }
 
 impl Via {
@@ -47,6 +49,7 @@ impl Via {
             Self::Api => "api",
             Self::Link => "link",
             Self::Dashboard => "dashboard",
+            Self::Complaint => "complaint",
         }
     }
 }

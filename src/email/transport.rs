@@ -27,6 +27,20 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// The relay's id for the message in its 250 answer, as relays put it last
+/// (`250 Ok 0100018c...-000000`, `250 2.0.0 Ok: queued as 4Z3xyT`): a token of at least
+/// 8 id characters with a digit, so that `250 Great success` names none.
+pub fn queued_id(answer: &str) -> Option<&str> {
+    let last = answer.split_whitespace().last()?;
+    let id = last.trim_start_matches('<').trim_end_matches('>');
+    let is_id = (8..=255).contains(&id.len())
+        && id.bytes().any(|b| b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@=+-".contains(&b));
+    (is_id && answer.starts_with("250")).then_some(id)
+}
+
 impl Mailer {
     /// `connections`: how many SMTP connections the pool keeps open at most.
     pub fn new(
@@ -63,6 +77,36 @@ impl Mailer {
                 .await
                 .map(|id| format!("written to the outbox as {id}.eml"))
                 .map_err(|error| SendError::Transient(error.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queued_id;
+
+    #[test]
+    fn the_relays_id_is_read_from_its_answer() {
+        assert_eq!(
+            queued_id("250 Ok 0100018c1a2b3c4d-5e6f-7a8b-9c0d-000000"),
+            Some("0100018c1a2b3c4d-5e6f-7a8b-9c0d-000000")
+        );
+        assert_eq!(
+            queued_id("250 2.0.0 Ok: queued as 4Z3xyT8k"),
+            Some("4Z3xyT8k")
+        );
+        assert_eq!(
+            queued_id("250 OK <abc123def@mx.test>"),
+            Some("abc123def@mx.test")
+        );
+        for none in [
+            "250 Great success",
+            "250 OK",
+            "250 2.0.0 Ok",
+            "",
+            "451 queued as 12345678",
+        ] {
+            assert_eq!(queued_id(none), None, "{none}");
         }
     }
 }

@@ -19,7 +19,7 @@ use super::state::DeliveryState;
 use crate::contacts::Contact;
 use crate::email::mask::mask_addresses;
 use crate::email::suppressions::{is_suppressed, suppress};
-use crate::email::transport::SendError;
+use crate::email::transport::{SendError, queued_id};
 use crate::monitoring;
 
 /// One send step of one run.
@@ -317,8 +317,8 @@ async fn ineligible(
     Ok(suppressed.then_some(SUPPRESSED))
 }
 
-/// Records SMTP's answer on the row this attempt claimed; a row another attempt has
-/// since settled (`unknown`) only moves on to `sent`.
+/// Records SMTP's answer (and the relay's message id in it) on the row this attempt
+/// claimed; a row another attempt has since settled (`unknown`) only moves on to `sent`.
 async fn record(
     conn: &mut PgConnection,
     run: Uuid,
@@ -326,9 +326,12 @@ async fn record(
     state: DeliveryState,
     answer: &str,
 ) -> sqlx::Result<()> {
+    let provider_message_id = (state == DeliveryState::Sent)
+        .then(|| queued_id(answer))
+        .flatten();
     let state = state.as_str();
     sqlx::query!(
-        "update email_deliveries set state = $3, smtp_response = $4,
+        "update email_deliveries set state = $3, smtp_response = $4, provider_message_id = $5,
              sent_at = case when $3 = 'sent' then now() end
          where run_id = $1 and step = $2
            and (state = 'sending' or (state = 'unknown' and $3 = 'sent'))",
@@ -336,6 +339,7 @@ async fn record(
         step,
         state,
         answer,
+        provider_message_id,
     )
     .execute(conn)
     .await?;

@@ -91,6 +91,7 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
     let mut settings =
         Settings::from_lookup(|name| env.get(name).cloned()).expect("valid settings");
     settings.file = toml::from_str::<ConfigFile>(options.config_toml).expect("valid config file");
+    settings.relays = settings.file.relays.clone();
     let app_connect = match options.proxy {
         Some(proxy) => connect.clone().host("127.0.0.1").port(proxy.port()),
         None => connect.clone(),
@@ -254,6 +255,8 @@ impl TestApp {
             "api_events" => "select count(*) from api_events",
             "workflow_runs" => "select count(*) from workflow_runs",
             "audience_segments" => "select count(*) from audience_segments",
+            "email_events" => "select count(*) from email_events",
+            "suppressions" => "select count(*) from suppressions",
             other => panic!("no count for {other}"),
         };
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()

@@ -19,6 +19,7 @@ mod jobs;
 mod loops_api;
 mod monitoring;
 mod own_cluster;
+mod relay_webhooks;
 mod replay;
 mod roster_api;
 mod segments;

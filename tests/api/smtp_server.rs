@@ -131,7 +131,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 (state.messages.len(), state.delay)
             };
             tokio::time::sleep(delay).await;
-            format!("250 2.0.0 Ok: queued as {count}\r\n")
+            format!("250 2.0.0 Ok: queued as 4Q{count:08}\r\n")
         } else if command.starts_with("QUIT") {
             let _ = writer.write_all(b"221 2.0.0 Bye\r\n").await;
             return;
