@@ -115,3 +115,70 @@ fn unknown_keys_in_the_config_file_are_refused() {
         .expect_err("typo refused");
     assert!(error.to_string().contains("enabeld"), "{error}");
 }
+
+#[test]
+fn relays_are_configured_from_the_environment() {
+    let settings = settings(&[
+        (
+            "ROSTER_SES_TOPIC_ARNS",
+            "arn:aws:sns:us-east-1:123456789012:a, arn:aws:sns:eu-west-1:123456789012:b",
+        ),
+        ("ROSTER_POSTMARK_WEBHOOK_USERNAME", "postmark"),
+        ("ROSTER_POSTMARK_WEBHOOK_PASSWORD", "0123456789abcdefghij"),
+        ("ROSTER_RESEND_WEBHOOK_SECRET", "whsec_c2VjcmV0LW9uZQ=="),
+        ("ROSTER_MAILGUN_WEBHOOK_SIGNING_KEY", "key-0123456789"),
+    ])
+    .unwrap();
+    let ses = settings.relays.ses.expect("ses");
+    assert_eq!(ses.topics.len(), 2);
+    assert_eq!(
+        settings.relays.postmark.expect("postmark").username,
+        "postmark"
+    );
+    assert!(settings.relays.resend.is_some());
+    assert!(settings.relays.mailgun.is_some());
+    assert!(settings.relays.sendgrid.is_none());
+}
+
+#[test]
+fn relay_problems_are_named_without_their_secrets() {
+    let message = errors(&[
+        ("ROSTER_SES_TOPIC_ARNS", "not-an-arn"),
+        ("ROSTER_POSTMARK_WEBHOOK_USERNAME", "postmark"),
+        ("ROSTER_POSTMARK_WEBHOOK_PASSWORD", "short-secret"),
+        ("ROSTER_SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5"),
+        ("ROSTER_RESEND_WEBHOOK_SECRET", "plain-resend-secret"),
+    ]);
+    for problem in [
+        "relays.ses.topics: \"not-an-arn\" is not an SNS topic ARN",
+        "relays.postmark.password: use at least 16",
+        "relays.sendgrid.public_key: not the base64 ECDSA public key",
+        "relays.resend.secret: not a Svix signing secret",
+    ] {
+        assert!(message.contains(problem), "{problem}: {message}");
+    }
+    assert!(!message.contains("short-secret"), "{message}");
+    assert!(!message.contains("plain-resend-secret"), "{message}");
+    let lonely = errors(&[("ROSTER_POSTMARK_WEBHOOK_USERNAME", "postmark")]);
+    assert!(lonely.contains("are set together"), "{lonely}");
+    let certificate = errors(&[("ROSTER_SES_CERTIFICATE", "/etc/sns.pem")]);
+    assert!(
+        certificate.contains("without ROSTER_SES_TOPIC_ARNS"),
+        "{certificate}"
+    );
+}
+
+#[test]
+fn an_unreadable_ses_certificate_is_named() {
+    let message = errors(&[
+        (
+            "ROSTER_SES_TOPIC_ARNS",
+            "arn:aws:sns:us-east-1:123456789012:a",
+        ),
+        ("ROSTER_SES_CERTIFICATE", "/nonexistent/sns.pem"),
+    ]);
+    assert!(
+        message.contains("relays.ses.certificate: cannot read /nonexistent/sns.pem"),
+        "{message}"
+    );
+}
