@@ -222,7 +222,8 @@ pub struct CampaignCreated {
 
 /// A campaign with `stats`: `recipients`, `sent`, `failed`, `suppressed`,
 /// `unsubscribed` (before their email), `skipped` (deleted, cancelled), `remaining`,
-/// and `perSecond`, the emails sent per second over the last minute.
+/// `perSecond`, the emails sent per second over the last minute, and what relays
+/// reported: `delivered`, `bounced`, `complained`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "camelCase")]

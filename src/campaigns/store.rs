@@ -250,7 +250,8 @@ async fn settle(conn: &mut PgConnection, id: Option<Uuid>) -> sqlx::Result<u64> 
 
 /// The campaign's figures: recipients, emails by outcome, sends skipped because the
 /// contact unsubscribed (or was deleted, or the campaign was cancelled) first, and the
-/// send rate over the last minute (`perSecond`).
+/// send rate over the last minute (`perSecond`), and what relays reported: emails
+/// `delivered`, `bounced` (hard or soft) and `complained` about.
 pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
     let row = sqlx::query!(
         r#"select count(*) as "recipients!",
@@ -261,7 +262,12 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
                   count(*) filter (where d.id is null and r.state = 'exited'
                                    and r.exit_reason is distinct from 'the contact unsubscribed') as "skipped!",
                   count(*) filter (where r.state = 'active') as "remaining!",
-                  count(*) filter (where d.state = 'sent' and d.sent_at > now() - interval '1 minute') as "sent_last_minute!"
+                  count(*) filter (where d.state = 'sent' and d.sent_at > now() - interval '1 minute') as "sent_last_minute!",
+                  count(*) filter (where d.delivered_at is not null) as "delivered!",
+                  count(*) filter (where exists (select 1 from email_events e where e.delivery_id = d.id
+                                                 and e.kind in ('hard_bounce', 'soft_bounce'))) as "bounced!",
+                  count(*) filter (where exists (select 1 from email_events e where e.delivery_id = d.id
+                                                 and e.kind = 'complaint')) as "complained!"
            from workflow_runs r left join email_deliveries d on d.run_id = r.id and d.step = 0
            where r.workflow = 'campaign' and r.trigger_key = $1"#,
         id.to_string()
@@ -272,6 +278,7 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
         "recipients": row.recipients, "sent": row.sent, "failed": row.failed,
         "suppressed": row.suppressed, "unsubscribed": row.unsubscribed,
         "skipped": row.skipped, "remaining": row.remaining,
+        "delivered": row.delivered, "bounced": row.bounced, "complained": row.complained,
         "perSecond": (row.sent_last_minute as f64 / 6.0).round() / 10.0,
     }))
 }

@@ -27,6 +27,11 @@ pub struct Delivery {
     pub attempts: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the relay reported it delivered.
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What relays reported of it: `complaint`, `delivered`, `hard_bounce`,
+    /// `soft_bounce` (each once, in that order).
+    pub activity: Vec<String>,
 }
 
 impl Delivery {
@@ -46,6 +51,8 @@ impl Delivery {
             "attempts": self.attempts,
             "createdAt": self.created_at,
             "sentAt": self.sent_at,
+            "deliveredAt": self.delivered_at,
+            "activity": self.activity,
         })
     }
 }
@@ -57,10 +64,13 @@ pub async fn deliveries_of_runs(
 ) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as!(
         Delivery,
-        "select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
-                d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at
+        r#"select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
+                d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at,
+                d.delivered_at,
+                array(select distinct e.kind from email_events e
+                      where e.delivery_id = d.id and e.kind <> 'other' order by e.kind) as "activity!"
          from email_deliveries d join workflow_runs r on r.id = d.run_id
-         where d.run_id = any($1) order by d.id desc",
+         where d.run_id = any($1) order by d.id desc"#,
         runs
     )
     .fetch_all(conn)
@@ -89,11 +99,14 @@ pub async fn list_deliveries(
     let cursor = paging.cursor(|c| c.parse::<Uuid>().ok())?;
     let rows = sqlx::query_as!(
         Delivery,
-        "select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
-                d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at
+        r#"select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
+                d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at,
+                d.delivered_at,
+                array(select distinct e.kind from email_events e
+                      where e.delivery_id = d.id and e.kind <> 'other' order by e.kind) as "activity!"
          from email_deliveries d join workflow_runs r on r.id = d.run_id
          where ($1::text is null or d.state = $1) and ($2::uuid is null or d.id < $2)
-         order by d.id desc limit $3",
+         order by d.id desc limit $3"#,
         state.map(DeliveryState::as_str),
         cursor,
         limit + 1

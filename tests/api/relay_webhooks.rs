@@ -362,6 +362,41 @@ async fn an_ses_hard_bounce_suppresses_the_address_and_stops_the_drip(
     assert_eq!(received(&smtp, "gone@example.com"), 1);
     assert_eq!(received(&smtp, "kept@example.com"), 2);
     assert_eq!(suppression(&app, "kept@example.com").await, None);
+
+    // The email shows what the relay reported, in the API and on the dashboard.
+    let (_, deliveries) = app.api_get("/v1/email-deliveries").await;
+    let reported: Vec<(&str, &str, &Value)> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["recipient"].as_str().unwrap(),
+                d["state"].as_str().unwrap(),
+                &d["activity"],
+            )
+        })
+        .collect();
+    assert!(
+        reported.contains(&("gone@example.com", "sent", &json!(["hard_bounce"]))),
+        "{reported:?}"
+    );
+    assert!(
+        reported.contains(&("gone@example.com", "suppressed", &json!([]))),
+        "{reported:?}"
+    );
+    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
+    let page = client
+        .get(format!("{}/emails", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Reported by relays"), "{page}");
+    assert!(page.contains(">hard bounce</span>"), "{page}");
+    assert!(page.contains("550 5.1.1 user unknown"), "{page}");
 }
 
 #[sqlx::test]
@@ -550,6 +585,19 @@ async fn an_event_for_an_unknown_message_is_kept_and_changes_nothing(
             .await
             .unwrap();
     assert_eq!((kind.as_str(), delivery), ("hard_bounce", None));
+    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
+    let page = client
+        .get(format!("{}/emails", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("not sent by Roster: kept, no effect"),
+        "{page}"
+    );
 }
 
 /// A stand-in for SNS's subscribe endpoint: answers 200 with the confirmation SNS

@@ -1,5 +1,6 @@
-//! Emails: deliveries by state (failures with the SMTP answer), the suppressed
-//! addresses, and the dead jobs, each with a button that replays it.
+//! Emails: deliveries by state (failures with the SMTP answer), what relays reported
+//! (bounces, complaints, deliveries; also for messages Roster does not know), the
+//! suppressed addresses, and the dead jobs, each with a button that replays it.
 
 use actix_web::{HttpResponse, get, post, web};
 use minijinja::value::Serde;
@@ -13,6 +14,7 @@ use super::{DashboardError, Views, link, see_other_with_notice};
 use crate::jobs::queue::{JobFilters, Replay, list_jobs, replay_dead_job};
 use crate::jobs::state::JobState;
 use crate::page::PageQuery;
+use crate::relays::log::recent_events;
 use crate::workflows::deliveries::{DeliveryFilters, list_deliveries};
 use crate::workflows::state::DeliveryState;
 
@@ -71,6 +73,7 @@ pub async fn emails_page(
         .into_iter()
         .map(|row| context! { email => row.email, reason => row.reason, at => row.created_at.format("%Y-%m-%d %H:%M").to_string() })
         .collect();
+    let relay_events = recent_events(&pool, 50).await?;
     let state = state.map(DeliveryState::as_str);
     let next_url = deliveries
         .next_cursor
@@ -86,6 +89,7 @@ pub async fn emails_page(
             counts => counts.into_iter().map(|row| (row.state, row.count)).collect::<std::collections::BTreeMap<_, _>>(),
             deliveries => Value::from(Serde(&deliveries.data)), next_url,
             dead => Value::from(Serde(&dead.data)), suppressed,
+            relay_events => Value::from(Serde(&relay_events)),
         },
     )
 }

@@ -30,7 +30,7 @@ pub struct Views {
     env: Environment<'static>,
 }
 
-const VIEWS: [(&str, &str); 15] = [
+const VIEWS: [(&str, &str); 16] = [
     ("layout.html", include_str!("views/layout.html")),
     ("login.html", include_str!("views/login.html")),
     ("audience.html", include_str!("views/audience.html")),
@@ -39,6 +39,10 @@ const VIEWS: [(&str, &str); 15] = [
     ("event.html", include_str!("views/event.html")),
     ("workflows.html", include_str!("views/workflows.html")),
     ("emails.html", include_str!("views/emails.html")),
+    (
+        "email_activity.html",
+        include_str!("views/email_activity.html"),
+    ),
     ("analytics.html", include_str!("views/analytics.html")),
     ("preview.html", include_str!("views/preview.html")),
     ("segments.html", include_str!("views/segments.html")),
