@@ -22,4 +22,5 @@ pub mod segments;
 pub mod startup;
 pub mod telemetry;
 pub mod web;
+pub mod webhooks;
 pub mod workflows;

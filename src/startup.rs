@@ -26,6 +26,7 @@ use crate::relays::{Relays, webhook::receive_relay_webhook};
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
 use crate::web::unsubscribe;
+use crate::webhooks::{self, deliver::Deliverer};
 use crate::workflows::engine::Engine;
 use crate::workflows::{self, Workflows};
 use crate::{health, monitoring};
@@ -73,6 +74,7 @@ impl Application {
         let jobs = Jobs {
             engine,
             config: Arc::new(settings.file.clone()),
+            webhooks: Deliverer::new(workflows.webhooks().clone())?,
         };
         let worker = Worker::new(jobs_pool, jobs, WorkerOptions::default());
         let server = http_server(&settings, database, workflows, templates, listener)?;
@@ -105,11 +107,13 @@ impl Application {
     }
 }
 
-/// What the worker runs, by job kind: workflow steps (the engine) and campaign starts.
+/// What the worker runs, by job kind: workflow steps (the engine), campaign starts and
+/// outgoing webhooks.
 #[derive(Clone)]
 pub struct Jobs {
     pub engine: Engine,
     config: Arc<ConfigFile>,
+    webhooks: Deliverer,
 }
 
 impl JobHandler for Jobs {
@@ -128,6 +132,9 @@ impl JobHandler for Jobs {
             )
             .await?;
             return Ok(());
+        }
+        if job.kind == webhooks::DELIVER_JOB {
+            return self.webhooks.run(&self.engine.pool, job).await;
         }
         self.engine.run(job).await
     }

@@ -1,12 +1,13 @@
 //! The workflows a Clerk delivery starts: those on its own event type, and those on the
 //! lifecycle event its contact change emits (`contact.created`, ...), in the caller's
-//! transaction (the webhook's, or a replay's).
+//! transaction (the webhook's, or a replay's); and the webhook endpoints it notifies.
 
 use chrono::Utc;
 use sqlx::PgConnection;
 
-use super::sync::Applied;
+use super::sync::{Applied, ContactChange};
 use crate::contacts::lifecycle::Via;
+use crate::webhooks::news::{ContactNews, contact_news};
 use crate::workflows::Workflows;
 use crate::workflows::runs::{ClerkCause, TriggerEvent, start_lifecycle_runs, start_runs};
 
@@ -24,6 +25,14 @@ pub async fn start_workflows(
     let Some(contact) = &applied.contact else {
         return Ok(0);
     };
+    let news: &[ContactNews] = match applied.change {
+        ContactChange::Created => &[ContactNews::Created],
+        ContactChange::Unsubscribed => &[ContactNews::Unsubscribed],
+        // As Loops does: a deleted contact is also reported unsubscribed.
+        ContactChange::Deleted => &[ContactNews::Deleted, ContactNews::Unsubscribed],
+        _ => &[],
+    };
+    contact_news(tx, workflows.webhooks(), contact, news).await?;
     let mut started = 0;
     if applied.created_beneath_deletion
         && workflows.triggered_by("user.deleted").next().is_some()

@@ -18,6 +18,7 @@ pub mod clerk;
 mod env;
 pub mod relays;
 pub mod sending;
+pub mod webhooks;
 pub mod workflows;
 
 use workflows::WorkflowConfig;
@@ -84,7 +85,7 @@ impl Default for DatabaseSettings {
 }
 
 /// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
-/// `[sending]`, `[relays.*]`, `[[lists]]` and `[[workflows]]`.
+/// `[sending]`, `[relays.*]`, `[[lists]]`, `[[workflows]]` and `[[webhooks]]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
@@ -96,6 +97,8 @@ pub struct ConfigFile {
     /// Mailing lists contacts can be on (Loops' `mailingLists`).
     pub lists: Vec<MailingList>,
     pub workflows: Vec<WorkflowConfig>,
+    /// Endpoints Roster's events are posted to.
+    pub webhooks: Vec<webhooks::WebhookConfig>,
 }
 
 /// One `[[lists]]` entry.
@@ -149,6 +152,7 @@ impl Settings {
         let addr = env::addr(var, &mut errors);
         let (config_path, file) = env::config_file(var, &mut errors);
         errors.extend(check_file(&file));
+        errors.extend(webhooks::check(&file.webhooks));
         let relays = file.relays.clone().with_env(var, &mut errors);
         if let Err(problems) = crate::relays::Relays::new(&relays) {
             errors.extend(problems);

@@ -49,6 +49,8 @@ impl Change {
 pub struct Upserted {
     pub contact: Contact,
     pub change: Change,
+    /// The contact's `mailingLists` before the write (null for a new contact).
+    pub lists_before: serde_json::Value,
 }
 
 /// Finds the contact by `userId`, then by `email`, and applies `input`, or creates the
@@ -134,10 +136,14 @@ async fn apply(
     let before = (!created).then(|| contact.clone());
     let unsubscribed = input.apply(&mut contact);
     // A write that changes nothing (the common case for events) writes nothing.
+    let lists_before = before.as_ref().map_or(serde_json::Value::Null, |before| {
+        before.mailing_lists.clone()
+    });
     if before.as_ref() == Some(&contact) {
         return Ok(Upserted {
             contact,
             change: Change::Unchanged,
+            lists_before,
         });
     }
     let contact = save_contact(tx, &contact).await?;
@@ -146,7 +152,11 @@ async fn apply(
         (false, true) => Change::Unsubscribed,
         (false, false) => Change::Updated,
     };
-    Ok(Upserted { contact, change })
+    Ok(Upserted {
+        contact,
+        change,
+        lists_before,
+    })
 }
 
 /// Sets the subscription of contact `id` (an unsubscribe link, the dashboard's button),

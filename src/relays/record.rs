@@ -5,7 +5,8 @@
 //! - a soft bounce is counted; 3 within any 7 days suppress the address;
 //! - a complaint unsubscribes the contact (`contact.unsubscribed`, via `complaint`) and
 //!   suppresses the address;
-//! - a delivery marks the delivery delivered.
+//! - a delivery marks the delivery delivered;
+//! - and each is told to the webhook endpoints (`email.hardBounced`, ...).
 //!
 //! An event for a message Roster did not send (or no longer knows) is kept for
 //! inspection with no delivery and changes nothing: a shared relay account reports
@@ -23,6 +24,7 @@ use crate::contacts::store::lock_person;
 use crate::contacts::write::{Change, set_subscribed};
 use crate::email::suppressions::suppress;
 use crate::monitoring;
+use crate::webhooks::news::email_news;
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
@@ -144,6 +146,16 @@ async fn record_event(
             }
         }
         EventKind::Other => {}
+    }
+    let news = match event.kind {
+        EventKind::Delivered => Some("email.delivered"),
+        EventKind::HardBounce => Some("email.hardBounced"),
+        EventKind::SoftBounce => Some("email.softBounced"),
+        EventKind::Complaint => Some("email.spamReported"),
+        EventKind::Other => None,
+    };
+    if let Some(news) = news {
+        email_news(tx, workflows.webhooks(), news, matched.delivery).await?;
     }
     Ok(Outcome::Applied)
 }

@@ -21,6 +21,9 @@ use crate::email::mask::mask_addresses;
 use crate::email::suppressions::{is_suppressed, suppress};
 use crate::email::transport::{SendError, queued_id};
 use crate::monitoring;
+use crate::webhooks::Endpoints;
+use crate::webhooks::news::email_news;
+use lettre::message::header::Subject;
 
 /// One send step of one run.
 pub struct SendStep<'a> {
@@ -36,6 +39,8 @@ pub struct SendStep<'a> {
     pub last_attempt: bool,
     /// A campaign's send, behind all other email in the send budget.
     pub bulk: bool,
+    /// The endpoints told of the send (`loop.email.sent`, ...).
+    pub webhooks: &'a Endpoints,
 }
 
 /// Sends the step's email at most once: checks eligibility, claims the send, hands the
@@ -92,6 +97,7 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
             return Ok(());
         }
     };
+    let subject = message.headers().get::<Subject>();
     let delivery = NewDelivery {
         run: run.id,
         step,
@@ -99,6 +105,7 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
         recipient: &recipient,
         message_id: message.headers().get_raw("Message-ID").unwrap_or_default(),
         transactional: workflow.transactional,
+        subject: subject.as_ref().map(AsRef::as_ref),
     };
     if !claim_send(&mut conn, &delivery).await? {
         let steps = workflow.steps.len();
@@ -172,9 +179,12 @@ async fn record_outcome(
     let answer = match &outcome {
         Ok(answer) | Err(SendError::Transient(answer) | SendError::Permanent(answer)) => answer,
     };
-    record(&mut tx, run.id, step, state, answer).await?;
+    let delivery = record(&mut tx, run.id, step, state, answer).await?;
     let result = match &outcome {
         Ok(_) => {
+            if let Some(delivery) = delivery {
+                email_news(&mut tx, send.webhooks, "email.sent", delivery).await?;
+            }
             record_event_to_email(run, send.workflow, send.template);
             advance_run(&mut tx, run.id, step, steps, send.due).await?;
             Ok(())
@@ -223,6 +233,7 @@ pub struct NewDelivery<'a> {
     pub recipient: &'a str,
     pub message_id: &'a str,
     pub transactional: bool,
+    pub subject: Option<&'a str>,
 }
 
 /// Writes the delivery row as `sending` if this attempt may send: the run is active at
@@ -232,11 +243,12 @@ pub struct NewDelivery<'a> {
 /// unsubscribe's exit) is waited for and seen, so no send slips past it.
 pub async fn claim_send(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> sqlx::Result<bool> {
     let claimed = sqlx::query_scalar!(
-        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts)
-         select $1, $2, $3, $4, $5, $6, $7, 1
+        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts, subject)
+         select $1, $2, $3, $4, $5, $6, $7, 1, $8
          where exists (select 1 from workflow_runs where id = $2 and state = 'active' and current_step = $3 for share)
          on conflict (run_id, step) do update set
-             state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id
+             state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id,
+             subject = excluded.subject
          where email_deliveries.state = 'retrying'
          returning id",
         Uuid::now_v7(),
@@ -246,6 +258,7 @@ pub async fn claim_send(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> 
         delivery.recipient,
         delivery.message_id,
         delivery.transactional,
+        delivery.subject,
     )
     .fetch_optional(conn)
     .await?;
@@ -319,29 +332,30 @@ async fn ineligible(
 
 /// Records SMTP's answer (and the relay's message id in it) on the row this attempt
 /// claimed; a row another attempt has since settled (`unknown`) only moves on to `sent`.
+/// Returns the row's ID when it was written.
 async fn record(
     conn: &mut PgConnection,
     run: Uuid,
     step: i32,
     state: DeliveryState,
     answer: &str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Option<Uuid>> {
     let provider_message_id = (state == DeliveryState::Sent)
         .then(|| queued_id(answer))
         .flatten();
     let state = state.as_str();
-    sqlx::query!(
+    sqlx::query_scalar!(
         "update email_deliveries set state = $3, smtp_response = $4, provider_message_id = $5,
              sent_at = case when $3 = 'sent' then now() end
          where run_id = $1 and step = $2
-           and (state = 'sending' or (state = 'unknown' and $3 = 'sent'))",
+           and (state = 'sending' or (state = 'unknown' and $3 = 'sent'))
+         returning id",
         run,
         step,
         state,
         answer,
         provider_message_id,
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await
 }

@@ -163,6 +163,7 @@ impl Engine {
                     due,
                     last_attempt: attempt.last,
                     bulk: attempt.bulk,
+                    webhooks: self.workflows.webhooks(),
                 };
                 delivery::send(&self.pool, &self.outbound, send).await?
             }

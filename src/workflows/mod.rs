@@ -22,15 +22,29 @@ use crate::email::templates::Templates;
 /// Job kind of one workflow step; payload `{"run": uuid, "step": n}`.
 pub const STEP_JOB: &str = "workflow.step";
 
-/// The checked workflows, looked up by trigger and by name.
+/// The checked workflows, looked up by trigger and by name, and the webhook endpoints
+/// that hear of the same events (so whatever starts runs also notifies them).
 #[derive(Debug, Clone, Default)]
 pub struct Workflows {
     list: Vec<Workflow>,
+    webhooks: std::sync::Arc<crate::webhooks::Endpoints>,
 }
 
 impl Workflows {
     pub fn new(list: Vec<Workflow>) -> Self {
-        Self { list }
+        Self {
+            list,
+            webhooks: Default::default(),
+        }
+    }
+
+    /// These workflows, with these endpoints notified of events.
+    pub fn with_webhooks(self, webhooks: std::sync::Arc<crate::webhooks::Endpoints>) -> Self {
+        Self { webhooks, ..self }
+    }
+
+    pub fn webhooks(&self) -> &std::sync::Arc<crate::webhooks::Endpoints> {
+        &self.webhooks
     }
 
     pub fn triggered_by<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a Workflow> + 'a {
@@ -91,5 +105,9 @@ pub fn load(settings: &Settings) -> anyhow::Result<(Workflows, Templates)> {
     if !problems.is_empty() {
         anyhow::bail!(problems.join("\n"));
     }
-    Ok((workflows, templates))
+    let webhooks = crate::webhooks::Endpoints::from_config(&settings.file);
+    Ok((
+        workflows.with_webhooks(std::sync::Arc::new(webhooks)),
+        templates,
+    ))
 }

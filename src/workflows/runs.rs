@@ -13,12 +13,13 @@ use super::{STEP_JOB, TRANSACTIONAL, Workflows};
 use crate::config::workflows::EntryRule;
 use crate::contacts::Contact;
 use crate::contacts::lifecycle::{LifecycleEvent, Via, event_json};
-use crate::contacts::write::Upserted;
+use crate::contacts::write::{Change, Upserted};
 use crate::input::InputError;
 use crate::jobs::queue::{NewJob, enqueue_job};
 use crate::page::{Page, PageQuery, page_of};
 use crate::segments::filter::Filter;
 use crate::segments::sql::push_filter;
+use crate::webhooks::news::{ContactNews, contact_news, list_news};
 
 /// Attempts a step job gets: SMTP outages of a few hours are retried through.
 const STEP_ATTEMPTS: i32 = 10;
@@ -135,13 +136,24 @@ pub async fn start_lifecycle_runs(
 }
 
 /// Starts the workflows of the lifecycle event a contact write emits (none when the
-/// write emits none), caused by `via`.
+/// write emits none), caused by `via`, and tells the webhook endpoints of the change
+/// (created, unsubscribed, lists joined and left).
 pub async fn start_for_change(
     conn: &mut PgConnection,
     workflows: &Workflows,
     upserted: &Upserted,
     via: Via,
 ) -> sqlx::Result<usize> {
+    let mut news = match upserted.change {
+        Change::Created => vec![ContactNews::Created],
+        Change::Unsubscribed => vec![ContactNews::Unsubscribed],
+        Change::Updated | Change::Unchanged => Vec::new(),
+    };
+    news.extend(list_news(
+        &upserted.lists_before,
+        &upserted.contact.mailing_lists,
+    ));
+    contact_news(conn, workflows.webhooks(), &upserted.contact, &news).await?;
     match upserted.change.lifecycle_event() {
         Some(event) => {
             start_lifecycle_runs(conn, workflows, event, via, None, &upserted.contact).await

@@ -21,10 +21,10 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::helpers::{AppOptions, TestApp, fixture, set, spawn_app, spawn_app_with};
+use crate::http_receiver::HttpReceiver;
 use crate::smtp_server::SmtpServer;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:roster-ses-events";
@@ -600,40 +600,12 @@ async fn an_event_for_an_unknown_message_is_kept_and_changes_nothing(
     );
 }
 
-/// A stand-in for SNS's subscribe endpoint: answers 200 with the confirmation SNS
-/// returns, and counts the visits.
-async fn subscribe_endpoint() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (visits, visited) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut request = vec![0; 8192];
-            let read = socket.read(&mut request).await.unwrap_or(0);
-            let line = String::from_utf8_lossy(&request[..read])
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let _ = visits.send(line);
-            let body = "<ConfirmSubscriptionResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><ConfirmSubscriptionResult><SubscriptionArn>arn</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>";
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-    });
-    (format!("http://{address}"), visited)
-}
-
 #[sqlx::test]
 async fn an_sns_subscription_confirmation_is_confirmed(_: PgPoolOptions, db: PgConnectOptions) {
     let (app, _smtp) = app(db).await;
-    let (endpoint, mut visited) = subscribe_endpoint().await;
+    // A stand-in for SNS's subscribe endpoint.
+    let receiver = HttpReceiver::start().await;
+    let endpoint = receiver.url.clone();
     let token = "2336412f37fb687f5d51e6e2425dacbba0b3cc1c5b1c4b7a4c1b8f6a2b0e3a6a";
     let subscribe_url =
         format!("{endpoint}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}");
@@ -649,10 +621,13 @@ async fn an_sns_subscription_confirmation_is_confirmed(_: PgPoolOptions, db: PgC
     let (status, body) = post_ses(&app, &confirmation).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "subscribed", "topic": TOPIC}));
-    let visit = visited.recv().await.unwrap();
+    let visits = receiver.received();
+    assert_eq!(visits.len(), 1);
     assert!(
-        visit.starts_with("GET /?Action=ConfirmSubscription"),
-        "{visit}"
+        visits[0]
+            .line
+            .starts_with("GET /?Action=ConfirmSubscription"),
+        "{visits:?}"
     );
 
     // A forged confirmation never makes Roster visit anything.
@@ -660,7 +635,7 @@ async fn an_sns_subscription_confirmation_is_confirmed(_: PgPoolOptions, db: PgC
     forged["SubscribeURL"] = json!(format!("{endpoint}/elsewhere"));
     let (status, _) = post_ses(&app, &forged).await;
     assert_eq!(status, 401);
-    assert!(visited.try_recv().is_err());
+    assert_eq!(receiver.received().len(), 1);
 }
 
 // --- Soft bounces: three within any seven days suppress, in any order ---------------

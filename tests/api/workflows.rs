@@ -349,6 +349,7 @@ async fn only_one_of_two_concurrent_attempts_claims_a_send(_: PgPoolOptions, db:
             recipient: "ada@example.com",
             message_id: "<m@acme.test>",
             transactional: false,
+            subject: Some("Welcome"),
         };
         claim_send(&mut conn, &delivery).await.unwrap()
     };

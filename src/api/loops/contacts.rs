@@ -15,6 +15,7 @@ use crate::contacts::store::{
 };
 use crate::contacts::write::{Write, upsert};
 use crate::input::given;
+use crate::webhooks::news::{ContactNews, contact_news};
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
@@ -141,6 +142,7 @@ pub async fn find_contact(
 pub async fn delete_contact_route(
     body: web::Json<Map<String, Value>>,
     pool: web::Data<PgPool>,
+    workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, ApiError> {
     let mut key = ContactKey {
         email: None,
@@ -176,6 +178,8 @@ pub async fn delete_contact_route(
         return Err(ApiError::not_found("Contact not found."));
     };
     delete_contact(&mut tx, contact.id).await?;
+    let news = [ContactNews::Deleted, ContactNews::Unsubscribed];
+    contact_news(&mut tx, workflows.webhooks(), &contact, &news).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Contact deleted." })))
 }

@@ -14,6 +14,8 @@ use crate::config::Settings;
 use crate::contacts::Contact;
 use crate::contacts::search::{ContactFilters, search};
 use crate::input::given;
+use crate::webhooks::log::disabled_endpoints;
+use crate::workflows::Workflows;
 
 const PAGE: i64 = 50;
 
@@ -42,7 +44,9 @@ pub async fn audience(
     pool: web::Data<PgPool>,
     views: web::Data<Views>,
     settings: web::Data<Settings>,
+    workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, DashboardError> {
+    let disabled_webhooks = disabled_endpoints(&pool, workflows.webhooks()).await?;
     let filters = ContactFilters {
         email: nonempty(&query.email),
         name: nonempty(&query.name),
@@ -100,7 +104,7 @@ pub async fn audience(
         "audience.html",
         context! {
             page_title => "Audience", section => "audience", csrf => session.csrf(),
-            notice => query.notice.clone(),
+            notice => query.notice.clone(), disabled_webhooks,
             contacts, next_url, filtered, save_url, paged => query.cursor.is_some(),
             total => counts.total, subscribed => counts.subscribed, users => counts.users,
             waiting => counts.waiting,

@@ -14,6 +14,7 @@ mod preview;
 mod segments;
 pub mod session;
 mod session_store;
+mod webhooks;
 mod workflows;
 
 use actix_web::http::StatusCode;
@@ -30,7 +31,7 @@ pub struct Views {
     env: Environment<'static>,
 }
 
-const VIEWS: [(&str, &str); 16] = [
+const VIEWS: [(&str, &str); 17] = [
     ("layout.html", include_str!("views/layout.html")),
     ("login.html", include_str!("views/login.html")),
     ("audience.html", include_str!("views/audience.html")),
@@ -53,6 +54,7 @@ const VIEWS: [(&str, &str); 16] = [
     ),
     ("campaigns.html", include_str!("views/campaigns.html")),
     ("campaign.html", include_str!("views/campaign.html")),
+    ("webhooks.html", include_str!("views/webhooks.html")),
 ];
 
 impl Views {
@@ -271,5 +273,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(campaigns::campaign_page)
         .service(campaigns::test_send)
         .service(campaigns::send_now)
-        .service(campaigns::cancel);
+        .service(campaigns::cancel)
+        .service(webhooks::webhooks_page)
+        .service(webhooks::enable);
 }
