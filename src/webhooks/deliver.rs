@@ -114,7 +114,7 @@ impl Deliverer {
         if failed(pool, id, url, failure.0, &failure.1, last_attempt).await? || last_attempt {
             return Ok(());
         }
-        anyhow::bail!("the endpoint answered {}", failure.1)
+        anyhow::bail!("the webhook was not delivered: {}", failure.1)
     }
 }
 
