@@ -202,6 +202,7 @@ fn http_server(
                 .service(receive_relay_webhook)
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)
+                .service(unsubscribe::save_preferences)
                 .configure(api::configure)
                 .configure(dashboard::configure)
         })

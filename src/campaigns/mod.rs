@@ -144,7 +144,7 @@ pub fn render_for(
     campaign: &store::Campaign,
     contact: Option<&Contact>,
 ) -> Result<RenderedEmail, TemplateError> {
-    let event = run_event(campaign.id, &campaign.name, &campaign.template);
+    let event = run_event(campaign);
     let step = match contact {
         Some(contact) => step_context(contact.to_json(), event, CAMPAIGN),
         None => {
@@ -167,14 +167,18 @@ pub async fn queue_test_send(
     contact: Option<&Contact>,
     email: &str,
 ) -> Result<(), InputError> {
-    let mut event = run_event(campaign.id, &campaign.name, &campaign.template);
+    let mut event = run_event(campaign);
     event["transactionalId"] = json!(campaign.template);
     event["data"] = json!({});
     event["test"] = json!(true);
     queue_transactional_event(tx, templates, contact, email, &event).await
 }
 
-/// What the runs of a campaign see as `event`.
-pub fn run_event(id: uuid::Uuid, name: &str, template: &str) -> Value {
-    json!({ "type": "campaign", "campaignId": id, "name": name, "template": template })
+/// What the runs of a campaign see as `event`; `mailingListId` (when it goes to a list)
+/// is checked again right before each send, so who left the list meanwhile gets none.
+pub fn run_event(campaign: &store::Campaign) -> Value {
+    json!({
+        "type": "campaign", "campaignId": campaign.id, "name": campaign.name,
+        "template": campaign.template, "mailingListId": campaign.mailing_list_id,
+    })
 }

@@ -52,7 +52,7 @@ pub async fn start_campaign(
             return Ok(0);
         }
     };
-    let event = run_event(id, &campaign.name, &campaign.template);
+    let event = run_event(&campaign);
     let started = start_campaign_runs(&mut tx, id, &event, &filter).await?;
     sqlx::query!(
         "update campaigns set status = 'sending', started_at = now(), updated_at = now() where id = $1",

@@ -166,6 +166,20 @@ pub async fn set_subscribed(
     id: Uuid,
     subscribed: bool,
 ) -> Result<Option<Upserted>, ContactError> {
+    let input = ContactInput {
+        subscribed: Some(subscribed),
+        ..ContactInput::default()
+    };
+    change_contact(tx, id, &input).await
+}
+
+/// Applies `input` to contact `id` (found by ID, as links and the dashboard name it),
+/// under the person's locks as every other write; `None` when there is no such contact.
+pub async fn change_contact(
+    tx: &mut PgConnection,
+    id: Uuid,
+    input: &ContactInput,
+) -> Result<Option<Upserted>, ContactError> {
     let Some(found) = find_contact_by_id(tx, id).await? else {
         return Ok(None);
     };
@@ -173,9 +187,5 @@ pub async fn set_subscribed(
     let Some(contact) = find_contact_for_update(tx, id).await? else {
         return Ok(None);
     };
-    let input = ContactInput {
-        subscribed: Some(subscribed),
-        ..ContactInput::default()
-    };
-    apply(tx, contact, &input, false).await.map(Some)
+    apply(tx, contact, input, false).await.map(Some)
 }

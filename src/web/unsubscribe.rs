@@ -1,5 +1,7 @@
-//! `GET /unsubscribe/{token}` shows a confirmation page; `POST` (the page's button, and
-//! RFC 8058 one-click from the mail client) unsubscribes the contact, emits
+//! `GET /unsubscribe/{token}` shows the contact's preferences: the public mailing lists
+//! with checkboxes (saved by `POST /unsubscribe/{token}/preferences`), and
+//! "Unsubscribe from everything". `POST /unsubscribe/{token}` (that button, and RFC
+//! 8058 one-click from the mail client) unsubscribes the contact from all email, emits
 //! `contact.unsubscribed`, and is idempotent. A forged or altered token changes nothing.
 
 use actix_web::http::StatusCode;
@@ -7,20 +9,29 @@ use actix_web::{HttpResponse, get, post, web};
 use sqlx::PgPool;
 
 use super::html_escape;
-use crate::contacts::ContactError;
+use crate::config::ConfigFile;
+use crate::contacts::input::ContactInput;
 use crate::contacts::lifecycle::Via;
 use crate::contacts::store::find_contact_by_id;
-use crate::contacts::write::{Change, set_subscribed};
+use crate::contacts::write::{Change, change_contact, set_subscribed};
+use crate::contacts::{Contact, ContactError};
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
+#[derive(serde::Deserialize)]
+pub struct PreferencesQuery {
+    saved: Option<String>,
+}
+
 #[get("/unsubscribe/{token}")]
 pub async fn confirm_unsubscribe(
     token: web::Path<String>,
+    query: web::Query<PreferencesQuery>,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
+    config: web::Data<ConfigFile>,
 ) -> HttpResponse {
     let Some(contact_id) = key.as_ref().as_ref().and_then(|key| key.verify(&token)) else {
         return invalid_link();
@@ -30,18 +41,120 @@ pub async fn confirm_unsubscribe(
         Err(_) => return unavailable(),
     };
     match find_contact_by_id(&mut conn, contact_id).await {
-        Ok(Some(contact)) if contact.subscribed => page(
-            StatusCode::OK,
-            "Unsubscribe?",
-            &format!(
-                "<p>Stop sending email to <strong>{}</strong>?</p>\
-                 <form method=\"post\"><button type=\"submit\">Unsubscribe</button></form>",
-                html_escape(&contact.email)
-            ),
-        ),
+        Ok(Some(contact)) if contact.subscribed => {
+            preferences_page(&config, &token, &contact, query.saved.is_some())
+        }
         Ok(_) => unsubscribed_page(),
         Err(_) => unavailable(),
     }
+}
+
+/// The lists the contact can see (the public ones) with its choices, and the button
+/// that unsubscribes it from everything.
+/// Served at `/unsubscribe/{token}` only: its forms' relative actions resolve from
+/// there, behind any path prefix a proxy adds.
+fn preferences_page(
+    config: &ConfigFile,
+    token: &str,
+    contact: &Contact,
+    saved: bool,
+) -> HttpResponse {
+    let everything = html_escape(token);
+    let preferences = format!("{everything}/preferences");
+    let public: Vec<_> = config.lists.iter().filter(|list| list.public).collect();
+    let mut body = format!(
+        "<p>Email preferences for <strong>{}</strong>.</p>",
+        html_escape(&contact.email)
+    );
+    if saved {
+        body.push_str("<p role=\"status\"><em>Your preferences are saved.</em></p>");
+    }
+    if !public.is_empty() {
+        body.push_str(&format!("<form method=\"post\" action=\"{preferences}\"><fieldset style=\"border:0;padding:0\"><legend>Mailing lists</legend>"));
+        for list in public {
+            let checked = if contact.mailing_lists[list.id.as_str()] == true {
+                " checked"
+            } else {
+                ""
+            };
+            let description = list
+                .description
+                .as_deref()
+                .map(|d| format!("<br><small>{}</small>", html_escape(d)))
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "<p><label><input type=\"checkbox\" name=\"list\" value=\"{id}\"{checked}> {name}</label>{description}</p>",
+                id = html_escape(&list.id),
+                name = html_escape(&list.name),
+            ));
+        }
+        body.push_str("<button type=\"submit\">Save preferences</button></fieldset></form><hr>");
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"{everything}\"><p>Or stop all email from us:</p>\
+         <button type=\"submit\">Unsubscribe from everything</button></form>"
+    ));
+    page(StatusCode::OK, "Email preferences", &body)
+}
+
+/// Saves the public lists' checkboxes (each checked list joined, each unchecked left),
+/// then shows the preferences again (303 to `/unsubscribe/{token}?saved`).
+#[post("/unsubscribe/{token}/preferences")]
+pub async fn save_preferences(
+    token: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+    key: web::Data<Option<UnsubscribeKey>>,
+    pool: web::Data<PgPool>,
+    config: web::Data<ConfigFile>,
+    workflows: web::Data<Workflows>,
+) -> HttpResponse {
+    let Some(contact_id) = key.as_ref().as_ref().and_then(|key| key.verify(&token)) else {
+        return invalid_link();
+    };
+    let checked: Vec<&str> = form
+        .iter()
+        .filter(|(name, _)| name == "list")
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let input = ContactInput {
+        mailing_lists: config
+            .lists
+            .iter()
+            .filter(|list| list.public)
+            .map(|list| (list.id.clone(), checked.contains(&list.id.as_str())))
+            .collect(),
+        ..ContactInput::default()
+    };
+    match save_lists(&pool, &workflows, contact_id, &input).await {
+        // Relative to /unsubscribe/{token}/preferences.
+        Ok(Some(_)) => HttpResponse::SeeOther()
+            .insert_header((
+                actix_web::http::header::LOCATION,
+                "../".to_owned() + &*token + "?saved=1",
+            ))
+            .finish(),
+        Ok(None) => unsubscribed_page(),
+        Err(error) => {
+            tracing::error!(error = error_chain(&error), "saving preferences failed");
+            unavailable()
+        }
+    }
+}
+
+/// Applies the choices and tells workflows and webhooks of the lists joined and left.
+async fn save_lists(
+    pool: &PgPool,
+    workflows: &Workflows,
+    contact_id: uuid::Uuid,
+    input: &ContactInput,
+) -> Result<Option<Contact>, ContactError> {
+    let mut tx = pool.begin().await?;
+    let Some(upserted) = change_contact(&mut tx, contact_id, input).await? else {
+        return Ok(None);
+    };
+    start_for_change(&mut tx, workflows, &upserted, Via::Link).await?;
+    tx.commit().await?;
+    Ok(Some(upserted.contact))
 }
 
 #[post("/unsubscribe/{token}")]

@@ -129,7 +129,7 @@ async fn skip_if_ineligible(
     send: &SendStep<'_>,
     recipient: &str,
 ) -> sqlx::Result<bool> {
-    let Some(reason) = ineligible(conn, send.workflow, send.contact, recipient).await? else {
+    let Some(reason) = ineligible(conn, send, recipient).await? else {
         return Ok(false);
     };
     if reason == SUPPRESSED {
@@ -312,15 +312,21 @@ const SUPPRESSED: &str = "the address is suppressed after a hard bounce";
 /// The one eligibility check before every send; `Some(reason)` ends the run.
 async fn ineligible(
     conn: &mut PgConnection,
-    workflow: &Workflow,
-    contact: Option<&Contact>,
+    send: &SendStep<'_>,
     recipient: &str,
 ) -> sqlx::Result<Option<&'static str>> {
-    if !workflow.transactional {
-        match contact {
+    if !send.workflow.transactional {
+        match send.contact {
             None => return Ok(Some("the contact was deleted")),
             Some(contact) if !contact.subscribed => return Ok(Some("the contact unsubscribed")),
-            Some(_) => {}
+            Some(contact) => {
+                // A campaign to a list: the contact may have left it since it started.
+                if let Some(list) = send.run.event["mailingListId"].as_str()
+                    && contact.mailing_lists[list] != true
+                {
+                    return Ok(Some("the contact left the mailing list"));
+                }
+            }
         }
     }
     if recipient.is_empty() {

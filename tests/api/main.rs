@@ -21,6 +21,7 @@ mod loops_api;
 mod monitoring;
 mod outgoing_webhooks;
 mod own_cluster;
+mod preferences;
 mod relay_webhooks;
 mod replay;
 mod roster_api;
