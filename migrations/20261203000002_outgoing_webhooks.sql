@@ -32,3 +32,6 @@ create table webhook_messages (
 
 create index webhook_messages_created on webhook_messages (created_at desc);
 create index webhook_messages_pending on webhook_messages (endpoint) where state = 'pending';
+
+-- Deliverability figures count the emails sent in a range.
+create index email_deliveries_sent_at on email_deliveries (sent_at) where sent_at is not null;

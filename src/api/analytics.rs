@@ -114,8 +114,27 @@ pub async fn auth_health(
     Ok(answer(&range, json!({ "buckets": buckets })))
 }
 
+/// Of the emails sent in each bucket, how many relays reported delivered, hard- or
+/// soft-bounced, or complained about, with bounce and complaint rates; the same per
+/// template, workflow and campaign, and `warnings` when the range's complaint rate
+/// passes 0.3% or its hard bounce rate 2%.
+#[utoipa::path(tag = "Analytics", params(RangeQuery),
+    responses((status = 200, body = crate::api::schema::AnalyticsBody),
+              (status = 400, body = crate::api::schema::ErrorBody)))]
+#[get("/v1/analytics/deliverability")]
+pub async fn deliverability(
+    query: web::Query<RangeQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let range = query.range()?;
+    let figures =
+        crate::relays::deliverability::deliverability(&mut *snapshot(&pool).await?, &range).await?;
+    Ok(answer(&range, json!(figures)))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(growth)
+        .service(deliverability)
         .service(churn)
         .service(waitlist)
         .service(events)

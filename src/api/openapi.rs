@@ -72,6 +72,7 @@ impl Modify for BearerKey {
         analytics::events,
         analytics::active_users,
         analytics::auth_health,
+        analytics::deliverability,
     )
 )]
 pub struct ApiDoc;

@@ -90,7 +90,7 @@ impl Range {
 impl Range {
     /// The buckets' starts and ends, as the queries take them: each query counts per
     /// `[start, end)` pair with index range scans, so no row is bucketed one by one.
-    pub(super) fn bounds(&self) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    pub fn bounds(&self) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
         let ends = self
             .buckets
             .iter()

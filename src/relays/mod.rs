@@ -3,6 +3,7 @@
 //! provider's post is verified as the provider documents and read into `RelayEvent`s;
 //! `record` matches them to deliveries and applies their effects.
 
+pub mod deliverability;
 pub mod log;
 mod mailgun;
 mod postmark;

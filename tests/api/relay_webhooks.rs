@@ -1095,3 +1095,89 @@ async fn unknown_and_unconfigured_relays_have_no_endpoint(_: PgPoolOptions, db: 
         assert_eq!(response.status().as_u16(), 404, "{provider}");
     }
 }
+
+// --- Deliverability figures ---------------------------------------------------------
+
+#[sqlx::test]
+async fn deliverability_counts_each_email_once_per_outcome(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, _smtp) = app(db).await;
+    let emails = [
+        "d1@example.com",
+        "d2@example.com",
+        "d3@example.com",
+        "d4@example.com",
+    ];
+    let sent = welcomed(&app, &emails).await;
+    let now = Utc::now();
+    let complaint = |sent: &Sent| {
+        ses_notification(
+            sent,
+            "Complaint",
+            json!({"complainedRecipients": [{"emailAddress": sent.email}],
+                   "timestamp": rfc3339(now), "complaintFeedbackType": "abuse"}),
+            now,
+        )
+    };
+    let delivery = |sent: &Sent| {
+        ses_notification(
+            sent,
+            "Delivery",
+            json!({"timestamp": rfc3339(now), "recipients": [sent.email], "smtpResponse": "250 ok"}),
+            now,
+        )
+    };
+    let posts = [
+        (ses_bounce(&sent[0], "Permanent", now), "b0"),
+        (complaint(&sent[1]), "c1"),
+        (complaint(&sent[1]), "c1-again"), // a second report of the same email
+        (delivery(&sent[1]), "d1"),
+        (delivery(&sent[2]), "d2"),
+    ];
+    for (notification, id) in posts {
+        let (status, body) = post_ses(&app, &sns_notification(&notification, id, 1)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, figures) = app.api_get("/v1/analytics/deliverability").await;
+    assert_eq!(status, 200, "{figures}");
+    let totals = &figures["totals"];
+    assert_eq!(
+        (
+            &totals["sent"],
+            &totals["delivered"],
+            &totals["hardBounces"],
+            &totals["complaints"]
+        ),
+        (&json!(4), &json!(2), &json!(1), &json!(1)),
+        "{figures}"
+    );
+    assert_eq!(totals["bounceRate"], 0.25, "{figures}");
+    assert_eq!(totals["complaintRate"], 0.25, "{figures}");
+    let warnings = figures["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2, "{figures}");
+    assert_eq!(figures["byTemplate"][0]["key"], "welcome", "{figures}");
+    assert_eq!(figures["byTemplate"][0]["sent"], 4, "{figures}");
+    assert_eq!(figures["byWorkflow"][0]["key"], "onboarding", "{figures}");
+    assert_eq!(figures["byCampaign"], json!([]), "{figures}");
+    let buckets = figures["buckets"].as_array().unwrap();
+    assert_eq!(buckets.last().unwrap()["sent"], 4, "{figures}");
+    let (status, weekly) = app
+        .api_get("/v1/analytics/deliverability?interval=week")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(weekly["totals"], figures["totals"]);
+
+    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
+    let page = client
+        .get(format!("{}/analytics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Deliverability: spam complaints are 25.00%"),
+        "{page}"
+    );
+    assert!(page.contains("Bounce and complaint rates"), "{page}");
+}

@@ -10,6 +10,7 @@ use super::session::Session;
 use super::{DashboardError, Views};
 use crate::events::analytics;
 use crate::events::range::{Interval, RangeQuery, snapshot};
+use crate::relays::deliverability::{Deliverability, deliverability};
 
 /// One chart and the table under it.
 fn section(title: &str, labels: &[String], series: Vec<Series>, stacked: bool) -> Value {
@@ -30,6 +31,10 @@ fn section(title: &str, labels: &[String], series: Vec<Series>, stacked: bool) -
     context! { title, svg => Value::from_safe_string(svg(title, labels, &series, stacked)), columns, rows }
 }
 
+fn percent(rate: Option<f64>) -> Option<String> {
+    rate.map(|r| format!("{:.2}%", r * 100.0))
+}
+
 fn number(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -48,13 +53,14 @@ pub async fn analytics_page(
     let range = query.range()?;
     // The four figures at once, each on a connection and snapshot of its own: the page
     // takes as long as the slowest, not the sum.
-    let (growth, funnel, events, active) = tokio::try_join!(
+    let (growth, funnel, events, active, email) = tokio::try_join!(
         async {
             Ok::<_, DashboardError>(analytics::growth(&mut *snapshot(&pool).await?, &range).await?)
         },
         async { Ok(analytics::waitlist_funnel(&mut *snapshot(&pool).await?, &range).await?) },
         async { Ok(analytics::event_counts(&mut *snapshot(&pool).await?, &range).await?) },
         async { Ok(analytics::active_users(&mut *snapshot(&pool).await?, &range).await?) },
+        async { Ok(deliverability(&mut *snapshot(&pool).await?, &range).await?) },
     )?;
     let format = match range.interval {
         Interval::Day | Interval::Week => "%b %-d",
@@ -65,7 +71,8 @@ pub async fn analytics_page(
         .iter()
         .map(|b| b.format(format).to_string())
         .collect();
-    let sections = sections(&labels, &growth, &funnel, &events, &active);
+    let mut sections = sections(&labels, &growth, &funnel, &events, &active);
+    sections.extend(email_sections(&labels, &email));
     let days = |d: Option<f64>| d.map(|s| format!("{:.1} days", s / 86_400.0));
     views.render(
         "analytics.html",
@@ -82,6 +89,12 @@ pub async fn analytics_page(
                 p90 => days(funnel.p90_seconds_to_graduate),
             },
             no_events => events.types.is_empty(),
+            email => context! {
+                sent => email.totals.sent,
+                bounce_rate => percent(email.totals.bounce_rate),
+                complaint_rate => percent(email.totals.complaint_rate),
+                warnings => email.warnings,
+            },
         },
     )
 }
@@ -150,6 +163,42 @@ fn sections(
                     col(&|i| active[i].active_users as f64),
                 ),
                 Series::line("Sessions", col(&|i| active[i].sessions as f64)),
+            ],
+            false,
+        ),
+    ]
+}
+
+/// What relays reported of the emails sent in each bucket, and the rates (in percent).
+fn email_sections(labels: &[String], email: &Deliverability) -> Vec<Value> {
+    let col = |f: &dyn Fn(&crate::relays::deliverability::Figures) -> f64| -> Vec<f64> {
+        email.buckets.iter().map(|b| f(&b.figures)).collect()
+    };
+    vec![
+        section(
+            "Email outcomes",
+            labels,
+            vec![
+                Series::bar("Sent", col(&|f| f.sent as f64)),
+                Series::bar("Delivered", col(&|f| f.delivered as f64)),
+                Series::bar("Hard bounces", col(&|f| f.hard_bounces as f64)),
+                Series::bar("Soft bounces", col(&|f| f.soft_bounces as f64)),
+                Series::bar("Complaints", col(&|f| f.complaints as f64)),
+            ],
+            false,
+        ),
+        section(
+            "Bounce and complaint rates (%)",
+            labels,
+            vec![
+                Series::line(
+                    "Hard bounces",
+                    col(&|f| f.bounce_rate.unwrap_or(0.0) * 100.0),
+                ),
+                Series::line(
+                    "Complaints",
+                    col(&|f| f.complaint_rate.unwrap_or(0.0) * 100.0),
+                ),
             ],
             false,
         ),
