@@ -23,6 +23,8 @@ pub const EMAILS: &str = "roster_emails_total";
 /// `soft_bounce`, `complaint`, `other`) and `outcome` (`applied`, `unmatched`,
 /// `duplicate`).
 pub const RELAY_EVENTS: &str = "roster_relay_events_total";
+/// Opens and clicks of tracked email, by `kind` (`open`, `click`) and `machine`.
+pub const EMAIL_ENGAGEMENTS: &str = "roster_email_engagements_total";
 /// From the Clerk event (its envelope time) to SMTP accepting the email it caused.
 pub const EVENT_TO_EMAIL_SECONDS: &str = "roster_event_to_email_accepted_seconds";
 

@@ -25,7 +25,7 @@ use crate::jobs::{BulkRoom, Job};
 use crate::relays::{Relays, webhook::receive_relay_webhook};
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
-use crate::web::unsubscribe;
+use crate::web::{tracking, unsubscribe};
 use crate::webhooks::{self, deliver::Deliverer};
 use crate::workflows::engine::Engine;
 use crate::workflows::{self, Workflows};
@@ -203,6 +203,8 @@ fn http_server(
                 .service(unsubscribe::confirm_unsubscribe)
                 .service(unsubscribe::unsubscribe)
                 .service(unsubscribe::save_preferences)
+                .service(tracking::open_pixel)
+                .service(tracking::tracked_link)
                 .configure(api::configure)
                 .configure(dashboard::configure)
         })

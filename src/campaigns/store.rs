@@ -251,7 +251,8 @@ async fn settle(conn: &mut PgConnection, id: Option<Uuid>) -> sqlx::Result<u64> 
 /// The campaign's figures: recipients, emails by outcome, sends skipped because the
 /// contact unsubscribed (or was deleted, or the campaign was cancelled) first, and the
 /// send rate over the last minute (`perSecond`), and what relays reported: emails
-/// `delivered`, `bounced` (hard or soft) and `complained` about.
+/// `delivered`, `bounced` (hard or soft) and `complained` about; and from tracking
+/// the emails `opened` (by a person, not a mail provider's proxy) and `clicked`.
 pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
     let row = sqlx::query!(
         r#"select count(*) as "recipients!",
@@ -267,7 +268,11 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
                   count(*) filter (where exists (select 1 from email_events e where e.delivery_id = d.id
                                                  and e.kind in ('hard_bounce', 'soft_bounce'))) as "bounced!",
                   count(*) filter (where exists (select 1 from email_events e where e.delivery_id = d.id
-                                                 and e.kind = 'complaint')) as "complained!"
+                                                 and e.kind = 'complaint')) as "complained!",
+                  count(*) filter (where exists (select 1 from email_engagements g where g.delivery_id = d.id
+                                                 and g.kind = 'open' and not g.machine)) as "opened!",
+                  count(*) filter (where exists (select 1 from email_engagements g where g.delivery_id = d.id
+                                                 and g.kind = 'click')) as "clicked!"
            from workflow_runs r left join email_deliveries d on d.run_id = r.id and d.step = 0
            where r.workflow = 'campaign' and r.trigger_key = $1"#,
         id.to_string()
@@ -279,6 +284,7 @@ pub async fn stats(pool: &PgPool, id: Uuid) -> sqlx::Result<Value> {
         "suppressed": row.suppressed, "unsubscribed": row.unsubscribed,
         "skipped": row.skipped, "remaining": row.remaining,
         "delivered": row.delivered, "bounced": row.bounced, "complained": row.complained,
+        "opened": row.opened, "clicked": row.clicked,
         "perSecond": (row.sent_last_minute as f64 / 6.0).round() / 10.0,
     }))
 }

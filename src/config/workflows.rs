@@ -16,6 +16,10 @@ pub struct WorkflowConfig {
     /// Sent even to unsubscribed contacts, without unsubscribe headers (account email).
     #[serde(default)]
     pub transactional: bool,
+    /// Whether opens and clicks are tracked; default: marketing email yes,
+    /// transactional no.
+    #[serde(default)]
+    pub track: Option<bool>,
     /// An expression over `contact` and `event`, checked before every step; the run
     /// ends as soon as it holds.
     pub exit_when: Option<String>,

@@ -3,9 +3,11 @@
 //! workflow engine's job.
 
 pub mod budget;
+pub mod engagement;
 pub mod mask;
 pub mod message;
 pub mod suppressions;
 pub mod templates;
+pub mod tracking;
 pub mod transport;
 pub mod unsubscribe;

@@ -23,10 +23,16 @@ impl UnsubscribeKey {
     }
 
     fn mac(&self, contact: Uuid) -> Hmac<Sha256> {
+        self.mac_of(b"roster-unsubscribe:", contact.as_bytes())
+    }
+
+    /// An HMAC-SHA256 of `data` for `purpose` (a prefix no two uses share), so one
+    /// secret signs links of several kinds that cannot stand in for each other.
+    pub fn mac_of(&self, purpose: &[u8], data: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes())
             .expect("HMAC takes keys of any length");
-        mac.update(b"roster-unsubscribe:");
-        mac.update(contact.as_bytes());
+        mac.update(purpose);
+        mac.update(data);
         mac
     }
 

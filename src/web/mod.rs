@@ -3,6 +3,7 @@
 
 pub mod dashboard;
 pub mod request_log;
+pub mod tracking;
 pub mod unsubscribe;
 
 use actix_web::middleware::DefaultHeaders;

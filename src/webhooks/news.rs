@@ -99,7 +99,8 @@ struct EmailSource {
 }
 
 /// Emits an email event (`campaign.email.sent`, ... for the send itself, given as
-/// `email.sent`; `email.delivered`, `email.hardBounced`, ...) about this delivery.
+/// `email.sent`; `email.delivered`, `email.hardBounced`, `email.opened`, ...) about
+/// this delivery.
 pub async fn email_news(
     conn: &mut PgConnection,
     endpoints: &Endpoints,

@@ -43,6 +43,10 @@ pub struct Workflow {
     pub trigger: String,
     pub entry: EntryRule,
     pub transactional: bool,
+    /// Opens and clicks tracked: unset means marketing email is, transactional is not.
+    /// (Left out of the stored definition when unset, so versions stay as they were.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<bool>,
     pub exit_when: Option<String>,
     pub steps: Vec<Step>,
     #[serde(skip)]
@@ -58,6 +62,11 @@ pub fn file_problems(file: &crate::config::ConfigFile) -> Vec<String> {
 }
 
 impl Workflow {
+    /// Whether its email gets the open pixel and tracked links.
+    pub fn tracked(&self) -> bool {
+        self.track.unwrap_or(!self.transactional)
+    }
+
     /// The definition as stored, and its version.
     pub fn definition(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a workflow serialises")
@@ -99,6 +108,7 @@ impl Workflow {
             trigger: TRANSACTIONAL.to_owned(),
             entry: EntryRule::EveryTime,
             transactional: true,
+            track: None,
             exit_when: None,
             steps: vec![Step::Send {
                 template: template.to_owned(),
@@ -180,6 +190,7 @@ pub fn check_workflows(
                 trigger: config.trigger.clone(),
                 entry: config.entry,
                 transactional: config.transactional,
+                track: config.track,
                 exit_when: config.exit_when.clone(),
                 steps,
                 version: String::new(),

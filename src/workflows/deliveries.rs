@@ -29,8 +29,9 @@ pub struct Delivery {
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the relay reported it delivered.
     pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// What relays reported of it: `complaint`, `delivered`, `hard_bounce`,
-    /// `soft_bounce` (each once, in that order).
+    /// What relays and tracking reported of it, each once, alphabetically:
+    /// `clicked`, `complaint`, `delivered`, `hard_bounce`, `machine_opened` (a mail
+    /// provider's proxy fetched the pixel), `opened`, `soft_bounce`.
     pub activity: Vec<String>,
 }
 
@@ -67,8 +68,13 @@ pub async fn deliveries_of_runs(
         r#"select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
                 d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at,
                 d.delivered_at,
-                array(select distinct e.kind from email_events e
-                      where e.delivery_id = d.id and e.kind <> 'other' order by e.kind) as "activity!"
+                array(select kind from (
+                        select e.kind from email_events e where e.delivery_id = d.id and e.kind <> 'other'
+                        union
+                        select case when g.kind = 'click' then 'clicked'
+                                    when g.machine then 'machine_opened' else 'opened' end
+                        from email_engagements g where g.delivery_id = d.id) as k
+                      order by kind) as "activity!"
          from email_deliveries d join workflow_runs r on r.id = d.run_id
          where d.run_id = any($1) order by d.id desc"#,
         runs
@@ -102,8 +108,13 @@ pub async fn list_deliveries(
         r#"select d.id, d.run_id, r.workflow, r.contact_id, d.step, d.template, d.recipient, d.message_id,
                 d.transactional, d.state, d.smtp_response, d.attempts, d.created_at, d.sent_at,
                 d.delivered_at,
-                array(select distinct e.kind from email_events e
-                      where e.delivery_id = d.id and e.kind <> 'other' order by e.kind) as "activity!"
+                array(select kind from (
+                        select e.kind from email_events e where e.delivery_id = d.id and e.kind <> 'other'
+                        union
+                        select case when g.kind = 'click' then 'clicked'
+                                    when g.machine then 'machine_opened' else 'opened' end
+                        from email_engagements g where g.delivery_id = d.id) as k
+                      order by kind) as "activity!"
          from email_deliveries d join workflow_runs r on r.id = d.run_id
          where ($1::text is null or d.state = $1) and ($2::uuid is null or d.id < $2)
          order by d.id desc limit $3"#,

@@ -80,8 +80,14 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
         contact_snapshot: &run.contact,
         address: &recipient,
     };
-    let message = match outbound.build(template, workflow.transactional, &to, send.context.clone())
-    {
+    let track = workflow.tracked().then_some((run.id, step));
+    let message = match outbound.build(
+        template,
+        workflow.transactional,
+        &to,
+        send.context.clone(),
+        track,
+    ) {
         Ok(message) => message,
         Err(error) => {
             // Bad data (an address that does not parse, a template that fails on this

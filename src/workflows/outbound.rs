@@ -12,6 +12,7 @@ use crate::contacts::Contact;
 use crate::email::budget::SendBudget;
 use crate::email::message::{Envelope, build_message, display_name, new_message_id};
 use crate::email::templates::Templates;
+use crate::email::tracking::Tracker;
 use crate::email::transport::Mailer;
 use crate::email::unsubscribe::UnsubscribeKey;
 
@@ -38,13 +39,15 @@ pub struct Recipient<'a> {
 
 impl Outbound {
     /// Renders `template` with `context` and builds the message to `to`, with an
-    /// unsubscribe link unless it is `transactional`.
+    /// unsubscribe link unless it is `transactional`, and tracked (open pixel, links
+    /// through Roster) as the email of run `track.0`'s step `track.1` when asked.
     pub fn build(
         &self,
         template: &str,
         transactional: bool,
         to: &Recipient<'_>,
         context: Value,
+        track: Option<(uuid::Uuid, i32)>,
     ) -> anyhow::Result<lettre::Message> {
         let from = self
             .from
@@ -62,7 +65,17 @@ impl Outbound {
             ),
         };
         let context = context! { unsubscribe_url => unsubscribe_url.clone(), ..context };
-        let rendered = self.templates.render(template, &context)?;
+        let mut rendered = self.templates.render(template, &context)?;
+        if let (Some((run, step)), Some(key)) = (track, &self.unsubscribe) {
+            let tracker = Tracker {
+                key,
+                public_url: &self.public_url,
+                run,
+                step,
+                keep: unsubscribe_url.as_deref(),
+            };
+            rendered.html = tracker.rewrite(&rendered.html)?;
+        }
         let message_id = new_message_id(from);
         let name = match to.contact {
             Some(c) => display_name(c.first_name.as_deref(), c.last_name.as_deref()),

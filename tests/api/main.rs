@@ -30,6 +30,7 @@ mod send_rate;
 mod smtp_server;
 mod states;
 mod sync_model;
+mod tracking;
 mod webhook_delivery;
 mod webhook_signature;
 mod workflow_versions;

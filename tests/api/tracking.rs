@@ -1,0 +1,235 @@
+//! Open and click tracking, from the email as SMTP received it: the pixel and the
+//! rewritten links, fetched as a person's mail client and as Gmail's image proxy;
+//! a tampered link is a 404, never a redirect; transactional email and `track = false`
+//! are not tracked; webhooks hear of the first open and click.
+
+use chrono::Utc;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{AppOptions, TestApp, spawn_app_with};
+use crate::http_receiver::HttpReceiver;
+use crate::smtp_server::SmtpServer;
+
+const SECRET: &str = "whsec_dHJhY2tpbmctd2ViaG9vay1zZWNyZXQtMDEyMzQ1";
+const PERSON: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
+const GMAIL_PROXY: &str =
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+
+async fn app(db: PgConnectOptions, receiver: &HttpReceiver) -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start().await;
+    let config = format!(
+        r#"
+[[workflows]]
+name = "login"
+trigger = "loginRequested"
+steps = [{{ send = "magic_link" }}]
+
+[[workflows]]
+name = "quiet"
+trigger = "quietRequested"
+track = false
+steps = [{{ send = "magic_link" }}]
+
+[[workflows]]
+name = "receipt"
+trigger = "receiptRequested"
+transactional = true
+steps = [{{ send = "magic_link" }}]
+
+[[webhooks]]
+url = "{url}/hooks"
+secret = "{SECRET}"
+events = ["email.opened", "email.clicked"]
+"#,
+        url = receiver.url
+    );
+    let options = AppOptions {
+        config_toml: Box::leak(config.into_boxed_str()),
+        smtp: Some(smtp.clone()),
+        ..AppOptions::default()
+    };
+    (spawn_app_with(db, options).await, smtp)
+}
+
+async fn send_event(app: &TestApp, event: &str, email: &str) {
+    let body = json!({ "email": email, "eventName": event,
+                       "eventProperties": { "url": "https://app.acme.test/magic?token=abc&next=/home" } });
+    let (status, answer) = app.api_post("/v1/events/send", body).await;
+    assert_eq!(status, 200, "{answer}");
+    app.run_jobs_at(Utc::now()).await;
+}
+
+/// The HTML part of the last email to `email`, decoded (transfer encoding, entities).
+fn html_to(smtp: &SmtpServer, email: &str) -> String {
+    let message = smtp
+        .messages()
+        .into_iter()
+        .rev()
+        .find(|m| m.recipients == [email])
+        .expect("an email");
+    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
+    parsed
+        .subparts
+        .iter()
+        .find(|part| part.ctype.mimetype == "text/html")
+        .expect("an HTML part")
+        .get_body()
+        .map(|html| html_escape::decode_html_entities(&html).into_owned())
+        .unwrap()
+}
+
+fn links(html: &str, prefix: &str) -> Vec<String> {
+    html.split(prefix)
+        .skip(1)
+        .map(|rest| format!("{prefix}{}", rest.split('"').next().unwrap()))
+        .collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn activity(app: &TestApp, email: &str) -> Value {
+    let (_, deliveries) = app.api_get("/v1/email-deliveries").await;
+    deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["recipient"] == email)
+        .unwrap()["activity"]
+        .clone()
+}
+
+#[sqlx::test]
+async fn opens_and_clicks_are_recorded_machines_apart(_: PgPoolOptions, db: PgConnectOptions) {
+    let receiver = HttpReceiver::start().await;
+    let (app, smtp) = app(db, &receiver).await;
+    send_event(&app, "loginRequested", "ada@example.com").await;
+    let html = html_to(&smtp, "ada@example.com");
+    let pixels = links(&html, &format!("{}/t/o/", app.address));
+    let clicks = links(&html, &format!("{}/t/c/", app.address));
+    let on_app = |url: &str| url.to_owned();
+    assert_eq!(pixels.len(), 1, "{html}");
+    assert_eq!(clicks.len(), 1, "{html}");
+    assert!(
+        html.contains("/unsubscribe/"),
+        "the unsubscribe link is kept: {html}"
+    );
+
+    // Gmail's proxy fetches the pixel: a machine open, no webhook.
+    let pixel = client()
+        .get(on_app(&pixels[0]))
+        .header("user-agent", GMAIL_PROXY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pixel.status(), 200);
+    assert_eq!(pixel.headers()["content-type"], "image/gif");
+    assert_eq!(pixel.bytes().await.unwrap().len(), 43);
+    assert_eq!(
+        activity(&app, "ada@example.com").await,
+        json!(["machine_opened"])
+    );
+
+    // Ada opens it, twice, and clicks.
+    for _ in 0..2 {
+        let pixel = client()
+            .get(on_app(&pixels[0]))
+            .header("user-agent", PERSON)
+            .send()
+            .await;
+        assert_eq!(pixel.unwrap().status(), 200);
+    }
+    let click = client()
+        .get(on_app(&clicks[0]))
+        .header("user-agent", PERSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(click.status(), 302);
+    assert_eq!(
+        click.headers()["location"],
+        "https://app.acme.test/magic?token=abc&next=/home"
+    );
+    assert_eq!(
+        activity(&app, "ada@example.com").await,
+        json!(["clicked", "machine_opened", "opened"])
+    );
+    let counts: Vec<(String, bool, i64)> = sqlx::query_as(
+        "select kind, machine, count(*) from email_engagements group by kind, machine order by kind, machine",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("click".into(), false, 1),
+            ("open".into(), false, 2),
+            ("open".into(), true, 1)
+        ]
+    );
+
+    // Webhooks: the first human open and the first click, once each.
+    app.run_jobs_at(Utc::now()).await;
+    let mut names: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|post| post.json()["eventName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["email.clicked", "email.opened"]);
+    let opened = receiver.received()[0].json();
+    assert_eq!(opened["sourceType"], "loop", "{opened}");
+    assert_eq!(opened["loopId"], "login", "{opened}");
+
+    // A tampered token: 404, no redirect, nothing recorded.
+    let token = clicks[0].rsplit('/').next().unwrap();
+    let (data, mac) = token.split_once('.').unwrap();
+    let forged = format!("{}/t/c/{}x.{mac}", app.address, data);
+    let refused = client().get(forged).send().await.unwrap();
+    assert_eq!(refused.status(), 404);
+    assert!(refused.headers().get("location").is_none());
+    let swapped = format!(
+        "{}/t/c/{}",
+        app.address,
+        pixels[0].rsplit('/').next().unwrap()
+    );
+    assert_eq!(client().get(swapped).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client()
+            .get(format!("{}/t/o/garbage", app.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[sqlx::test]
+async fn transactional_and_untracked_email_have_no_tracking(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let receiver = HttpReceiver::start().await;
+    let (app, smtp) = app(db, &receiver).await;
+    send_event(&app, "quietRequested", "quiet@example.com").await;
+    send_event(&app, "receiptRequested", "receipt@example.com").await;
+    for email in ["quiet@example.com", "receipt@example.com"] {
+        let html = html_to(&smtp, email);
+        assert!(
+            !html.contains("/t/o/") && !html.contains("/t/c/"),
+            "{email}: {html}"
+        );
+        assert!(
+            html.contains(r#"href="https://app.acme.test/magic?token=abc&next=/home""#),
+            "{email}: {html}"
+        );
+    }
+}
