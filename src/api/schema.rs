@@ -168,7 +168,7 @@ pub struct AnalyticsBody {
 /// `notEquals`, `greaterThan`, `lessThan`; boolean `equals`, `notEquals`; date `before`,
 /// `after`, `withinLastDays`; any type `isEmpty`, `isNotEmpty`), list membership
 /// (`{"mailingList": "news", "negate": false}`), activity
-/// (`{"activity": "received", "template" | "workflow" | "campaignId": "...", "withinDays": 30,
+/// (`{"activity": "received" | "opened" | "clicked", "template" | "workflow" | "campaignId": "...", "withinDays": 30,
 /// "negate": true}`) or a group (another filter). Properties: the built-in ones,
 /// `optInStatus`, the Clerk facts `isClerkUser`, `waitlistStatus`, `waitlistJoinedAt`,
 /// `graduatedAt`, `createdAt`, `updatedAt`, `unsubscribedAt`, and every custom

@@ -130,9 +130,9 @@ pub enum Scalar {
     Bool(bool),
 }
 
-/// An activity condition: the contact did (or, negated, did not) receive an email of
-/// this template, workflow or campaign, ever or within the last days. Opens and clicks
-/// join `Activity` once tracking exists.
+/// An activity condition: the contact did (or, negated, did not) receive, open (a
+/// person, not a mail provider's proxy) or click an email of this template, workflow
+/// or campaign, ever or within the last days.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityTest {
     pub activity: Activity,
@@ -144,6 +144,8 @@ pub struct ActivityTest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
     Received,
+    Opened,
+    Clicked,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -174,16 +174,12 @@ fn parse_activity(object: &Map<String, Value>, path: &str) -> Result<ActivityTes
     )?;
     let activity = match text(object, path, "activity")?.as_str() {
         "received" => Activity::Received,
-        "opened" | "clicked" => {
-            return Err(Invalid::field(
-                format!("{path}.activity"),
-                "Opens and clicks are not tracked yet; use \"received\".",
-            ));
-        }
+        "opened" => Activity::Opened,
+        "clicked" => Activity::Clicked,
         _ => {
             return Err(Invalid::field(
                 format!("{path}.activity"),
-                "`activity` must be \"received\".",
+                "`activity` must be \"received\", \"opened\" or \"clicked\".",
             ));
         }
     };

@@ -169,7 +169,6 @@ fn push_equals(query: &mut QueryBuilder<Postgres>, field: &Field, operator: &str
 }
 
 fn push_activity(query: &mut QueryBuilder<Postgres>, activity: &ActivityTest) {
-    let Activity::Received = activity.activity;
     query.push(if activity.negate { "not " } else { "" });
     query.push(
         "exists (select 1 from workflow_runs r join email_deliveries d on d.run_id = r.id \
@@ -182,11 +181,31 @@ fn push_activity(query: &mut QueryBuilder<Postgres>, activity: &ActivityTest) {
             .push(" and r.workflow = 'campaign' and r.trigger_key = ")
             .push_bind(campaign.to_string()),
     };
+    let engagement = match activity.activity {
+        Activity::Received => None,
+        Activity::Opened => Some("'open' and not g.machine"),
+        Activity::Clicked => Some("'click'"),
+    };
+    if let Some(kind) = engagement {
+        query.push(
+            " and exists (select 1 from email_engagements g where g.delivery_id = d.id and g.kind = ",
+        );
+        query.push(kind);
+    }
+    // Within the last days: of the send, or of the open or click.
+    let at = if engagement.is_some() {
+        "g.at"
+    } else {
+        "d.sent_at"
+    };
     if let Some(days) = activity.within_days {
         query
-            .push(" and d.sent_at >= now() - make_interval(days => ")
+            .push(format!(" and {at} >= now() - make_interval(days => "))
             .push_bind(i32::try_from(days).unwrap_or(i32::MAX))
             .push(")");
+    }
+    if engagement.is_some() {
+        query.push(")");
     }
     query.push(")");
 }

@@ -289,7 +289,7 @@ async fn a_bad_filter_is_a_400_naming_the_condition_and_saves_nothing(
             "filter.conditions[0].mailingList",
         ),
         (
-            json!({ "match": "all", "conditions": [{ "activity": "opened", "template": "welcome" }] }),
+            json!({ "match": "all", "conditions": [{ "activity": "forwarded", "template": "welcome" }] }),
             "filter.conditions[0].activity",
         ),
         (

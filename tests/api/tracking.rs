@@ -87,6 +87,27 @@ fn links(html: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A segment of who did `activity` with an email of the login workflow this week.
+async fn segment(app: &TestApp, activity: &str) -> String {
+    let filter = json!({"match": "all", "conditions": [
+        {"activity": activity, "workflow": "login", "withinDays": 7}]});
+    let (status, saved) = app
+        .api_post(
+            "/v1/audience-segments",
+            json!({"name": activity, "filter": filter}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    saved["id"].as_str().unwrap().to_owned()
+}
+
+async fn matches(app: &TestApp, segment: &str) -> i64 {
+    let (_, shown) = app
+        .api_get(&format!("/v1/audience-segments/{segment}"))
+        .await;
+    shown["count"].as_i64().unwrap()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
@@ -135,6 +156,9 @@ async fn opens_and_clicks_are_recorded_machines_apart(_: PgPoolOptions, db: PgCo
         activity(&app, "ada@example.com").await,
         json!(["machine_opened"])
     );
+    let opened = segment(&app, "opened").await;
+    let clicked = segment(&app, "clicked").await;
+    assert_eq!(matches(&app, &opened).await, 0, "a machine open is no open");
 
     // Ada opens it, twice, and clicks.
     for _ in 0..2 {
@@ -160,6 +184,8 @@ async fn opens_and_clicks_are_recorded_machines_apart(_: PgPoolOptions, db: PgCo
         activity(&app, "ada@example.com").await,
         json!(["clicked", "machine_opened", "opened"])
     );
+    assert_eq!(matches(&app, &opened).await, 1);
+    assert_eq!(matches(&app, &clicked).await, 1);
     let counts: Vec<(String, bool, i64)> = sqlx::query_as(
         "select kind, machine, count(*) from email_engagements group by kind, machine order by kind, machine",
     )
