@@ -12,3 +12,6 @@ create table email_engagements (
 
 create index email_engagements_delivery on email_engagements (delivery_id, kind);
 create index email_engagements_at on email_engagements (at);
+
+-- A campaign can be sent untracked (`track = false`).
+alter table campaigns add column track boolean not null default true;

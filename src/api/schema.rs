@@ -209,6 +209,8 @@ pub struct CampaignBody {
     audience_segment_id: Option<uuid::Uuid>,
     #[schema(value_type = Option<Object>)]
     scheduling: Option<Value>,
+    /// Open and click tracking (default true).
+    track: Option<bool>,
 }
 
 #[derive(ToSchema)]
@@ -232,6 +234,8 @@ pub struct CampaignResponse {
     name: String,
     template: String,
     status: String,
+    /// Open and click tracking.
+    track: bool,
     #[schema(value_type = Object)]
     stats: Value,
 }

@@ -180,5 +180,6 @@ pub fn run_event(campaign: &store::Campaign) -> Value {
     json!({
         "type": "campaign", "campaignId": campaign.id, "name": campaign.name,
         "template": campaign.template, "mailingListId": campaign.mailing_list_id,
+        "track": campaign.track,
     })
 }

@@ -22,6 +22,8 @@ pub struct Campaign {
     pub finished_at: Option<DateTime<Utc>>,
     pub problem: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Opens and clicks tracked.
+    pub track: bool,
 }
 
 impl Campaign {
@@ -38,6 +40,7 @@ impl Campaign {
             "finishedAt": self.finished_at,
             "problem": self.problem,
             "createdAt": self.created_at,
+            "track": self.track,
         })
     }
 }
@@ -50,6 +53,7 @@ pub struct CampaignFields<'a> {
     pub segment_id: Option<Uuid>,
     /// `None`: a draft.
     pub send_at: Option<DateTime<Utc>>,
+    pub track: bool,
 }
 
 impl CampaignFields<'_> {
@@ -70,8 +74,8 @@ pub async fn create_campaign(
     let id = Uuid::now_v7();
     let status = fields.status();
     sqlx::query!(
-        "insert into campaigns (id, name, template, mailing_list_id, segment_id, status, scheduled_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into campaigns (id, name, template, mailing_list_id, segment_id, status, scheduled_at, track)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
         id,
         fields.name,
         fields.template,
@@ -79,6 +83,7 @@ pub async fn create_campaign(
         fields.segment_id,
         status as CampaignStatus,
         fields.send_at,
+        fields.track,
     )
     .execute(&mut *conn)
     .await?;
@@ -102,7 +107,7 @@ pub async fn update_campaign(
     let status = fields.status();
     sqlx::query!(
         "update campaigns set name = $2, template = $3, mailing_list_id = $4, segment_id = $5,
-             status = $6, scheduled_at = $7, updated_at = now()
+             status = $6, scheduled_at = $7, track = $8, updated_at = now()
          where id = $1",
         id,
         fields.name,
@@ -111,6 +116,7 @@ pub async fn update_campaign(
         fields.segment_id,
         status as CampaignStatus,
         fields.send_at,
+        fields.track,
     )
     .execute(&mut *conn)
     .await?;
@@ -170,7 +176,7 @@ pub async fn find_campaign(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Op
     sqlx::query_as!(
         Campaign,
         r#"select id, name, template, mailing_list_id, segment_id, status as "status: CampaignStatus",
-                  scheduled_at, started_at, finished_at, problem, created_at
+                  scheduled_at, started_at, finished_at, problem, created_at, track
            from campaigns where id = $1"#,
         id
     )
@@ -187,7 +193,7 @@ pub async fn list_campaigns(
     sqlx::query_as!(
         Campaign,
         r#"select id, name, template, mailing_list_id, segment_id, status as "status: CampaignStatus",
-                  scheduled_at, started_at, finished_at, problem, created_at
+                  scheduled_at, started_at, finished_at, problem, created_at, track
            from campaigns where ($1::uuid is null or id < $1) order by id desc limit $2"#,
         cursor,
         limit

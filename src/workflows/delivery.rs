@@ -80,7 +80,8 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
         contact_snapshot: &run.contact,
         address: &recipient,
     };
-    let track = workflow.tracked().then_some((run.id, step));
+    // A campaign's runs carry its own choice.
+    let track = (workflow.tracked() && run.event["track"] != false).then_some((run.id, step));
     let message = match outbound.build(
         template,
         workflow.transactional,

@@ -259,3 +259,49 @@ async fn transactional_and_untracked_email_have_no_tracking(
         );
     }
 }
+
+#[sqlx::test]
+async fn campaigns_are_tracked_unless_they_say_not(_: PgPoolOptions, db: PgConnectOptions) {
+    let receiver = HttpReceiver::start().await;
+    let (app, smtp) = app(db, &receiver).await;
+    let (status, _) = app
+        .api_post("/v1/contacts/create", json!({"email": "cam@example.com"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, refused) = app
+        .api_post(
+            "/v1/campaigns",
+            json!({"name": "Odd", "template": "tips", "track": "yes"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("track"), "{refused}");
+
+    let mut pixels = Vec::new();
+    for track in [true, false] {
+        let body = json!({"name": format!("Tips {track}"), "template": "tips", "track": track,
+                          "scheduling": {"method": "now"}});
+        let (status, created) = app.api_post("/v1/campaigns", body).await;
+        assert_eq!(status, 200, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        app.run_jobs_at(Utc::now()).await;
+        app.run_jobs_at(Utc::now()).await;
+        let html = html_to(&smtp, "cam@example.com");
+        let found = links(&html, &format!("{}/t/o/", app.address));
+        assert_eq!(found.len(), usize::from(track), "track = {track}: {html}");
+        let (_, shown) = app.api_get(&format!("/v1/campaigns/{id}")).await;
+        assert_eq!(shown["track"], track, "{shown}");
+        pixels.extend(found.into_iter().map(|pixel| (id.clone(), pixel)));
+    }
+    let (id, pixel) = &pixels[0];
+    let fetched = client()
+        .get(pixel)
+        .header("user-agent", PERSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+    let (_, shown) = app.api_get(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(shown["stats"]["opened"], 1, "{shown}");
+    assert_eq!(shown["stats"]["clicked"], 0, "{shown}");
+}

@@ -26,6 +26,7 @@ struct CampaignBody {
     list: Option<String>,
     segment: Option<Uuid>,
     scheduling: Scheduling,
+    track: bool,
 }
 
 async fn campaign_body(
@@ -34,12 +35,13 @@ async fn campaign_body(
     config: &ConfigFile,
     templates: &Templates,
 ) -> Result<CampaignBody, ApiError> {
-    const FIELDS: [&str; 5] = [
+    const FIELDS: [&str; 6] = [
         "name",
         "template",
         "mailingListId",
         "audienceSegmentId",
         "scheduling",
+        "track",
     ];
     if let Some(key) = body.keys().find(|key| !FIELDS.contains(&key.as_str())) {
         let key: String = key.chars().take(100).collect();
@@ -72,7 +74,13 @@ async fn campaign_body(
     )
     .await?;
     let scheduling = Scheduling::parse(body.get("scheduling"))?;
+    let track = match body.get("track") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(track)) => *track,
+        Some(_) => return Err(ApiError::field("track", "`track` must be true or false.")),
+    };
     Ok(CampaignBody {
+        track,
         name,
         template,
         list: mailing_list,
@@ -92,6 +100,7 @@ impl CampaignBody {
                 Scheduling::Draft => None,
                 Scheduling::At(at) => Some(at),
             },
+            track: self.track,
         }
     }
 }

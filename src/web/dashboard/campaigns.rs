@@ -99,6 +99,7 @@ pub async fn create(
         mailing_list_id: list,
         segment_id,
         send_at,
+        track: true,
     };
     let (id, _) = create_campaign(&mut tx, &fields).await?;
     tx.commit().await?;
@@ -203,6 +204,7 @@ pub async fn send_now(
         mailing_list_id: campaign.mailing_list_id.as_deref(),
         segment_id: campaign.segment_id,
         send_at: Some(chrono::Utc::now()),
+        track: campaign.track,
     };
     let notice = match update_campaign(&mut tx, *id, &fields).await? {
         Some(Ok(_)) => "Sending has started.",
