@@ -201,6 +201,21 @@ async fn opens_and_clicks_are_recorded_machines_apart(_: PgPoolOptions, db: PgCo
         ]
     );
 
+    // The workflow's step shows them on the dashboard.
+    let (dashboard, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
+    let page = dashboard
+        .get(format!("{}/workflows", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<div>1 opened</div><div>1 clicked</div>"),
+        "{page}"
+    );
+
     // Webhooks: the first human open and the first click, once each.
     app.run_jobs_at(Utc::now()).await;
     let mut names: Vec<String> = receiver

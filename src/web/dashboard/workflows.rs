@@ -26,6 +26,9 @@ struct StepView {
     reached: i64,
     sent: i64,
     failed: i64,
+    /// Of its emails, how many were delivered, opened, clicked, bounced, complained
+    /// about (as relays and tracking reported).
+    reported: BTreeMap<String, i64>,
     /// Why runs ended at this step, and how many.
     exits: Vec<(String, i64)>,
 }
@@ -58,7 +61,7 @@ pub async fn workflows_page(
     views: web::Data<Views>,
     workflows: web::Data<Workflows>,
 ) -> Result<HttpResponse, DashboardError> {
-    let (runs, emails) = counts(&pool).await?;
+    let (runs, emails, reported) = counts(&pool).await?;
     let mut versions = versions_in_use(&mut *pool.acquire().await?, &workflows).await?;
     let mut versions_of = |name: &str| {
         let (mine, rest) = std::mem::take(&mut versions)
@@ -78,7 +81,16 @@ pub async fn workflows_page(
                 .steps
                 .iter()
                 .enumerate()
-                .map(|(index, step)| step_view(&workflow.name, index, step, &runs, &emails))
+                .map(|(index, step)| {
+                    let mut view = step_view(&workflow.name, index, step, &runs, &emails);
+                    let at = i32::try_from(index).unwrap_or(i32::MAX);
+                    view.reported = reported
+                        .iter()
+                        .filter(|r| r.workflow == workflow.name && r.step == at)
+                        .map(|r| (r.kind.clone(), r.count))
+                        .collect();
+                    view
+                })
                 .collect();
             WorkflowView {
                 name: workflow.name.clone(),
@@ -133,7 +145,17 @@ struct EmailCount {
     count: i64,
 }
 
-async fn counts(pool: &PgPool) -> sqlx::Result<(Vec<RunCount>, Vec<EmailCount>)> {
+/// Emails counted by workflow, step and what was reported of them.
+struct ReportedCount {
+    workflow: String,
+    step: i32,
+    kind: String,
+    count: i64,
+}
+
+async fn counts(
+    pool: &PgPool,
+) -> sqlx::Result<(Vec<RunCount>, Vec<EmailCount>, Vec<ReportedCount>)> {
     let runs = sqlx::query_as!(
         RunCount,
         r#"select workflow, state as "state: RunState", current_step, exit_reason, count(*) as "count!"
@@ -149,7 +171,24 @@ async fn counts(pool: &PgPool) -> sqlx::Result<(Vec<RunCount>, Vec<EmailCount>)>
     )
     .fetch_all(pool)
     .await?;
-    Ok((runs, emails))
+    // From the reports (far fewer than the emails), each email once per kind.
+    let reported = sqlx::query_as!(
+        ReportedCount,
+        r#"select r.workflow, d.step, x.kind as "kind!", count(distinct d.id) as "count!"
+           from (select delivery_id,
+                        case when kind in ('hard_bounce', 'soft_bounce') then 'bounced'
+                             when kind = 'complaint' then 'complained' else kind end as kind
+                 from email_events where delivery_id is not null and kind <> 'other'
+                 union all
+                 select delivery_id, case when kind = 'open' then 'opened' else 'clicked' end
+                 from email_engagements where kind = 'click' or not machine) as x
+           join email_deliveries d on d.id = x.delivery_id
+           join workflow_runs r on r.id = d.run_id
+           group by 1, 2, 3"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((runs, emails, reported))
 }
 
 /// Step `index` of `workflow` with how many runs reached it, its emails and its exits.
@@ -187,6 +226,7 @@ fn step_view(
         reached,
         sent: emails_where(|state| state == DeliveryState::Sent),
         failed: emails_where(DeliveryState::is_failure),
+        reported: BTreeMap::new(),
         exits,
     }
 }
