@@ -5,19 +5,26 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::tracking::{Kind, Tracked, is_machine};
+use super::tracking::{Tracked, is_machine};
 use crate::webhooks::Endpoints;
 use crate::webhooks::news::email_news;
 
 /// Characters of a user agent kept.
 const KEPT_USER_AGENT_CHARS: usize = 300;
 
+/// What a tracking link reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engagement {
+    Open,
+    Click,
+}
+
 /// Stores one open or click of the email `tracked` names; nothing when Roster has no
 /// such sent email (deleted since).
 pub async fn record_engagement(
     pool: &PgPool,
     webhooks: &Endpoints,
-    kind: Kind,
+    kind: Engagement,
     tracked: &Tracked,
     user_agent: Option<&str>,
 ) -> sqlx::Result<()> {
@@ -30,8 +37,8 @@ pub async fn record_engagement(
             .collect()
     });
     let kind_name = match kind {
-        Kind::Open => "open",
-        Kind::Click => "click",
+        Engagement::Open => "open",
+        Engagement::Click => "click",
     };
     let mut tx = pool.begin().await?;
     let Some(delivery) = sqlx::query!(
@@ -70,8 +77,8 @@ pub async fn record_engagement(
     // As Loops: opens and clicks of marketing email only, each email's first.
     if first && !machine && !delivery.transactional {
         let event = match kind {
-            Kind::Open => "email.opened",
-            Kind::Click => "email.clicked",
+            Engagement::Open => "email.opened",
+            Engagement::Click => "email.clicked",
         };
         email_news(&mut tx, webhooks, event, delivery.id).await?;
     }

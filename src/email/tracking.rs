@@ -24,6 +24,8 @@ const MAX_TRACKED_URL: usize = 2000;
 pub enum Kind {
     Open,
     Click,
+    /// Names the email an unsubscribe link came in (`?email=` on the link).
+    Unsubscribe,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
         match self {
             Self::Open => b"roster-open:",
             Self::Click => b"roster-click:",
+            Self::Unsubscribe => b"roster-unsubscribe-email:",
         }
     }
 
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Self::Open => "t/o",
             Self::Click => "t/c",
+            Self::Unsubscribe => "unsubscribe",
         }
     }
 }
@@ -78,10 +82,20 @@ pub fn read(key: &UnsubscribeKey, kind: Kind, token: &str) -> Option<Tracked> {
     let run = Uuid::from_slice(&data[..16]).ok()?;
     let step = i32::from_be_bytes(data[16..20].try_into().ok()?);
     let url = match kind {
-        Kind::Open => None,
+        Kind::Open | Kind::Unsubscribe => None,
         Kind::Click => Some(String::from_utf8(data[20..].to_vec()).ok()?),
     };
     Some(Tracked { run, step, url })
+}
+
+/// The token naming run `run`'s step `step` as the email an unsubscribe link came in.
+pub fn email_token(key: &UnsubscribeKey, run: Uuid, step: i32) -> String {
+    let tracked = Tracked {
+        run,
+        step,
+        url: None,
+    };
+    token(key, Kind::Unsubscribe, &tracked)
 }
 
 /// Rewrites one email's HTML for tracking.

@@ -6,7 +6,7 @@ use actix_web::http::header::{CACHE_CONTROL, LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use sqlx::PgPool;
 
-use crate::email::engagement::record_engagement;
+use crate::email::engagement::{Engagement, record_engagement};
 use crate::email::tracking::{Kind, Tracked, read};
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::telemetry::error_chain;
@@ -30,7 +30,7 @@ pub async fn open_pixel(
     let Some(tracked) = verified(&key, Kind::Open, &token) else {
         return not_found();
     };
-    record(&request, &pool, &workflows, Kind::Open, &tracked).await;
+    record(&request, &pool, &workflows, Engagement::Open, &tracked).await;
     HttpResponse::Ok()
         .content_type("image/gif")
         .insert_header((CACHE_CONTROL, "no-store, private"))
@@ -56,7 +56,7 @@ pub async fn tracked_link(
     else {
         return not_found();
     };
-    record(&request, &pool, &workflows, Kind::Click, &tracked).await;
+    record(&request, &pool, &workflows, Engagement::Click, &tracked).await;
     HttpResponse::Found()
         .insert_header((LOCATION, target.as_str()))
         .insert_header((CACHE_CONTROL, "no-store, private"))
@@ -72,7 +72,7 @@ async fn record(
     request: &HttpRequest,
     pool: &PgPool,
     workflows: &Workflows,
-    kind: Kind,
+    kind: Engagement,
     tracked: &Tracked,
 ) {
     let agent = request

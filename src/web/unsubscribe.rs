@@ -15,14 +15,18 @@ use crate::contacts::lifecycle::Via;
 use crate::contacts::store::find_contact_by_id;
 use crate::contacts::write::{Change, change_contact, set_subscribed};
 use crate::contacts::{Contact, ContactError};
+use crate::email::tracking::{Kind, Tracked, read};
 use crate::email::unsubscribe::UnsubscribeKey;
 use crate::telemetry::error_chain;
+use crate::webhooks::news::email_news;
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
 #[derive(serde::Deserialize)]
 pub struct PreferencesQuery {
     saved: Option<String>,
+    /// The email the link came in (`email_token`).
+    email: Option<String>,
 }
 
 #[get("/unsubscribe/{token}")]
@@ -41,9 +45,13 @@ pub async fn confirm_unsubscribe(
         Err(_) => return unavailable(),
     };
     match find_contact_by_id(&mut conn, contact_id).await {
-        Ok(Some(contact)) if contact.subscribed => {
-            preferences_page(&config, &token, &contact, query.saved.is_some())
-        }
+        Ok(Some(contact)) if contact.subscribed => preferences_page(
+            &config,
+            &token,
+            query.email.as_deref(),
+            &contact,
+            query.saved.is_some(),
+        ),
         Ok(_) => unsubscribed_page(),
         Err(_) => unavailable(),
     }
@@ -56,11 +64,13 @@ pub async fn confirm_unsubscribe(
 fn preferences_page(
     config: &ConfigFile,
     token: &str,
+    email: Option<&str>,
     contact: &Contact,
     saved: bool,
 ) -> HttpResponse {
-    let everything = html_escape(token);
-    let preferences = format!("{everything}/preferences");
+    let email = email_param(email, "?");
+    let everything = html_escape(&format!("{token}{email}"));
+    let preferences = html_escape(&format!("{token}/preferences{email}"));
     let public: Vec<_> = config.lists.iter().filter(|list| list.public).collect();
     let mut body = format!(
         "<p>Email preferences for <strong>{}</strong>.</p>",
@@ -97,11 +107,24 @@ fn preferences_page(
     page(StatusCode::OK, "Email preferences", &body)
 }
 
+/// `?email=…` (after `separator`) to keep naming the email the link came in, if it is
+/// token-shaped (it is checked where it is used).
+fn email_param(email: Option<&str>, separator: &str) -> String {
+    email
+        .filter(|e| {
+            e.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .map(|e| format!("{separator}email={e}"))
+        .unwrap_or_default()
+}
+
 /// Saves the public lists' checkboxes (each checked list joined, each unchecked left),
 /// then shows the preferences again (303 to `/unsubscribe/{token}?saved`).
 #[post("/unsubscribe/{token}/preferences")]
 pub async fn save_preferences(
     token: web::Path<String>,
+    query: web::Query<PreferencesQuery>,
     form: web::Form<Vec<(String, String)>>,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
@@ -130,7 +153,11 @@ pub async fn save_preferences(
         Ok(Some(_)) => HttpResponse::SeeOther()
             .insert_header((
                 actix_web::http::header::LOCATION,
-                "../".to_owned() + &*token + "?saved=1",
+                format!(
+                    "../{}?saved=1{}",
+                    *token,
+                    email_param(query.email.as_deref(), "&")
+                ),
             ))
             .finish(),
         Ok(None) => unsubscribed_page(),
@@ -160,14 +187,23 @@ async fn save_lists(
 #[post("/unsubscribe/{token}")]
 pub async fn unsubscribe(
     token: web::Path<String>,
+    query: web::Query<PreferencesQuery>,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
     workflows: web::Data<Workflows>,
 ) -> HttpResponse {
-    let Some(contact_id) = key.as_ref().as_ref().and_then(|key| key.verify(&token)) else {
+    let Some(key) = key.as_ref().as_ref() else {
         return invalid_link();
     };
-    match unsubscribe_contact(&pool, &workflows, contact_id).await {
+    let Some(contact_id) = key.verify(&token) else {
+        return invalid_link();
+    };
+    // The email the link came in, when the link names it (a bad name is ignored).
+    let email = query
+        .email
+        .as_deref()
+        .and_then(|email| read(key, Kind::Unsubscribe, email));
+    match unsubscribe_contact(&pool, &workflows, contact_id, email).await {
         Ok(()) => unsubscribed_page(),
         Err(error) => {
             tracing::error!(error = error_chain(&error), "unsubscribe failed");
@@ -177,11 +213,13 @@ pub async fn unsubscribe(
 }
 
 /// Unsubscribes the contact and, if it was subscribed, starts the workflows on
-/// `contact.unsubscribed` (`via` "link"), in one transaction.
+/// `contact.unsubscribed` (`via` "link") and tells the webhooks which email's link it
+/// was (`email.unsubscribed`), in one transaction.
 async fn unsubscribe_contact(
     pool: &PgPool,
     workflows: &Workflows,
     contact_id: uuid::Uuid,
+    email: Option<Tracked>,
 ) -> Result<(), ContactError> {
     let mut tx = pool.begin().await?;
     if let Some(upserted) = set_subscribed(&mut tx, contact_id, false).await?
@@ -189,6 +227,26 @@ async fn unsubscribe_contact(
     {
         tracing::info!(contact_id = %contact_id, "contact unsubscribed by link");
         start_for_change(&mut tx, workflows, &upserted, Via::Link).await?;
+        if let Some(email) = email {
+            let delivery = sqlx::query_scalar!(
+                "select d.id from email_deliveries d join workflow_runs r on r.id = d.run_id
+                 where d.run_id = $1 and d.step = $2 and r.contact_id = $3 and not d.transactional",
+                email.run,
+                email.step,
+                contact_id
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(delivery) = delivery {
+                email_news(
+                    &mut tx,
+                    workflows.webhooks(),
+                    "email.unsubscribed",
+                    delivery,
+                )
+                .await?;
+            }
+        }
     }
     tx.commit().await?;
     Ok(())

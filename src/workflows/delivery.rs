@@ -81,12 +81,13 @@ pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> any
         address: &recipient,
     };
     // A campaign's runs carry its own choice.
-    let track = (workflow.tracked() && run.event["track"] != false).then_some((run.id, step));
+    let track = workflow.tracked() && run.event["track"] != false;
     let message = match outbound.build(
         template,
         workflow.transactional,
         &to,
         send.context.clone(),
+        (run.id, step),
         track,
     ) {
         Ok(message) => message,

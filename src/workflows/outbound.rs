@@ -12,7 +12,7 @@ use crate::contacts::Contact;
 use crate::email::budget::SendBudget;
 use crate::email::message::{Envelope, build_message, display_name, new_message_id};
 use crate::email::templates::Templates;
-use crate::email::tracking::Tracker;
+use crate::email::tracking::{Tracker, email_token};
 use crate::email::transport::Mailer;
 use crate::email::unsubscribe::UnsubscribeKey;
 
@@ -38,16 +38,17 @@ pub struct Recipient<'a> {
 }
 
 impl Outbound {
-    /// Renders `template` with `context` and builds the message to `to`, with an
-    /// unsubscribe link unless it is `transactional`, and tracked (open pixel, links
-    /// through Roster) as the email of run `track.0`'s step `track.1` when asked.
+    /// Renders `template` with `context` and builds the message to `to` (the email of
+    /// run `email.0`'s step `email.1`), with an unsubscribe link unless it is
+    /// `transactional`, and tracked (open pixel, links through Roster) if `track`.
     pub fn build(
         &self,
         template: &str,
         transactional: bool,
         to: &Recipient<'_>,
         context: Value,
-        track: Option<(uuid::Uuid, i32)>,
+        email: (uuid::Uuid, i32),
+        track: bool,
     ) -> anyhow::Result<lettre::Message> {
         let from = self
             .from
@@ -55,9 +56,14 @@ impl Outbound {
             .ok_or_else(|| anyhow::anyhow!("MAIL_FROM is not set"))?;
         let unsubscribe_url = match (transactional, to.contact, &self.unsubscribe) {
             (true, _, _) => None,
+            // `?email=` names the email, for the `email.unsubscribed` webhook.
             (false, Some(contact), Some(key)) => Some(
                 self.public_url
-                    .join(&format!("unsubscribe/{}", key.token(contact.id)))?
+                    .join(&format!(
+                        "unsubscribe/{}?email={}",
+                        key.token(contact.id),
+                        email_token(key, email.0, email.1)
+                    ))?
                     .to_string(),
             ),
             (false, _, _) => anyhow::bail!(
@@ -66,12 +72,12 @@ impl Outbound {
         };
         let context = context! { unsubscribe_url => unsubscribe_url.clone(), ..context };
         let mut rendered = self.templates.render(template, &context)?;
-        if let (Some((run, step)), Some(key)) = (track, &self.unsubscribe) {
+        if let (true, Some(key)) = (track, &self.unsubscribe) {
             let tracker = Tracker {
                 key,
                 public_url: &self.public_url,
-                run,
-                step,
+                run: email.0,
+                step: email.1,
                 keep: unsubscribe_url.as_deref(),
             };
             rendered.html = tracker.rewrite(&rendered.html)?;

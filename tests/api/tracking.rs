@@ -41,7 +41,7 @@ steps = [{{ send = "magic_link" }}]
 [[webhooks]]
 url = "{url}/hooks"
 secret = "{SECRET}"
-events = ["email.opened", "email.clicked"]
+events = ["email.opened", "email.clicked", "email.unsubscribed"]
 "#,
         url = receiver.url
     );
@@ -319,4 +319,77 @@ async fn campaigns_are_tracked_unless_they_say_not(_: PgPoolOptions, db: PgConne
     let (_, shown) = app.api_get(&format!("/v1/campaigns/{id}")).await;
     assert_eq!(shown["stats"]["opened"], 1, "{shown}");
     assert_eq!(shown["stats"]["clicked"], 0, "{shown}");
+}
+
+#[sqlx::test]
+async fn the_unsubscribe_link_names_its_email_to_the_webhooks(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let receiver = HttpReceiver::start().await;
+    let (app, smtp) = app(db, &receiver).await;
+    send_event(&app, "loginRequested", "bo@example.com").await;
+    let message = smtp.messages().pop().unwrap();
+    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
+    let header = parsed
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "List-Unsubscribe")
+        .unwrap()
+        .get_value();
+    let url = header
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned();
+    assert!(url.contains("?email="), "{url}");
+    // RFC 8058 one-click, as a mail provider posts it.
+    let response = client()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        !app.contact_by_email("bo@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+    app.run_jobs_at(Utc::now()).await;
+    let posts = receiver.received();
+    assert_eq!(posts.len(), 1);
+    let event = posts[0].json();
+    assert_eq!(event["eventName"], "email.unsubscribed", "{event}");
+    assert_eq!(event["loopId"], "login", "{event}");
+    let delivery: uuid::Uuid = sqlx::query_scalar("select id from email_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(event["email"]["id"], delivery.to_string(), "{event}");
+
+    // A tampered `email` is ignored: the unsubscribe still works, nothing is said.
+    send_event(&app, "loginRequested", "cy@example.com").await;
+    let message = smtp.messages().pop().unwrap();
+    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
+    let header = parsed
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "List-Unsubscribe")
+        .unwrap()
+        .get_value();
+    let url = header
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .replace("?email=", "?email=x");
+    assert_eq!(client().post(&url).send().await.unwrap().status(), 200);
+    assert!(
+        !app.contact_by_email("cy@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+    app.run_jobs_at(Utc::now()).await;
+    assert_eq!(receiver.received().len(), 1);
 }

@@ -157,9 +157,11 @@ async fn forged_unsubscribe_token_changes_nothing(_: PgPoolOptions, db: PgConnec
     app.deliver(&fixture("user.created")).await;
     app.run_jobs_at(Utc::now()).await;
     let url = unsubscribe_url(&smtp.messages()[0].data);
-    let forged = format!("{}A", &url[..url.len() - 1]);
+    // The contact's token is the path's last segment (before `?email=`).
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let forged = format!("{}A?{query}", &path[..path.len() - 1]);
     let forged = if forged == url {
-        format!("{}B", &url[..url.len() - 1])
+        format!("{}B?{query}", &path[..path.len() - 1])
     } else {
         forged
     };
