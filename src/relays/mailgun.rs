@@ -10,6 +10,9 @@ use sha2::Sha256;
 use super::{EventKind, RelayError, RelayEvent, optional, recipient, required, unix_seconds};
 use crate::config::relays::MailgunSettings;
 
+/// How old a signature may be: Mailgun signs each attempt when it sends it.
+const MAX_SIGNATURE_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 pub struct Mailgun {
     signing_key: SecretString,
 }
@@ -24,11 +27,25 @@ impl Mailgun {
     pub fn read(&self, body: &[u8]) -> Result<Vec<RelayEvent>, RelayError> {
         let post = super::json_body(body)?;
         self.verify(&post["signature"])?;
-        Ok(vec![read_event(&post["event-data"])?])
+        let mut event = read_event(&post["event-data"])?;
+        event.signature_token = Some(signature_part(&post["signature"], "token")?);
+        Ok(vec![event])
     }
 
+    /// The HMAC of timestamp and token, and a timestamp within `MAX_SIGNATURE_AGE`; the
+    /// token is then taken once (`record`), so the signature carries no other event.
     fn verify(&self, signature: &Value) -> Result<(), RelayError> {
         let timestamp = signature_part(signature, "timestamp")?;
+        let fresh = timestamp
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .is_some_and(|at| (chrono::Utc::now() - at).abs() <= MAX_SIGNATURE_AGE);
+        if !fresh {
+            return Err(RelayError::unauthorized(
+                "`signature.timestamp` is not within an hour of now",
+            ));
+        }
         let token = signature_part(signature, "token")?;
         let matches = |field: &str| {
             let Some(given) = signature[field]
@@ -94,5 +111,6 @@ fn read_event(event: &Value) -> Result<RelayEvent, RelayError> {
         reason,
         occurred_at: unix_seconds(&event["timestamp"], "event-data.timestamp")?,
         detail: event.clone(),
+        signature_token: None,
     })
 }

@@ -99,6 +99,9 @@ pub struct RelayEvent {
     pub occurred_at: DateTime<Utc>,
     /// The relay's event as posted.
     pub detail: Value,
+    /// A signature's single-use token that may carry only this event (Mailgun signs
+    /// its timestamp and token, not the event).
+    pub signature_token: Option<String>,
 }
 
 /// Why a post was refused, as told to the relay.

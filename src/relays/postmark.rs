@@ -129,5 +129,6 @@ fn event(record: &Value) -> Result<RelayEvent, RelayError> {
         reason,
         occurred_at: at,
         detail: record.clone(),
+        signature_token: None,
     })
 }

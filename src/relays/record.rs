@@ -41,6 +41,8 @@ pub enum Outcome {
     Unmatched,
     /// Seen before: nothing done.
     Duplicate,
+    /// Its signature's token carried another event before: refused (401).
+    ReusedSignature,
 }
 
 impl Outcome {
@@ -49,6 +51,7 @@ impl Outcome {
             Self::Applied => "applied",
             Self::Unmatched => "unmatched",
             Self::Duplicate => "duplicate",
+            Self::ReusedSignature => "reused_signature",
         }
     }
 }
@@ -88,10 +91,13 @@ async fn record_event(
     provider: Provider,
     event: &RelayEvent,
 ) -> Result<Outcome, ContactError> {
-    // Soft bounces are counted one at a time per address (the only lock taken here,
-    // so no cycle with the contact's locks a complaint takes).
-    if event.kind == EventKind::SoftBounce {
-        lock_person(tx, None, Some(&event.recipient)).await?;
+    // Every event of an address, one at a time, this lock first: soft bounces are
+    // counted without a race, and a complaint takes the contact's locks after it.
+    lock_person(tx, None, Some(&event.recipient)).await?;
+    if let Some(token) = &event.signature_token
+        && !take_signature_token(tx, token, &event.provider_event_id).await?
+    {
+        return Ok(Outcome::ReusedSignature);
     }
     let matched = find_delivery(tx, event).await?;
     let stored = sqlx::query_scalar!(
@@ -185,6 +191,31 @@ async fn find_delivery(
     }))
 }
 
+/// Takes a single-use signature token for this event; `false` when it carried
+/// another event before. Tokens older than a day (past any fresh signature) go.
+async fn take_signature_token(
+    conn: &mut PgConnection,
+    token: &str,
+    event_id: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query!("delete from mailgun_tokens where seen_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    let carried = sqlx::query_scalar!(
+        "with taken as (
+           insert into mailgun_tokens (token, provider_event_id) values ($1, $2)
+           on conflict (token) do nothing returning provider_event_id)
+         select provider_event_id as \"event!\" from taken
+         union all
+         select provider_event_id from mailgun_tokens where token = $1",
+        token,
+        event_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(carried.iter().all(|carried| carried == event_id))
+}
+
 /// Keeps the earliest delivery time reported.
 async fn mark_delivered(
     conn: &mut PgConnection,
@@ -201,8 +232,9 @@ async fn mark_delivered(
     Ok(())
 }
 
-/// Whether some 7-day window holding this soft bounce holds 3 of them (checked as each
-/// arrives, so whatever order they arrive in, the last of the three finds them all).
+/// Whether some 7-day window holding this soft bounce holds soft bounces of 3
+/// different emails (a relay reports each retry of one delayed email; that is one).
+/// Checked as each arrives, so whatever order they arrive in, the last finds them all.
 async fn soft_bounces_suppress(
     conn: &mut PgConnection,
     recipient: &str,
@@ -213,7 +245,7 @@ async fn soft_bounces_suppress(
              select 1 from email_events s
              where s.recipient = $1 and s.kind = 'soft_bounce' and s.delivery_id is not null
                and s.occurred_at between $2::timestamptz - $3::text::interval and $2::timestamptz
-               and (select count(*) from email_events x
+               and (select count(distinct x.delivery_id) from email_events x
                     where x.recipient = $1 and x.kind = 'soft_bounce' and x.delivery_id is not null
                       and x.occurred_at between s.occurred_at and s.occurred_at + $3::text::interval) >= $4
            ) as "suppress!""#,

@@ -70,6 +70,7 @@ fn read_events(svix_id: &str, event: &Value) -> Result<Vec<RelayEvent>, RelayErr
                 reason: reason.clone(),
                 occurred_at: at,
                 detail: event.clone(),
+                signature_token: None,
             })
         })
         .collect()

@@ -97,5 +97,6 @@ fn read_event(index: usize, event: &Value) -> Result<RelayEvent, RelayError> {
         reason: optional(&event["reason"]).or_else(|| optional(&event["response"])),
         occurred_at: unix_seconds(&event["timestamp"], &field("timestamp"))?,
         detail: event.clone(),
+        signature_token: None,
     })
 }

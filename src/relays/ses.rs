@@ -81,6 +81,7 @@ fn notification_events(
         reason,
         occurred_at: at,
         detail: notification.clone(),
+        signature_token: None,
     };
     let mut events = Vec::new();
     match ses_kind {

@@ -115,6 +115,12 @@ pub async fn receive_relay_webhook(
         }
     };
     let outcomes = record_events(&pool, &workflows, provider, &events).await?;
+    if outcomes.contains(&Outcome::ReusedSignature) {
+        return Err(RelayError::Unauthorized(
+            "this signature already carried another event".to_owned(),
+        )
+        .into());
+    }
     let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
     let (applied, unmatched, duplicates) = (
         count(Outcome::Applied),

@@ -146,6 +146,40 @@ async fn welcomed(app: &TestApp, emails: &[&str]) -> Vec<Sent> {
     sent
 }
 
+/// `count` emails sent to `sent`'s address: its welcome and more of its run's (steps
+/// 10, 11, ...), each with a relay id of its own.
+async fn emails_to(app: &TestApp, sent: &Sent, count: usize) -> Vec<Sent> {
+    let mut emails = vec![Sent {
+        email: sent.email.clone(),
+        message_id: sent.message_id.clone(),
+        relay_id: sent.relay_id.clone(),
+    }];
+    for n in 1..count {
+        let relay_id = format!("{}-{n}", sent.relay_id);
+        let message_id = format!("<extra-{n}-{}>", sent.relay_id);
+        sqlx::query(
+            "insert into email_deliveries (id, run_id, step, template, recipient, message_id,
+                                           transactional, state, provider_message_id, sent_at)
+             select $1, run_id, 10 + $2, 'tips', recipient, $3, false, 'sent', $4, now()
+             from email_deliveries where provider_message_id = $5",
+        )
+        .bind(Uuid::now_v7())
+        .bind(n as i32)
+        .bind(&message_id)
+        .bind(&relay_id)
+        .bind(&sent.relay_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+        emails.push(Sent {
+            email: sent.email.clone(),
+            message_id,
+            relay_id,
+        });
+    }
+    emails
+}
+
 async fn suppression(app: &TestApp, email: &str) -> Option<String> {
     sqlx::query_scalar("select reason from suppressions where email = $1")
         .bind(email)
@@ -647,9 +681,9 @@ async fn soft_bounces_suppress_at_three_in_seven_days_whatever_the_order(
 ) {
     let (app, _smtp) = app(db).await;
     let start = Utc::now() - Duration::days(30);
-    // Each set's bounces (days after `start`) in every order, each delivered twice
-    // (SNS repeats); the model: suppressed exactly when the distinct bounces seen so
-    // far hold three within seven days.
+    // Each set's bounces (days after `start`, each of another email) in every order,
+    // each delivered twice (SNS repeats); the model: suppressed exactly when the
+    // distinct bounces seen so far hold three within seven days.
     let sets: [[i64; 3]; 2] = [[0, 3, 6], [0, 5, 13]];
     let orders = [
         [0, 1, 2],
@@ -666,12 +700,13 @@ async fn soft_bounces_suppress_at_three_in_seven_days_whatever_the_order(
     let mut user = 0;
     for days in sets {
         for order in &orders {
+            let emails = emails_to(&app, &sent[user], 3).await;
             let sent = &sent[user];
             user += 1;
             let mut seen: Vec<i64> = Vec::new();
             for &index in order {
                 let at = start + Duration::days(days[index]);
-                let bounce = ses_bounce(sent, "Transient", at);
+                let bounce = ses_bounce(&emails[index], "Transient", at);
                 let envelope = sns_notification(&bounce, &format!("{}-{index}", sent.email), 1);
                 for _ in 0..2 {
                     let (status, body) = post_ses(&app, &envelope).await;
@@ -697,9 +732,14 @@ async fn soft_bounces_suppress_at_three_in_seven_days_whatever_the_order(
 #[sqlx::test]
 async fn concurrent_soft_bounces_are_all_counted(_: PgPoolOptions, db: PgConnectOptions) {
     let (app, _smtp) = app(db).await;
-    let sent = welcomed(&app, &["busy@example.com"]).await;
+    let sent = welcomed(&app, &["busy@example.com", "greylisted@example.com"]).await;
+    let emails = emails_to(&app, &sent[0], 3).await;
     let posts = (0..3).map(|n| {
-        let bounce = ses_bounce(&sent[0], "Transient", Utc::now() - Duration::hours(n));
+        let bounce = ses_bounce(
+            &emails[n],
+            "Transient",
+            Utc::now() - Duration::hours(n as i64),
+        );
         let envelope = sns_notification(&bounce, &format!("concurrent-{n}"), 2);
         let app = &app;
         async move { post_ses(app, &envelope).await }
@@ -708,6 +748,15 @@ async fn concurrent_soft_bounces_are_all_counted(_: PgPoolOptions, db: PgConnect
         assert_eq!(status, 200, "{body}");
     }
     assert!(suppression(&app, "busy@example.com").await.is_some());
+
+    // One delayed email reported on each retry is one soft-bounced email.
+    for n in 0..4 {
+        let bounce = ses_bounce(&sent[1], "Transient", Utc::now() - Duration::hours(n));
+        let (status, body) =
+            post_ses(&app, &sns_notification(&bounce, &format!("retry-{n}"), 1)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(suppression(&app, "greylisted@example.com").await, None);
 }
 
 // --- Postmark -----------------------------------------------------------------------
@@ -1059,6 +1108,34 @@ async fn mailgun_events_are_verified_with_hmac_and_applied(_: PgPoolOptions, db:
     assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
     let reason = suppression(&app, "m1@example.com").await.unwrap();
     assert!(reason.contains("does not exist"), "{reason}");
+
+    // A signature carries the one event it came with: another body with it is refused,
+    // the same post again is a repeat; an old signature is refused.
+    let first = mailgun_post(&sent[1], json!({"event": "delivered"}), MAILGUN_KEY);
+    let (status, _) = post_mailgun(first.clone()).await;
+    assert_eq!(status, 200);
+    let (status, body) = post_mailgun(first.clone()).await;
+    assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
+    let mut forged = mailgun_post(&sent[1], json!({"event": "complained"}), MAILGUN_KEY);
+    forged["signature"] = first["signature"].clone();
+    let (status, body) = post_mailgun(forged).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        app.contact_by_email("m2@example.com")
+            .await
+            .unwrap()
+            .subscribed
+    );
+    let mut stale = mailgun_post(&sent[1], json!({"event": "complained"}), MAILGUN_KEY);
+    let old = (Utc::now() - Duration::hours(2)).timestamp().to_string();
+    let token = stale["signature"]["token"].as_str().unwrap().to_owned();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
+    mac.update(old.as_bytes());
+    mac.update(token.as_bytes());
+    stale["signature"] = json!({"timestamp": old, "token": token,
+                                "signature": hex::encode(mac.finalize().into_bytes())});
+    let (status, _) = post_mailgun(stale).await;
+    assert_eq!(status, 401);
 
     let complained = mailgun_post(&sent[1], json!({"event": "complained"}), MAILGUN_KEY);
     let (status, body) = post_mailgun(complained).await;
