@@ -9,7 +9,10 @@ alter table email_deliveries add column subject text;
 -- config file): since when it fails, and whether it was disabled for it.
 create table webhook_endpoints (
     url             text        primary key,
+    -- The start of the failures since the last success; a failure a day or more
+    -- after the one before starts a new streak (nothing was pending in between).
     failing_since   timestamptz,
+    last_failed_at  timestamptz,
     disabled_at     timestamptz,
     disabled_reason text
 );

@@ -166,7 +166,10 @@ impl SnsVerifier {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| {
-                RelayError::Unavailable(format!("the subscription could not be confirmed: {e}"))
+                RelayError::Unavailable(format!(
+                    "the subscription could not be confirmed: {}",
+                    crate::telemetry::error_chain(&e.without_url())
+                ))
             })?;
         drop(response);
         Ok(())
@@ -178,7 +181,12 @@ impl SnsVerifier {
         }
         let parsed = Url::parse(url)
             .ok()
-            .filter(|url| is_sns_url(url) && url.path().ends_with(".pem"))
+            .filter(|url| {
+                is_sns_url(url)
+                    && url.query().is_none()
+                    && url.path().starts_with("/SimpleNotificationService-")
+                    && url.path().ends_with(".pem")
+            })
             .ok_or_else(|| {
                 RelayError::unauthorized(
                     "`SigningCertURL` is not an https .pem on sns.<region>.amazonaws.com",
@@ -197,8 +205,11 @@ impl SnsVerifier {
             .fetched
             .lock()
             .expect("the cache lock is never poisoned");
-        if fetched.len() >= MAX_CACHED_CERTIFICATES {
-            fetched.clear();
+        // Full (SNS rotates certificates rarely): one goes, the others stay.
+        if fetched.len() >= MAX_CACHED_CERTIFICATES
+            && let Some(old) = fetched.keys().next().cloned()
+        {
+            fetched.remove(&old);
         }
         fetched.insert(url.to_owned(), key.clone());
         Ok(key)

@@ -5,7 +5,7 @@
 //! `contact.unsubscribed`, and is idempotent. A forged or altered token changes nothing.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use sqlx::PgPool;
 
 use super::html_escape;
@@ -22,17 +22,18 @@ use crate::webhooks::news::email_news;
 use crate::workflows::Workflows;
 use crate::workflows::runs::start_for_change;
 
-#[derive(serde::Deserialize)]
-pub struct PreferencesQuery {
-    saved: Option<String>,
-    /// The email the link came in (`email_token`).
-    email: Option<String>,
+/// The first `name` of the query string: read leniently (a mail client may add or
+/// repeat parameters), since a one-click unsubscribe must never fail on its URL.
+fn query_value(request: &HttpRequest, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 #[get("/unsubscribe/{token}")]
 pub async fn confirm_unsubscribe(
     token: web::Path<String>,
-    query: web::Query<PreferencesQuery>,
+    request: HttpRequest,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
     config: web::Data<ConfigFile>,
@@ -45,13 +46,11 @@ pub async fn confirm_unsubscribe(
         Err(_) => return unavailable(),
     };
     match find_contact_by_id(&mut conn, contact_id).await {
-        Ok(Some(contact)) if contact.subscribed => preferences_page(
-            &config,
-            &token,
-            query.email.as_deref(),
-            &contact,
-            query.saved.is_some(),
-        ),
+        Ok(Some(contact)) if contact.subscribed => {
+            let email = query_value(&request, "email");
+            let saved = query_value(&request, "saved").is_some();
+            preferences_page(&config, &token, email.as_deref(), &contact, saved)
+        }
         Ok(_) => unsubscribed_page(),
         Err(_) => unavailable(),
     }
@@ -124,7 +123,7 @@ fn email_param(email: Option<&str>, separator: &str) -> String {
 #[post("/unsubscribe/{token}/preferences")]
 pub async fn save_preferences(
     token: web::Path<String>,
-    query: web::Query<PreferencesQuery>,
+    request: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
@@ -156,7 +155,7 @@ pub async fn save_preferences(
                 format!(
                     "../{}?saved=1{}",
                     *token,
-                    email_param(query.email.as_deref(), "&")
+                    email_param(query_value(&request, "email").as_deref(), "&")
                 ),
             ))
             .finish(),
@@ -187,7 +186,7 @@ async fn save_lists(
 #[post("/unsubscribe/{token}")]
 pub async fn unsubscribe(
     token: web::Path<String>,
-    query: web::Query<PreferencesQuery>,
+    request: HttpRequest,
     key: web::Data<Option<UnsubscribeKey>>,
     pool: web::Data<PgPool>,
     workflows: web::Data<Workflows>,
@@ -199,10 +198,8 @@ pub async fn unsubscribe(
         return invalid_link();
     };
     // The email the link came in, when the link names it (a bad name is ignored).
-    let email = query
-        .email
-        .as_deref()
-        .and_then(|email| read(key, Kind::Unsubscribe, email));
+    let email =
+        query_value(&request, "email").and_then(|email| read(key, Kind::Unsubscribe, &email));
     match unsubscribe_contact(&pool, &workflows, contact_id, email).await {
         Ok(()) => unsubscribed_page(),
         Err(error) => {

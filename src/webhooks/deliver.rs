@@ -179,9 +179,13 @@ async fn failed(
     .execute(&mut *tx)
     .await?;
     let failing_since = sqlx::query_scalar!(
-        r#"insert into webhook_endpoints (url, failing_since) values ($1, now())
+        r#"insert into webhook_endpoints (url, failing_since, last_failed_at) values ($1, now(), now())
            on conflict (url) do update
-             set failing_since = coalesce(webhook_endpoints.failing_since, now())
+             set failing_since = case
+                   when webhook_endpoints.failing_since is null
+                     or webhook_endpoints.last_failed_at < now() - interval '1 day' then now()
+                   else webhook_endpoints.failing_since end,
+                 last_failed_at = now()
            returning failing_since as "failing_since!""#,
         url
     )
@@ -193,7 +197,7 @@ async fn failed(
             "failing since {} without a success; the last answer: {error}",
             failing_since.format("%Y-%m-%d %H:%M UTC")
         );
-        tracing::warn!(endpoint = %url, "webhook endpoint disabled: {reason}");
+        tracing::warn!(endpoint = %redacted(url), "webhook endpoint disabled: {reason}");
         sqlx::query!(
             "update webhook_endpoints set disabled_at = now(), disabled_reason = $2 where url = $1",
             url,
@@ -213,11 +217,25 @@ async fn failed(
     Ok(disable)
 }
 
+/// An endpoint's URL for logs: scheme, host and path, without credentials or query.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(url) => format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.path()
+        ),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 /// Enables a disabled endpoint again (the dashboard's button); `false` if it was not
 /// disabled.
 pub async fn enable_endpoint(pool: &PgPool, url: &str) -> sqlx::Result<bool> {
     let enabled = sqlx::query!(
-        "update webhook_endpoints set disabled_at = null, disabled_reason = null, failing_since = null
+        "update webhook_endpoints
+         set disabled_at = null, disabled_reason = null, failing_since = null, last_failed_at = null
          where url = $1 and disabled_at is not null",
         url
     )

@@ -23,9 +23,10 @@ use crate::jobs::NOTIFY_CHANNEL;
 /// Job kind of one message's delivery; payload `{"message": id, "endpoint": url}`.
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
-/// Attempts per message: with backoff capped at an hour, about six days, past the
-/// point where a failing endpoint is disabled.
-const MAX_ATTEMPTS: i32 = 150;
+/// Attempts per message: with backoff capped at an hour (and jittered over its upper
+/// half), 200 attempts take 6 to 8 days, past the 5 days after which a failing
+/// endpoint is disabled.
+const MAX_ATTEMPTS: i32 = 200;
 
 /// The events an endpoint can subscribe to (Loops' names).
 pub const EVENT_NAMES: [&str; 16] = [

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Endpoints, emit};
 use crate::contacts::Contact;
-use crate::workflows::definition::TRANSACTIONAL;
+use crate::workflows::definition::{CAMPAIGN, TRANSACTIONAL};
 
 /// A change to a contact that endpoints may hear of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,28 +98,19 @@ struct EmailSource {
     campaign_name: Option<String>,
 }
 
-/// Emits an email event (`campaign.email.sent`, ... for the send itself, given as
-/// `email.sent`; `email.delivered`, `email.hardBounced`, `email.opened`, ...) about
-/// this delivery.
+/// Emits an email event about this delivery: `loop.email.sent` (or `campaign.` or
+/// `transactional.`) for the send itself, `email.delivered`, `email.hardBounced`,
+/// `email.opened`, .... Nothing is read unless an endpoint takes `event`.
 pub async fn email_news(
     conn: &mut PgConnection,
     endpoints: &Endpoints,
     event: &str,
     delivery: Uuid,
 ) -> sqlx::Result<()> {
-    let sent = event == "email.sent";
-    let candidates: &[&str] = if sent {
-        &[
-            "campaign.email.sent",
-            "loop.email.sent",
-            "transactional.email.sent",
-        ]
-    } else {
-        &[event]
-    };
-    if !candidates.iter().any(|name| endpoints.wants(name)) {
+    if !endpoints.wants(event) {
         return Ok(());
     }
+    let sent = event.ends_with(".email.sent");
     let Some(source) = sqlx::query_as!(
         EmailSource,
         r#"select d.id as delivery, r.workflow, r.trigger_key, d.template, d.subject, d.recipient,
@@ -136,19 +127,7 @@ pub async fn email_news(
     else {
         return Ok(());
     };
-    let kind = match source.workflow.as_str() {
-        "campaign" => "campaign",
-        TRANSACTIONAL => "transactional",
-        _ => "loop",
-    };
-    let event = if sent {
-        format!("{kind}.email.sent")
-    } else {
-        event.to_owned()
-    };
-    if !endpoints.wants(&event) {
-        return Ok(());
-    }
+    let kind = source_type(&source.workflow);
     let mut fields = json!({
         "contactIdentity": {
             "id": source.contact_id,
@@ -184,5 +163,23 @@ pub async fn email_news(
     if !sent {
         fields["sourceType"] = json!(kind);
     }
-    emit(conn, endpoints, &event, fields).await
+    emit(conn, endpoints, event, fields).await
+}
+
+/// Loops' `sourceType` of a workflow's email: `campaign`, `transactional` or `loop`.
+pub fn source_type(workflow: &str) -> &'static str {
+    match workflow {
+        CAMPAIGN => "campaign",
+        TRANSACTIONAL => "transactional",
+        _ => "loop",
+    }
+}
+
+/// The event of a workflow's email being sent: `loop.email.sent`, ...
+pub fn sent_event(workflow: &str) -> &'static str {
+    match source_type(workflow) {
+        "campaign" => "campaign.email.sent",
+        "transactional" => "transactional.email.sent",
+        _ => "loop.email.sent",
+    }
 }

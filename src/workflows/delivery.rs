@@ -22,7 +22,7 @@ use crate::email::suppressions::{is_suppressed, suppress};
 use crate::email::transport::{SendError, queued_id};
 use crate::monitoring;
 use crate::webhooks::Endpoints;
-use crate::webhooks::news::email_news;
+use crate::webhooks::news::{email_news, sent_event};
 use lettre::message::header::Subject;
 
 /// One send step of one run.
@@ -191,7 +191,8 @@ async fn record_outcome(
     let result = match &outcome {
         Ok(_) => {
             if let Some(delivery) = delivery {
-                email_news(&mut tx, send.webhooks, "email.sent", delivery).await?;
+                let event = sent_event(&send.workflow.name);
+                email_news(&mut tx, send.webhooks, event, delivery).await?;
             }
             record_event_to_email(run, send.workflow, send.template);
             advance_run(&mut tx, run.id, step, steps, send.due).await?;

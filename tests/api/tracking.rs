@@ -369,7 +369,8 @@ async fn the_unsubscribe_link_names_its_email_to_the_webhooks(
         .unwrap();
     assert_eq!(event["email"]["id"], delivery.to_string(), "{event}");
 
-    // A tampered `email` is ignored: the unsubscribe still works, nothing is said.
+    // A tampered `email` (and parameters added or repeated) is ignored: the
+    // unsubscribe still works, nothing is said.
     send_event(&app, "loginRequested", "cy@example.com").await;
     let message = smtp.messages().pop().unwrap();
     let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
@@ -382,7 +383,8 @@ async fn the_unsubscribe_link_names_its_email_to_the_webhooks(
     let url = header
         .trim_start_matches('<')
         .trim_end_matches('>')
-        .replace("?email=", "?email=x");
+        .replace("?email=", "?email=x")
+        + "&email=again&utm_source=mail";
     assert_eq!(client().post(&url).send().await.unwrap().status(), 200);
     assert!(
         !app.contact_by_email("cy@example.com")
