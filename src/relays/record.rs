@@ -120,7 +120,25 @@ async fn record_event(
     .fetch_optional(&mut *tx)
     .await?;
     if stored.is_none() {
-        return Ok(Outcome::Duplicate);
+        // A repeat of an event kept unmatched (it came before Roster knew the relay's
+        // id for the message) is applied now that it matches.
+        let now_matched = match &matched {
+            Some(matched) => sqlx::query_scalar!(
+                "update email_events set delivery_id = $3
+                 where provider = $1 and provider_event_id = $2 and delivery_id is null
+                 returning id",
+                provider.as_str(),
+                event.provider_event_id,
+                matched.delivery,
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some(),
+            None => false,
+        };
+        if !now_matched {
+            return Ok(Outcome::Duplicate);
+        }
     }
     let Some(matched) = matched else {
         tracing::info!(

@@ -619,6 +619,35 @@ async fn an_event_for_an_unknown_message_is_kept_and_changes_nothing(
             .await
             .unwrap();
     assert_eq!((kind.as_str(), delivery), ("hard_bounce", None));
+
+    // Postmark's bounce came before Roster kept Postmark's id for the email (its SMTP
+    // answer); Postmark posts it again: now it matches and applies.
+    let sent = sqlx::query_scalar::<_, String>("select provider_message_id from email_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("update email_deliveries set provider_message_id = null")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let early = Sent {
+        email: "known@example.com".to_owned(),
+        message_id: String::new(),
+        relay_id: sent.clone(),
+    };
+    let bounce = postmark_bounce(&early, "Bounce", "HardBounce", 77);
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!((status, &body["unmatched"]), (200, &json!(1)), "{body}");
+    sqlx::query("update email_deliveries set provider_message_id = $1")
+        .bind(&sent)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
+    assert!(suppression(&app, "known@example.com").await.is_some());
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
     let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
     let page = client
         .get(format!("{}/emails", app.address))
