@@ -22,6 +22,19 @@ pub async fn logged_in(address: &str, key: &str) -> (reqwest::Client, reqwest::S
     (client, response.status())
 }
 
+/// A dashboard page's HTML, seen by someone logged in with the API key.
+pub async fn dashboard_page(app: &crate::helpers::TestApp, path: &str) -> String {
+    let (client, status) = logged_in(&app.address, API_KEY).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER, "logged in");
+    let page = client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{path}");
+    page.text().await.unwrap()
+}
+
 /// Posts the login form with `key` from `client`; the answer to the post.
 async fn log_in(client: &reqwest::Client, address: &str, key: &str) -> reqwest::Response {
     let form = client

@@ -43,10 +43,16 @@ async fn lists_of(app: &TestApp, email: &str) -> Value {
     app.contact_by_email(email).await.unwrap().mailing_lists
 }
 
-fn no_redirects() -> reqwest::Client {
+/// Posts the preference page's form at `url` (as a browser, not following the 303).
+async fn save_preferences(url: &str, form: &[(&str, &str)]) -> reqwest::Response {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
+        .unwrap()
+        .post(format!("{url}/preferences"))
+        .form(form)
+        .send()
+        .await
         .unwrap()
 }
 
@@ -95,12 +101,7 @@ async fn the_page_shows_the_public_lists_and_saves_the_choices(
     assert!(page.contains(&format!(r#"action="{token}""#)), "{page}");
 
     // Leave news, join beta; a list that is not public cannot be touched from here.
-    let saved = no_redirects()
-        .post(format!("{url}/preferences"))
-        .form(&[("list", "beta"), ("list", "staff")])
-        .send()
-        .await
-        .unwrap();
+    let saved = save_preferences(&url, &[("list", "beta"), ("list", "staff")]).await;
     assert_eq!(saved.status(), 303);
     let location = saved.headers()["location"].to_str().unwrap();
     assert_eq!(location, format!("../{token}?saved=1"));
@@ -127,12 +128,7 @@ async fn the_page_shows_the_public_lists_and_saves_the_choices(
     );
 
     // Nothing checked: off every public list, still subscribed to other email.
-    let saved = no_redirects()
-        .post(format!("{url}/preferences"))
-        .form(&[("x", "y")])
-        .send()
-        .await
-        .unwrap();
+    let saved = save_preferences(&url, &[("x", "y")]).await;
     assert_eq!(saved.status(), 303);
     assert_eq!(
         lists_of(&app, "ada@example.com").await,
@@ -209,12 +205,7 @@ async fn leaving_a_list_stops_a_campaign_to_it_already_sending(
         .unwrap();
 
     // Ada leaves the list before her email goes.
-    let saved = no_redirects()
-        .post(format!("{ada}/preferences"))
-        .form(&[("x", "")])
-        .send()
-        .await
-        .unwrap();
+    let saved = save_preferences(&ada, &[("x", "")]).await;
     assert_eq!(saved.status(), 303);
     app.run_jobs_at(Utc::now() + chrono::Duration::hours(2))
         .await;

@@ -419,15 +419,7 @@ async fn an_ses_hard_bounce_suppresses_the_address_and_stops_the_drip(
         reported.contains(&("gone@example.com", "suppressed", &json!([]))),
         "{reported:?}"
     );
-    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
-    let page = client
-        .get(format!("{}/emails", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::dashboard::dashboard_page(&app, "/emails").await;
     assert!(page.contains("Reported by relays"), "{page}");
     assert!(page.contains(">hard bounce</span>"), "{page}");
     assert!(page.contains("550 5.1.1 user unknown"), "{page}");
@@ -648,15 +640,7 @@ async fn an_event_for_an_unknown_message_is_kept_and_changes_nothing(
     assert!(suppression(&app, "known@example.com").await.is_some());
     let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
     assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
-    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
-    let page = client
-        .get(format!("{}/emails", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::dashboard::dashboard_page(&app, "/emails").await;
     assert!(
         page.contains("not sent by Roster: kept, no effect"),
         "{page}"
@@ -1272,15 +1256,7 @@ async fn deliverability_counts_each_email_once_per_outcome(_: PgPoolOptions, db:
     assert_eq!(status, 200);
     assert_eq!(weekly["totals"], figures["totals"]);
 
-    let (client, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
-    let page = client
-        .get(format!("{}/analytics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::dashboard::dashboard_page(&app, "/analytics").await;
     assert!(
         page.contains("Deliverability: spam complaints are 25.00%"),
         "{page}"

@@ -80,6 +80,22 @@ fn html_to(smtp: &SmtpServer, email: &str) -> String {
         .unwrap()
 }
 
+/// The `List-Unsubscribe` URL of the last email.
+fn list_unsubscribe(smtp: &SmtpServer) -> String {
+    let message = smtp.messages().pop().unwrap();
+    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
+    let header = parsed
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "List-Unsubscribe")
+        .unwrap()
+        .get_value();
+    header
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
 fn links(html: &str, prefix: &str) -> Vec<String> {
     html.split(prefix)
         .skip(1)
@@ -202,15 +218,7 @@ async fn opens_and_clicks_are_recorded_machines_apart(_: PgPoolOptions, db: PgCo
     );
 
     // The workflow's step shows them on the dashboard.
-    let (dashboard, _) = crate::dashboard::logged_in(&app.address, crate::helpers::API_KEY).await;
-    let page = dashboard
-        .get(format!("{}/workflows", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::dashboard::dashboard_page(&app, "/workflows").await;
     assert!(
         page.contains("<div>1 opened</div><div>1 clicked</div>"),
         "{page}"
@@ -329,18 +337,7 @@ async fn the_unsubscribe_link_names_its_email_to_the_webhooks(
     let receiver = HttpReceiver::start().await;
     let (app, smtp) = app(db, &receiver).await;
     send_event(&app, "loginRequested", "bo@example.com").await;
-    let message = smtp.messages().pop().unwrap();
-    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
-    let header = parsed
-        .headers
-        .iter()
-        .find(|h| h.get_key() == "List-Unsubscribe")
-        .unwrap()
-        .get_value();
-    let url = header
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_owned();
+    let url = list_unsubscribe(&smtp);
     assert!(url.contains("?email="), "{url}");
     // RFC 8058 one-click, as a mail provider posts it.
     let response = client()
@@ -372,19 +369,8 @@ async fn the_unsubscribe_link_names_its_email_to_the_webhooks(
     // A tampered `email` (and parameters added or repeated) is ignored: the
     // unsubscribe still works, nothing is said.
     send_event(&app, "loginRequested", "cy@example.com").await;
-    let message = smtp.messages().pop().unwrap();
-    let parsed = mailparse::parse_mail(message.data.as_bytes()).unwrap();
-    let header = parsed
-        .headers
-        .iter()
-        .find(|h| h.get_key() == "List-Unsubscribe")
-        .unwrap()
-        .get_value();
-    let url = header
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .replace("?email=", "?email=x")
-        + "&email=again&utm_source=mail";
+    let url =
+        list_unsubscribe(&smtp).replace("?email=", "?email=x") + "&email=again&utm_source=mail";
     assert_eq!(client().post(&url).send().await.unwrap().status(), 200);
     assert!(
         !app.contact_by_email("cy@example.com")
