@@ -394,3 +394,49 @@ events = []
     assert!(!stderr.contains("not-a-secret"), "{stderr}");
     let _ = std::fs::remove_file(path);
 }
+
+#[sqlx::test]
+async fn posts_written_before_a_restart_are_delivered_once_or_dropped_with_their_endpoint(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let receiver = HttpReceiver::start().await;
+    // Written, then Roster stops before delivering (as after a kill -9, the job waits).
+    let before = app(db.clone(), &receiver, &["contact.created"]).await;
+    sign_up(&before, "user_gi", "gi@example.com").await;
+    drop(before);
+    // Restarted with the same config: delivered once, however often the queue runs.
+    let after = app(db.clone(), &receiver, &["contact.created"]).await;
+    for _ in 0..3 {
+        after.run_jobs_at(Utc::now()).await;
+    }
+    assert_eq!(events_of(&receiver.received()), ["contact.created"]);
+    sign_up(&after, "user_ha", "ha@example.com").await;
+    drop(after);
+
+    // The endpoint is removed from the config file before its post goes: dropped.
+    let options = AppOptions {
+        smtp: Some(SmtpServer::start().await),
+        config_toml: "[[workflows]]\nname = \"onboarding\"\ntrigger = \"user.created\"\nsteps = [{ send = \"welcome\" }]\n",
+        ..AppOptions::default()
+    };
+    let edited = spawn_app_with(db, options).await;
+    edited.run_jobs_at(Utc::now()).await;
+    assert_eq!(receiver.received().len(), 1);
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "select state, coalesce(last_error, '') from webhook_messages order by created_at",
+    )
+    .fetch_all(&edited.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        [
+            ("delivered".to_owned(), String::new()),
+            (
+                "dropped".to_owned(),
+                "the endpoint is no longer configured".to_owned()
+            ),
+        ]
+    );
+}

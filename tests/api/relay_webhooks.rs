@@ -1263,3 +1263,65 @@ async fn deliverability_counts_each_email_once_per_outcome(_: PgPoolOptions, db:
     );
     assert!(page.contains("Bounce and complaint rates"), "{page}");
 }
+
+#[sqlx::test]
+async fn huge_and_deep_posts_are_refused_and_store_nothing(_: PgPoolOptions, db: PgConnectOptions) {
+    let (app, _smtp) = app(db).await;
+    welcomed(&app, &["deep@example.com"]).await;
+    let huge = format!(
+        r#"{{"RecordType": "Bounce", "Details": "{}"}}"#,
+        "x".repeat(6 << 20)
+    );
+    let request = app
+        .client
+        .post(url(&app, "postmark"))
+        .basic_auth(POSTMARK_USER, Some(POSTMARK_PASSWORD))
+        .header("content-type", "application/json")
+        .body(huge);
+    assert_eq!(post(request).await.0, 413);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for body in [
+        deep,
+        r#"{"RecordType": "Bounce\u0000"}"#.to_owned(),
+        "{".to_owned(),
+    ] {
+        let request = app
+            .client
+            .post(url(&app, "postmark"))
+            .basic_auth(POSTMARK_USER, Some(POSTMARK_PASSWORD))
+            .header("content-type", "application/json")
+            .body(body);
+        let (status, answer) = post(request).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(app.count("email_events").await, 0);
+    assert_eq!(app.count("suppressions").await, 0);
+}
+
+#[sqlx::test]
+async fn a_post_while_the_database_is_down_answers_503_and_its_retry_applies(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let proxy = crate::db_proxy::DbProxy::start(db.get_port()).await;
+    let options = AppOptions {
+        config_toml: &CONFIG,
+        smtp: Some(SmtpServer::start().await),
+        proxy: Some(proxy),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(db, options).await;
+    let sent = welcomed(&app, &["outage@example.com"]).await;
+    let bounce = postmark_bounce(&sent[0], "Bounce", "HardBounce", 991);
+    proxy.cut();
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!(status, 503, "{body}");
+    proxy.restore();
+    // Postmark retries.
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
+    assert!(suppression(&app, "outage@example.com").await.is_some());
+    let (status, body) = post_postmark(&app, &bounce, POSTMARK_PASSWORD).await;
+    assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
+}
