@@ -26,7 +26,7 @@ db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
 
 DATABASE_URL="$db" ./target/release/roster migrate >/dev/null
 started=$(date +%s)
-psql_db "$db" -v user_fixture="$(cat tests/fixtures/clerk/user.created.json)" -f bench/api-dataset.sql
+psql_db "$db" -v user_fixture="$(cat src/clerk/samples/user.created.json)" -f bench/api-dataset.sql
 echo "dataset: $(psql_db "$db" -tAc 'select count(*) from contacts') contacts, $(psql_db "$db" -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
 
 key="bench-key-$(head -c 32 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"

@@ -27,7 +27,7 @@ secret=$(webhook_secret)
 # Default logging (info: one line per webhook), written to a file as a service's would be.
 roster_serve ./target/release/roster "$work/roster.log" DATABASE_URL="$db" CLERK_WEBHOOK_SECRET="$secret" \
   ROSTER_CONFIG=/dev/null
-psql_db "$db" -c "create table bench_payload as select payload from (values (\$json\$$(cat tests/fixtures/clerk/user.created.json)\$json\$::jsonb)) as v(payload)"
+psql_db "$db" -c "create table bench_payload as select payload from (values (\$json\$$(cat src/clerk/samples/user.created.json)\$json\$::jsonb)) as v(payload)"
 
 load() {
   ./target/release/examples/webhook_load "$ROSTER_URL/webhooks/clerk" "$secret" \

@@ -12,7 +12,7 @@ mod raw_http;
 use serde_json::{Value, json};
 use svix::webhooks::Webhook;
 
-const FIXTURE: &str = include_str!("../tests/fixtures/clerk/user.created.json");
+const FIXTURE: &str = include_str!("../src/clerk/samples/user.created.json");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

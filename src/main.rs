@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use clap::{Parser, Subcommand};
+use roster::clerk::sync::facts::register_mapped_properties;
 use roster::config::Settings;
 use roster::db::Database;
 use roster::startup::Application;
@@ -300,7 +301,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve => {
             telemetry::init(&settings.log_filter, settings.log_format);
             let database = Database::open(&settings)?;
-            db::migrate(&database.pool(1)).await?;
+            let pool = database.pool(1);
+            db::migrate(&pool).await?;
+            register_mapped_properties(
+                &mut *pool.acquire().await?,
+                &settings.file.clerk.properties,
+            )
+            .await?;
+            drop(pool);
             if settings.clerk_webhook_secrets.is_empty() {
                 tracing::warn!("CLERK_WEBHOOK_SECRET is not set: /webhooks/clerk answers 401");
             }

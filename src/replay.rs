@@ -7,22 +7,28 @@
 
 use sqlx::PgPool;
 
+use crate::clerk::apply::{StoredEvent, SyncEvent, apply};
 use crate::clerk::envelope::Envelope;
-use crate::clerk::sync::{ContactChange, ContactEvent, Mode, SyncError};
-use crate::clerk::triggers::start_workflows;
+use crate::clerk::sync::facts::FACT_EVENTS;
+use crate::clerk::sync::{ContactChange, Mode, SyncError};
 use crate::config::clerk::ClerkSettings;
 use crate::workflows::Workflows;
 
-/// The event types that change contacts.
-const CONTACT_EVENTS: [&str; 5] = [
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "waitlistEntry.created",
-    "waitlistEntry.updated",
-];
+/// The event types that change contacts, and those that change Clerk facts.
+fn applied_types() -> Vec<String> {
+    [
+        "user.created",
+        "user.updated",
+        "user.deleted",
+        "waitlistEntry.created",
+        "waitlistEntry.updated",
+    ]
+    .into_iter()
+    .chain(FACT_EVENTS)
+    .map(String::from)
+    .collect()
+}
 
-/// Events read per query.
 const PAGE: i64 = 1000;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -50,7 +56,7 @@ pub async fn replay(
 ) -> anyhow::Result<Summary> {
     let total: i64 = sqlx::query_scalar!(
         r#"select count(*) as "count!" from clerk_events where event_type = any($1)"#,
-        &CONTACT_EVENTS.map(String::from)
+        &applied_types()
     )
     .fetch_one(pool)
     .await?;
@@ -67,7 +73,7 @@ pub async fn replay(
                  and ($2::timestamptz is null or (occurred_at, id) > ($2, $3))
                order by occurred_at, id
                limit $4"#,
-            &CONTACT_EVENTS.map(String::from),
+            &applied_types(),
             after_at,
             after_id,
             PAGE
@@ -106,28 +112,33 @@ async fn replay_one(
 ) -> anyhow::Result<()> {
     // A stored event whose data no longer parses (its type was off when it came,
     // so its data was never checked) is reported, not fatal.
-    let contact_event = Envelope::parse(event.payload.as_bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|envelope| {
-            ContactEvent::from_envelope(&envelope, settings).map_err(|e| e.to_string())
-        });
-    let contact_event = match contact_event {
-        Ok(Some(contact_event)) => contact_event,
-        Ok(None) => {
-            summary.disabled += 1;
-            return Ok(());
-        }
+    let envelope = match Envelope::parse(event.payload.as_bytes()) {
+        Ok(envelope) => envelope,
         Err(why) => {
-            summary.conflicts.push((event.svix_id, why));
+            summary.conflicts.push((event.svix_id, why.to_string()));
             return Ok(());
         }
     };
+    let sync_event = match SyncEvent::from_envelope(&envelope, settings, event.occurred_at) {
+        Ok(SyncEvent::Other) => {
+            summary.disabled += 1;
+            return Ok(());
+        }
+        Ok(sync_event) => sync_event,
+        Err(why) => {
+            summary.conflicts.push((event.svix_id, why.to_string()));
+            return Ok(());
+        }
+    };
+    let stored = StoredEvent {
+        svix_id: &event.svix_id,
+        event_type: &event.event_type,
+        payload: &event.payload,
+        occurred_at: event.occurred_at,
+    };
     let mut tx = pool.begin().await?;
-    let applied = match contact_event
-        .apply(&mut tx, event.occurred_at, Mode::Replay)
-        .await
-    {
-        Ok(applied) => applied,
+    let outcome = match apply(&mut tx, &sync_event, &stored, Mode::Replay, workflows).await {
+        Ok(outcome) => outcome,
         Err(SyncError::Database(error)) => return Err(error.into()),
         Err(conflict) => {
             summary
@@ -136,24 +147,14 @@ async fn replay_one(
             return Ok(());
         }
     };
-    match applied.change {
-        ContactChange::Stale | ContactChange::NoEmail | ContactChange::NoContact => {
+    match outcome.change {
+        Some(ContactChange::Stale | ContactChange::NoEmail | ContactChange::NoContact) => {
             summary.unchanged += 1
         }
+        None if !outcome.facts_changed => summary.unchanged += 1,
         _ => summary.changed += 1,
     }
-    if let Some(workflows) = workflows {
-        let started = start_workflows(
-            &mut tx,
-            workflows,
-            &event.svix_id,
-            &event.event_type,
-            &event.payload,
-            &applied,
-        )
-        .await?;
-        summary.runs_started += u64::try_from(started).unwrap_or(0);
-    }
+    summary.runs_started += u64::try_from(outcome.runs_started).unwrap_or(0);
     tx.commit().await?;
     Ok(())
 }

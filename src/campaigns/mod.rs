@@ -146,7 +146,7 @@ pub fn render_for(
 ) -> Result<RenderedEmail, TemplateError> {
     let event = run_event(campaign);
     let step = match contact {
-        Some(contact) => step_context(contact.to_json(), event, CAMPAIGN),
+        Some(contact) => step_context(contact.step_json(), event, CAMPAIGN),
         None => {
             let sample = sample_context(CAMPAIGN);
             context! { event => minijinja::Value::from(minijinja::value::Serde(event)), ..sample }

@@ -111,7 +111,7 @@ impl<'a> Envelope<'a> {
 }
 
 /// The longest identifier taken (Clerk's are about 30 characters).
-const MAX_ID_CHARS: usize = 255;
+pub(crate) const MAX_ID_CHARS: usize = 255;
 
 /// Typed `data` whose fields are checked for length before they reach a column or an
 /// index.
@@ -119,7 +119,7 @@ pub trait Checked {
     fn check(&self) -> Result<(), String>;
 }
 
-fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), String> {
+pub(crate) fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), String> {
     match value {
         Some(value) if value.chars().count() > max => {
             Err(format!("`data.{field}` is longer than {max} characters"))
@@ -179,6 +179,16 @@ pub struct UserData {
     pub email_addresses: Vec<EmailAddress>,
     #[serde(default, deserialize_with = "millis")]
     pub updated_at: Option<DateTime<Utc>>,
+    pub banned: Option<bool>,
+    pub locked: Option<bool>,
+    #[serde(default, deserialize_with = "millis")]
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub public_metadata: serde_json::Value,
+    #[serde(default)]
+    pub private_metadata: serde_json::Value,
+    #[serde(default)]
+    pub unsafe_metadata: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +228,9 @@ pub struct WaitlistEntryData {
 }
 
 /// Clerk's times are integers of milliseconds since the epoch.
-fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+pub(crate) fn millis<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
     match Option::<i64>::deserialize(d)? {
         None => Ok(None),
         Some(ms) => clerk_time(ms)

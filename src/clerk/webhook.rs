@@ -10,10 +10,10 @@ use chrono::Utc;
 use serde_json::json;
 use sqlx::PgPool;
 
+use super::apply::{StoredEvent, SyncEvent, apply};
 use super::envelope::{Envelope, EnvelopeError};
 use super::signature::{SignatureError, SignatureVerifier};
-use super::sync::{ContactChange, ContactEvent, Mode, SyncError};
-use super::triggers::start_workflows;
+use super::sync::{ContactChange, Mode, SyncError};
 use crate::config::clerk::ClerkSettings;
 use crate::events::insert_clerk_event;
 use crate::telemetry::error_chain;
@@ -122,9 +122,9 @@ pub async fn receive_clerk_webhook(
     let svix_id = verifier.verify(request.headers(), &body)?;
     tracing::Span::current().record("svix_id", svix_id.as_str());
     let envelope = Envelope::parse(&body)?;
-    let contact_event = ContactEvent::from_envelope(&envelope, &settings)?;
-    let payload = envelope.payload_to_store()?;
     let occurred_at = envelope.timestamp.unwrap_or_else(Utc::now);
+    let event = SyncEvent::from_envelope(&envelope, &settings, occurred_at)?;
+    let payload = envelope.payload_to_store()?;
     let event_type = envelope.event_type.as_ref();
 
     let mut tx = pool.begin().await?;
@@ -133,22 +133,22 @@ pub async fn receive_clerk_webhook(
         tracing::info!(svix_id, event_type, "duplicate delivery");
         return Ok(answer(started, "duplicate", &svix_id, event_type, None));
     }
-    let applied = match &contact_event {
-        Some(event) => Some(event.apply(&mut tx, occurred_at, Mode::Live).await?),
-        None => None,
+    let stored = StoredEvent {
+        svix_id: &svix_id,
+        event_type,
+        payload: &payload,
+        occurred_at,
     };
-    if let Some(applied) = &applied {
-        start_workflows(&mut tx, &workflows, &svix_id, event_type, &payload, applied).await?;
-    }
+    let outcome = apply(&mut tx, &event, &stored, Mode::Live, Some(&workflows)).await?;
     tx.commit().await?;
 
-    let change = applied.map(|applied| applied.change);
-    let status = if change.is_some() {
+    let change = outcome.change;
+    let status = if change.is_some() || outcome.facts_changed || outcome.runs_started > 0 {
         "processed"
     } else {
         "ignored"
     };
-    tracing::info!(svix_id, event_type, status, contact = ?change, "webhook stored");
+    tracing::info!(svix_id, event_type, status, contact = ?change, runs = outcome.runs_started, "webhook stored");
     Ok(answer(started, status, &svix_id, event_type, change))
 }
 

@@ -86,6 +86,33 @@ pub(super) fn public_url(var: Var<'_>, addr: SocketAddr, errors: &mut Vec<String
     }
 }
 
+/// `CLERK_API_URL` and `CLERK_SECRET_KEY`.
+pub(super) fn clerk_api(var: Var<'_>, errors: &mut Vec<String>) -> super::ClerkApiSettings {
+    let text = var("CLERK_API_URL").unwrap_or_else(|| "https://api.clerk.com".into());
+    let text = format!("{}/", text.trim_end_matches('/'));
+    let url = match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() => url,
+        _ => {
+            errors.push(format!(
+                "CLERK_API_URL must be an http(s) URL such as https://api.clerk.com, not {text:?}"
+            ));
+            Url::parse("https://api.clerk.com/").expect("a valid URL")
+        }
+    };
+    let secret_key = var("CLERK_SECRET_KEY").map(|key| key.trim().to_owned());
+    if let Some(key) = &secret_key
+        && (!key.starts_with("sk_") || key.chars().any(|c| c.is_control() || c == ' '))
+    {
+        errors.push(
+            "CLERK_SECRET_KEY must be a Clerk secret key (sk_live_... or sk_test_...)".into(),
+        );
+    }
+    super::ClerkApiSettings {
+        url,
+        secret_key: secret_key.map(SecretString::from),
+    }
+}
+
 /// `ROSTER_CONFIG` (default `roster.toml`, which may be missing) and the file it names,
 /// its lists checked (its workflows are checked by the caller's `check_file`).
 pub(super) fn config_file(var: Var<'_>, errors: &mut Vec<String>) -> (PathBuf, ConfigFile) {

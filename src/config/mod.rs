@@ -55,6 +55,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The relays' webhooks: the file's `[relays.*]` with the environment's on top.
     pub relays: RelaySettings,
+    /// `CLERK_API_URL` and `CLERK_SECRET_KEY`.
+    pub clerk_api: ClerkApiSettings,
+}
+
+/// Clerk's Backend API, which `roster clerk backfill` and `reconcile` read.
+#[derive(Debug, Clone)]
+pub struct ClerkApiSettings {
+    /// `CLERK_API_URL`, `https://api.clerk.com/` by default; always ends in `/`.
+    pub url: Url,
+    /// `CLERK_SECRET_KEY` (`sk_live_...` or `sk_test_...`).
+    pub secret_key: Option<SecretString>,
 }
 
 /// How log lines are written.
@@ -153,6 +164,7 @@ impl Settings {
         let (config_path, file) = env::config_file(var, &mut errors);
         errors.extend(check_file(&file));
         errors.extend(webhooks::check(&file.webhooks));
+        errors.extend(file.clerk.problems());
         let relays = file.relays.clone().with_env(var, &mut errors);
         if let Err(problems) = crate::relays::Relays::new(&relays) {
             errors.extend(problems);
@@ -177,6 +189,7 @@ impl Settings {
             log_filter: env::log_filter(var, &mut errors),
             log_format: env::log_format(var, &mut errors),
             relays,
+            clerk_api: env::clerk_api(var, &mut errors),
         };
         if errors.is_empty() {
             Ok(settings)

@@ -68,6 +68,14 @@ pub struct Contact {
     pub waitlist_status: Option<String>,
     pub waitlist_joined_at: Option<DateTime<Utc>>,
     pub waitlist_updated_at: Option<DateTime<Utc>>,
+    pub clerk_banned: bool,
+    pub clerk_locked: bool,
+    pub clerk_last_sign_in_at: Option<DateTime<Utc>>,
+    /// `[{"id", "name", "slug", "role"}]`: the user's organizations.
+    pub clerk_organizations: serde_json::Value,
+    pub clerk_subscription_status: Option<String>,
+    pub clerk_plan: Option<String>,
+    pub clerk_trial_ends_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -95,6 +103,13 @@ impl Contact {
             waitlist_status: None,
             waitlist_joined_at: None,
             waitlist_updated_at: None,
+            clerk_banned: false,
+            clerk_locked: false,
+            clerk_last_sign_in_at: None,
+            clerk_organizations: json!([]),
+            clerk_subscription_status: None,
+            clerk_plan: None,
+            clerk_trial_ends_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -125,10 +140,31 @@ impl Contact {
         contact
     }
 
+    /// The Clerk facts (README, "Clerk facts"), as `contact.clerk` shows them.
+    pub fn clerk_json(&self) -> Value {
+        json!({
+            "banned": self.clerk_banned,
+            "locked": self.clerk_locked,
+            "lastSignInAt": self.clerk_last_sign_in_at,
+            "organizations": self.clerk_organizations,
+            "subscriptionStatus": self.clerk_subscription_status,
+            "plan": self.clerk_plan,
+            "trialEndsAt": self.clerk_trial_ends_at,
+        })
+    }
+
+    /// What a workflow step's templates and conditions see as `contact`: the contact
+    /// as Loops shows it, with the Clerk facts under `clerk`.
+    pub fn step_json(&self) -> Value {
+        let mut shown = self.to_json();
+        shown["clerk"] = self.clerk_json();
+        shown
+    }
+
     /// The contact as Loops shows it, plus what Roster knows besides (the API's and
     /// the dashboard's view).
     pub fn details(&self) -> Value {
-        let mut shown = self.to_json();
+        let mut shown = self.step_json();
         let extra = json!({
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,

@@ -57,8 +57,9 @@ pub const BUILT_IN: [(&str, PropertyType); 9] = [
 /// body, and every field Roster's contact JSON uses besides the built-in properties
 /// (`Contact::to_json` and the API's contact details), which a custom property at top
 /// level would otherwise shadow.
-const RESERVED: [&str; 15] = [
+const RESERVED: [&str; 16] = [
     "isClerkUser",
+    "clerk",
     "id",
     "listId",
     "softDeleteAt",

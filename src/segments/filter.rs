@@ -52,7 +52,7 @@ pub enum Source {
 }
 
 /// The built-in properties and Clerk facts, with their columns.
-pub(super) const BUILT_IN: [(&str, PropertyType, &str); 14] = [
+pub(super) const BUILT_IN: [(&str, PropertyType, &str); 21] = [
     ("email", PropertyType::String, "email"),
     ("firstName", PropertyType::String, "first_name"),
     ("lastName", PropertyType::String, "last_name"),
@@ -67,6 +67,32 @@ pub(super) const BUILT_IN: [(&str, PropertyType, &str); 14] = [
     ("unsubscribedAt", PropertyType::Date, "unsubscribed_at"),
     ("graduatedAt", PropertyType::Date, "graduated_at"),
     ("waitlistJoinedAt", PropertyType::Date, "waitlist_joined_at"),
+    ("clerk.banned", PropertyType::Boolean, "clerk_banned"),
+    ("clerk.locked", PropertyType::Boolean, "clerk_locked"),
+    (
+        "clerk.lastSignInAt",
+        PropertyType::Date,
+        "clerk_last_sign_in_at",
+    ),
+    (
+        "clerk.subscriptionStatus",
+        PropertyType::String,
+        "clerk_subscription_status",
+    ),
+    ("clerk.plan", PropertyType::String, "clerk_plan"),
+    (
+        "clerk.trialEndsAt",
+        PropertyType::Date,
+        "clerk_trial_ends_at",
+    ),
+    // The slugs (IDs where there is none) of the user's organizations, space separated,
+    // each followed by `:` and the role: `contains "acme:org:admin"`, `contains "acme"`.
+    (
+        "clerk.organizations",
+        PropertyType::String,
+        "(select string_agg(coalesce(o ->> 'slug', o ->> 'id') || ':' || coalesce(o ->> 'role', ''), ' ') \
+          from jsonb_array_elements(clerk_organizations) o)",
+    ),
 ];
 
 impl Filter {

@@ -36,6 +36,15 @@ pub fn sample_context(workflow: &str) -> Value {
         "userId": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",
         "mailingLists": {},
         "optInStatus": null,
+        "clerk": {
+            "banned": false,
+            "locked": false,
+            "lastSignInAt": "2026-01-01T00:00:00.401Z",
+            "organizations": [{ "id": "org_2q8XfA1bC3dE4fG5hI6jK7lM8nO", "name": "Analytical Engines", "slug": "analytical-engines", "role": "org:admin" }],
+            "subscriptionStatus": "active",
+            "plan": "pro",
+            "trialEndsAt": "2026-01-15T00:00:00Z",
+        },
     });
     let data = serde_json::json!({
         "id": "user_2q8XfA1bC3dE4fG5hI6jK7lM8nO",

@@ -328,6 +328,12 @@ async fn ineligible(
         match send.contact {
             None => return Ok(Some("the contact was deleted")),
             Some(contact) if !contact.subscribed => return Ok(Some("the contact unsubscribed")),
+            Some(contact) if contact.clerk_banned => {
+                return Ok(Some("the user is banned in Clerk"));
+            }
+            Some(contact) if contact.clerk_locked => {
+                return Ok(Some("the user is locked in Clerk"));
+            }
             Some(contact) => {
                 // A campaign to a list: the contact may have left it since it started.
                 if let Some(list) = send.run.event["mailingListId"].as_str()

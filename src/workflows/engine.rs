@@ -121,7 +121,7 @@ impl Engine {
         };
         let contact_json = contact
             .as_ref()
-            .map_or_else(|| run.contact.clone(), |c| c.to_json());
+            .map_or_else(|| run.contact.clone(), |c| c.step_json());
         let context = step_context(contact_json, run.event.clone(), &workflow.name);
         if exit_condition_ends(&mut conn, &run, step, workflow, &context).await? {
             return Ok(());

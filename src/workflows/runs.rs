@@ -82,7 +82,7 @@ pub async fn start_runs(
             workflow.name,
             entry_key,
             contact.id,
-            contact.to_json(),
+            contact.step_json(),
             event.name,
             event.data,
             workflow.version,
@@ -98,6 +98,49 @@ pub async fn start_runs(
         }
     }
     Ok(started)
+}
+
+/// Records, for each workflow `event` triggers, that it started no run and why (the
+/// event's user has no contact): an exited run with that reason and no step, which the
+/// run log shows. Keyed by the event, so a redelivery records nothing twice, and never
+/// in the way of a later run for the contact. Returns how many were recorded.
+pub async fn record_unstarted_runs(
+    conn: &mut PgConnection,
+    workflows: &Workflows,
+    event: &TriggerEvent<'_>,
+    named: &Value,
+    reason: &str,
+) -> sqlx::Result<usize> {
+    let mut recorded = 0;
+    for workflow in workflows.triggered_by(event.name) {
+        let inserted = sqlx::query!(
+            "with version as (
+                 insert into workflow_versions (id, workflow, definition) values ($7, $2, $8)
+                 on conflict (id) do nothing
+             )
+             insert into workflow_runs (id, workflow, entry_key, contact, trigger_event, event,
+                                        version, trigger_key, state, exit_reason, finished_at)
+             values ($1, $2, 'unstarted:' || $9, $3, $4, $5, $7, $9, 'exited', $6, now())
+             on conflict (workflow, entry_key) do nothing",
+            Uuid::now_v7(),
+            workflow.name,
+            named,
+            event.name,
+            event.data,
+            reason,
+            workflow.version,
+            workflow.definition(),
+            event.key,
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted > 0 {
+            tracing::info!(workflow = %workflow.name, trigger_key = event.key, reason, "run not started");
+            recorded += 1;
+        }
+    }
+    Ok(recorded)
 }
 
 /// The Clerk event that caused a lifecycle event: its `svix-id` and payload.

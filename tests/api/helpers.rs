@@ -1,6 +1,7 @@
 //! The test harness: a Roster app on a free port over this test's own database, a Svix
 //! signer, Clerk fixtures, and a TCP proxy that can cut the database off.
 
+use roster::clerk::sync::facts::register_mapped_properties;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -118,6 +119,12 @@ pub async fn spawn_app_with(connect: PgConnectOptions, options: AppOptions) -> T
         .connect_with(connect)
         .await
         .expect("test pool connects");
+    // As `roster serve` does before it serves.
+    let mut conn = db.acquire().await.expect("a connection");
+    register_mapped_properties(&mut conn, &settings.file.clerk.properties)
+        .await
+        .expect("the mapped properties register");
+    drop(conn);
     TestApp {
         address,
         db,
@@ -146,10 +153,10 @@ pub fn short_lived_connections() -> PgPoolOptions {
     PgPoolOptions::new().after_release(|_, _| Box::pin(async { Ok(false) }))
 }
 
-/// A Clerk fixture from `tests/fixtures/clerk/`, as JSON to edit.
+/// A sample Clerk event from `src/clerk/samples/`, as JSON to edit.
 pub fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/tests/fixtures/clerk/{name}.json",
+        "{}/src/clerk/samples/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists")).unwrap()

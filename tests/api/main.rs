@@ -5,6 +5,7 @@ mod api_events;
 mod api_failures;
 mod campaign_crashes;
 mod campaigns;
+mod clerk_events;
 mod clerk_sync;
 mod cli;
 mod dashboard;

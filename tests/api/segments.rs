@@ -72,7 +72,7 @@ async fn audience(app: &TestApp) {
 }
 
 /// Saves `filter` and answers the emails it matches (sorted) and its count.
-async fn matching(app: &TestApp, filter: Value) -> Vec<String> {
+pub async fn matching(app: &TestApp, filter: Value) -> Vec<String> {
     let body = json!({ "name": "test", "filter": filter });
     let (status, created) = app
         .api(Method::POST, "/v1/audience-segments", Some(body))
@@ -106,7 +106,7 @@ async fn matching(app: &TestApp, filter: Value) -> Vec<String> {
     emails
 }
 
-fn one(property: &str, operator: &str, value: Value) -> Value {
+pub fn one(property: &str, operator: &str, value: Value) -> Value {
     let mut condition = json!({ "property": property, "operator": operator });
     if !value.is_null() {
         condition["value"] = value;

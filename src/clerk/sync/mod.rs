@@ -5,6 +5,8 @@
 //! Writers serialise on the person: the Clerk user ID first, then email addresses (see
 //! `contacts::store::lock_person`), and read only after their locks are held.
 
+pub mod billing;
+pub mod facts;
 mod users;
 mod waitlist;
 
@@ -18,6 +20,7 @@ use crate::config::clerk::{
 };
 use crate::contacts::Contact;
 use crate::contacts::lifecycle::LifecycleEvent;
+use facts::UserFacts;
 
 /// `source` of every contact Clerk creates.
 const CLERK_SOURCE: &str = "Clerk";
@@ -25,8 +28,14 @@ const CLERK_SOURCE: &str = "Clerk";
 /// An event that changes contacts, with the settings that govern it.
 #[derive(Debug)]
 pub enum ContactEvent<'a> {
-    /// With what a deletion of the user does, for events older than one.
-    UserUpserted(UserData, &'a UserEventSettings, DeletedUserAction),
+    /// With the facts it carries, and what a deletion of the user does, for events
+    /// older than one.
+    UserUpserted(
+        Box<UserData>,
+        UserFacts,
+        &'a UserEventSettings,
+        DeletedUserAction,
+    ),
     UserDeleted(DeletedUserData, DeletedUserAction),
     WaitlistEntry(WaitlistEntryData, &'a WaitlistEventSettings),
 }
@@ -125,17 +134,19 @@ impl<'a> ContactEvent<'a> {
         envelope: &Envelope<'_>,
         settings: &'a ClerkSettings,
     ) -> Result<Option<Self>, EnvelopeError> {
+        let user = |user_settings| -> Result<Self, EnvelopeError> {
+            let user: Box<UserData> = Box::new(envelope.data()?);
+            let facts = UserFacts::of(&user, &settings.properties);
+            Ok(Self::UserUpserted(
+                user,
+                facts,
+                user_settings,
+                settings.user_deleted.action,
+            ))
+        };
         let event = match envelope.event_type.as_ref() {
-            "user.created" if settings.user_created.enabled => Self::UserUpserted(
-                envelope.data()?,
-                &settings.user_created,
-                settings.user_deleted.action,
-            ),
-            "user.updated" if settings.user_updated.enabled => Self::UserUpserted(
-                envelope.data()?,
-                &settings.user_updated,
-                settings.user_deleted.action,
-            ),
+            "user.created" if settings.user_created.enabled => user(&settings.user_created)?,
+            "user.updated" if settings.user_updated.enabled => user(&settings.user_updated)?,
             "user.deleted" if settings.user_deleted.enabled => {
                 Self::UserDeleted(envelope.data()?, settings.user_deleted.action)
             }
@@ -159,9 +170,14 @@ impl<'a> ContactEvent<'a> {
         mode: Mode,
     ) -> Result<Applied, SyncError> {
         match self {
-            Self::UserUpserted(user, settings, on_deletion) => {
+            Self::UserUpserted(user, facts, settings, on_deletion) => {
                 let version = user.updated_at.unwrap_or(occurred_at);
-                users::upsert_user(conn, user, settings, *on_deletion, version, mode).await
+                let user = users::UserEvent {
+                    user,
+                    facts,
+                    settings,
+                };
+                users::upsert_user(conn, &user, *on_deletion, version, mode).await
             }
             Self::UserDeleted(user, action) => {
                 users::delete_user(conn, &user.id, *action, occurred_at).await

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::facts::{UserFacts, write_user_facts};
 use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
 use crate::clerk::envelope::UserData;
 use crate::config::clerk::{DeletedUserAction, UserEventSettings};
@@ -17,14 +18,22 @@ use crate::contacts::store::{self, NewContact};
 /// in unsubscribe mode the contact ends unsubscribed (created so, if the deletion
 /// arrived first); in delete mode nothing is kept, and a waitlist contact this event
 /// would have graduated goes too.
+/// A `user.created` or `user.updated`: its data, the facts it carries, and the
+/// settings of its type.
+pub(super) struct UserEvent<'a> {
+    pub user: &'a UserData,
+    pub facts: &'a UserFacts,
+    pub settings: &'a UserEventSettings,
+}
+
 pub(super) async fn upsert_user(
     conn: &mut PgConnection,
-    user: &UserData,
-    settings: &UserEventSettings,
+    event: &UserEvent<'_>,
     on_deletion: DeletedUserAction,
     version: DateTime<Utc>,
     mode: Mode,
 ) -> Result<Applied, SyncError> {
+    let user = event.user;
     let email = user.primary_email();
     store::lock_person(conn, Some(&user.id), email).await?;
     if let Some(email) = email {
@@ -38,7 +47,7 @@ pub(super) async fn upsert_user(
             forget_beneath_deletion(conn, &user.id, email).await?;
             return Ok(Applied::new(ContactChange::Stale, None));
         }
-        let mut applied = upsert_live_user(conn, user, settings, email, version, mode).await?;
+        let mut applied = upsert_live_user(conn, event, email, version, mode).await?;
         if let Some(contact) = applied
             .contact
             .as_ref()
@@ -52,7 +61,7 @@ pub(super) async fn upsert_user(
         }
         return Ok(applied);
     }
-    upsert_live_user(conn, user, settings, email, version, mode).await
+    upsert_live_user(conn, event, email, version, mode).await
 }
 
 /// In delete mode, an event older than the deletion keeps nothing: its address goes
@@ -110,12 +119,12 @@ async fn keep_unsubscribed(
 /// deletion), the person's locks already held.
 async fn upsert_live_user(
     conn: &mut PgConnection,
-    user: &UserData,
-    settings: &UserEventSettings,
+    event: &UserEvent<'_>,
     email: Option<&str>,
     version: DateTime<Utc>,
     mode: Mode,
 ) -> Result<Applied, SyncError> {
+    let (user, settings) = (event.user, event.settings);
     let Some(email) = email else {
         return Ok(Applied::new(ContactChange::NoEmail, None));
     };
@@ -181,12 +190,17 @@ async fn upsert_live_user(
                 clerk_updated_at: Some(version),
             };
             let contact = store::insert_contact(conn, &new).await?;
-            return Ok(Applied::new(ContactChange::Created, Some(contact)));
+            let contact = write_user_facts(conn, contact.id, &user.id, event.facts).await?;
+            return Ok(Applied::new(
+                ContactChange::Created,
+                Some(expect_row(contact)?),
+            ));
         }
     };
     let graduated = change == ContactChange::Graduated;
-    let contact = update_user_contact(conn, id, user, email, settings, version, graduated).await?;
-    Ok(Applied::new(change, Some(contact)))
+    update_user_contact(conn, id, user, email, settings, version, graduated).await?;
+    let contact = write_user_facts(conn, id, &user.id, event.facts).await?;
+    Ok(Applied::new(change, Some(expect_row(contact)?)))
 }
 
 /// Remembers that the user had `email` at `version` (see `clerk_user_addresses`).

@@ -62,7 +62,7 @@ pub async fn preview_page(
                         .ok()
                         .map(|e| serde_json::to_value(&e).unwrap_or_default());
                     let step =
-                        step_context(contact.to_json(), event.unwrap_or_default(), "preview");
+                        step_context(contact.step_json(), event.unwrap_or_default(), "preview");
                     context! { unsubscribe_url => "https://roster.example/unsubscribe/preview", ..step }
                 }
                 None => sample,
