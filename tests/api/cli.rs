@@ -33,7 +33,7 @@ fn check_accepts_the_example_config_and_shipped_templates() {
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("configuration is valid"), "{stdout}");
-    assert!(stdout.contains("6 templates render"), "{stdout}");
+    assert!(stdout.contains("9 templates render"), "{stdout}");
 }
 
 /// `roster check` of a config file with these workflows (and the shipped templates,

@@ -61,7 +61,10 @@ fn shipped_templates_render_for_a_contact_without_a_name() {
         [
             "goodbye",
             "magic_link",
+            "payment_failed",
             "tips",
+            "trial_ending",
+            "upgraded",
             "waitlist",
             "waitlist_update",
             "welcome"
