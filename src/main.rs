@@ -105,13 +105,69 @@ enum Command {
         #[arg(long)]
         workflows: bool,
     },
+    /// Read Clerk's Backend API: backfill the audience, or reconcile it.
+    ///
+    /// Needs CLERK_SECRET_KEY (and DATABASE_URL); CLERK_API_URL is
+    /// https://api.clerk.com unless set.
+    Clerk {
+        #[command(subcommand)]
+        command: ClerkCommand,
+    },
+    /// Sign a sample Clerk event and post it to the running Roster.
+    ///
+    /// The event is shaped as Clerk sends it, timed now, for the person at --email
+    /// (the same address is the same user each time), and signed with the first
+    /// CLERK_WEBHOOK_SECRET, so the audience, a workflow and its email (in ./outbox/
+    /// without SMTP_URL) can be seen without a Clerk instance. Posted to --url, else to
+    /// /webhooks/clerk on ROSTER_ADDR.
+    SendTestEvent {
+        /// The event type: user.created, session.created, subscriptionItem.freeTrialEnding, ...
+        event_type: String,
+        /// Whose event it is.
+        #[arg(long, default_value = roster::clerk::samples::DEFAULT_EMAIL)]
+        email: String,
+        /// Where to post it (default: http://ROSTER_ADDR/webhooks/clerk).
+        #[arg(long)]
+        url: Option<url::Url>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClerkCommand {
+    /// Apply every user and waitlist entry Clerk lists to the contacts.
+    ///
+    /// Pages GET /v1/users and GET /v1/waitlist_entries, 500 at a time, oldest first,
+    /// within Clerk's rate limit (waiting out a 429 for its Retry-After). Each is
+    /// applied as a user.created or waitlistEntry.created delivery would be: never
+    /// older over newer, and a deleted user stays deleted. Each page commits with its
+    /// place, so a backfill that stopped (killed, Clerk unreachable) resumes there, and
+    /// running it again changes nothing more. No workflow starts unless --workflows
+    /// is given.
+    Backfill {
+        /// Start the workflows on user.created and waitlistEntry.created (and the
+        /// lifecycle events) for each person, at most once each.
+        #[arg(long)]
+        workflows: bool,
+    },
+    /// Report drift between Clerk's users and the contacts; --fix repairs it.
+    ///
+    /// Drift: users in Clerk without a contact, contacts of users Clerk no longer has,
+    /// and fields that differ (email, names, banned, locked). --fix applies each listed
+    /// user as its newest user.updated, and a user Clerk no longer has as a
+    /// user.deleted now. The figures of the last reconcile are roster_clerk_drift in
+    /// /metrics.
+    Reconcile {
+        /// Repair the drift found.
+        #[arg(long)]
+        fix: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         println!(
-            "roster {LONG_VERSION}\n\nCommands: serve, migrate, check, import, export, replay. `roster --help` tells more."
+            "roster {LONG_VERSION}\n\nCommands: serve, migrate, check, import, export, replay, clerk, send-test-event. `roster --help` tells more."
         );
         return std::process::ExitCode::SUCCESS;
     };
@@ -244,6 +300,130 @@ async fn export(
     Ok(())
 }
 
+/// `roster clerk backfill` and `roster clerk reconcile`.
+async fn clerk(settings: &Settings, command: ClerkCommand) -> anyhow::Result<()> {
+    use roster::clerk::backend::{ClerkApi, backfill, reconcile};
+    let api = ClerkApi::new(&settings.clerk_api)?;
+    let pool = Database::open(settings)?.pool(2);
+    db::migrate(&pool).await?;
+    let clerk = &settings.file.clerk;
+    register_mapped_properties(&mut *pool.acquire().await?, &clerk.properties).await?;
+    match command {
+        ClerkCommand::Backfill {
+            workflows: with_workflows,
+        } => {
+            let workflows = if with_workflows {
+                Some(workflows::load(settings)?.0)
+            } else {
+                None
+            };
+            let context = backfill::Context {
+                settings: clerk,
+                workflows: workflows.as_ref(),
+                mode: roster::clerk::sync::Mode::Live,
+            };
+            let summary =
+                backfill::backfill(&pool, &api, &context, &progress_bar("objects")).await?;
+            for (name, counts) in [
+                ("users", &summary.users),
+                ("waitlist entries", &summary.waitlist_entries),
+            ] {
+                for (id, why) in &counts.skipped {
+                    println!("{id}: skipped: {why}");
+                }
+                let resumed = if counts.resumed_at > 0 {
+                    format!(" (resumed at {})", counts.resumed_at)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{name}: {} listed{resumed}: {} contacts created, {} updated, {} unchanged, {} without an email address, {} skipped",
+                    counts.listed,
+                    counts.created,
+                    counts.updated,
+                    counts.unchanged,
+                    counts.no_email,
+                    counts.skipped.len()
+                );
+            }
+            println!("{} workflow runs started", summary.runs_started);
+            Ok(())
+        }
+        ClerkCommand::Reconcile { fix } => {
+            let run = reconcile::begin(&pool).await?;
+            let drift =
+                reconcile::reconcile(&pool, &api, clerk, fix, run, &progress_bar("users")).await?;
+            for user_id in &drift.missing_in_roster {
+                println!("{user_id}: in Clerk, no contact");
+            }
+            for user_id in &drift.missing_in_clerk {
+                println!("{user_id}: a contact, not in Clerk");
+            }
+            for (user_id, fields) in &drift.different {
+                println!("{user_id}: differs: {}", fields.join(", "));
+            }
+            for (id, why) in &drift.skipped {
+                println!("{id}: skipped: {why}");
+            }
+            println!(
+                "drift: {} in Clerk only, {} in Roster only, {} different; {} fixed",
+                drift.missing_in_roster.len(),
+                drift.missing_in_clerk.len(),
+                drift.different.len(),
+                drift.fixed
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `roster send-test-event`: a sample event, signed, posted to the running Roster.
+async fn send_test_event(
+    settings: &Settings,
+    event_type: &str,
+    email: &str,
+    url: Option<url::Url>,
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let secret = settings.clerk_webhook_secrets.first().ok_or_else(|| {
+        anyhow::anyhow!("CLERK_WEBHOOK_SECRET is not set: the event is signed with it (scripts/run keeps one in .roster/webhook-secret)")
+    })?;
+    let email = roster::contacts::input::normalise_email(email.to_owned())
+        .map_err(|why| anyhow::anyhow!("--email: {why}"))?;
+    let event = roster::clerk::samples::sample_event(event_type, &email, chrono::Utc::now())
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    let body = serde_json::to_vec(&event)?;
+    let id = format!("msg_test{}", uuid::Uuid::now_v7().simple());
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature =
+        svix::webhooks::Webhook::new(secret.expose_secret())?.sign(&id, timestamp, &body)?;
+    let target = match url {
+        Some(url) => url,
+        None => {
+            let mut addr = settings.addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            url::Url::parse(&format!("http://{addr}/webhooks/clerk"))?
+        }
+    };
+    let response = reqwest::Client::new()
+        .post(target.clone())
+        .header("content-type", "application/json")
+        .header("svix-id", &id)
+        .header("svix-timestamp", timestamp.to_string())
+        .header("svix-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot post to {target}: is Roster running? ({e})"))?;
+    let status = response.status();
+    let answer = response.text().await.unwrap_or_default();
+    println!("{event_type} for {email} ({id}): {status} {answer}");
+    anyhow::ensure!(status.is_success(), "Roster refused the event");
+    Ok(())
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::from_env_checking(workflows::definition::file_problems)?;
     match command {
@@ -281,6 +461,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Clerk { command } => clerk(&settings, command).await,
+        Command::SendTestEvent {
+            event_type,
+            email,
+            url,
+        } => send_test_event(&settings, &event_type, &email, url).await,
         Command::Check => {
             let (workflows, templates) =
                 roster::workflows::check::check_workflows_and_templates(&settings)?;

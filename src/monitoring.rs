@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use crate::clerk::backend::reconcile::last_reconcile;
 use crate::telemetry::error_chain;
 use actix_web::{HttpResponse, get, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -27,6 +28,10 @@ pub const RELAY_EVENTS: &str = "roster_relay_events_total";
 pub const EMAIL_ENGAGEMENTS: &str = "roster_email_engagements_total";
 /// From the Clerk event (its envelope time) to SMTP accepting the email it caused.
 pub const EVENT_TO_EMAIL_SECONDS: &str = "roster_event_to_email_accepted_seconds";
+
+/// Drift the last Clerk reconcile found, by `kind`: `missing_in_roster`,
+/// `missing_in_clerk`, `different`.
+pub const CLERK_DRIFT: &str = "roster_clerk_drift";
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -84,6 +89,18 @@ pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
             );
             metrics::gauge!("roster_database_up").set(0.0);
         }
+    }
+    // The drift the last Clerk reconcile found, whichever process ran it.
+    if let Ok(Some(last)) = last_reconcile(pool.get_ref()).await {
+        for (kind, drift) in [
+            ("missing_in_roster", last.missing_in_roster),
+            ("missing_in_clerk", last.missing_in_clerk),
+            ("different", last.different),
+        ] {
+            metrics::gauge!(CLERK_DRIFT, "kind" => kind).set(f64::from(drift));
+        }
+        metrics::gauge!("roster_clerk_reconciled_timestamp_seconds")
+            .set(last.finished_at.timestamp() as f64);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -14,8 +14,11 @@ use crate::api;
 use crate::api::auth::ApiKey;
 use crate::api::throttle::FailedAuthThrottle;
 use crate::campaigns::{self, start::start_campaign};
+use crate::clerk::backend::ClerkApi;
+use crate::clerk::backend::schedule::run_scheduled_reconciles;
 use crate::clerk::signature::SignatureVerifier;
 use crate::clerk::webhook::receive_clerk_webhook;
+use crate::config::clerk::ClerkSettings;
 use crate::config::{ConfigFile, Settings};
 use crate::db::Database;
 use crate::email::templates::Templates;
@@ -36,6 +39,16 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: Worker<Jobs>,
+    reconciles: Option<ScheduledReconciles>,
+}
+
+/// `[clerk.reconcile]`: what the scheduled reconcile needs.
+struct ScheduledReconciles {
+    pool: sqlx::PgPool,
+    api: ClerkApi,
+    settings: ClerkSettings,
+    every: std::time::Duration,
+    fix: bool,
 }
 
 impl Application {
@@ -76,12 +89,25 @@ impl Application {
             config: Arc::new(settings.file.clone()),
             webhooks: Deliverer::new(workflows.webhooks().clone())?,
         };
+        let reconciles = match &settings.file.clerk.reconcile {
+            Some(reconcile) => Some(ScheduledReconciles {
+                pool: jobs_pool.clone(),
+                api: ClerkApi::new(&settings.clerk_api)?,
+                settings: settings.file.clerk.clone(),
+                every: reconcile
+                    .interval()
+                    .ok_or_else(|| anyhow::anyhow!("[clerk.reconcile] every is not a duration"))?,
+                fix: reconcile.fix,
+            }),
+            None => None,
+        };
         let worker = Worker::new(jobs_pool, jobs, WorkerOptions::default());
         let server = http_server(&settings, database, workflows, templates, listener)?;
         Ok(Self {
             port,
             server,
             worker,
+            reconciles,
         })
     }
 
@@ -100,9 +126,22 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let reconciles = self.reconciles.map(|r| {
+            tokio::spawn(run_scheduled_reconciles(
+                r.pool,
+                r.api,
+                r.settings,
+                r.every,
+                r.fix,
+                shutdown.clone(),
+            ))
+        });
         let served = self.server.await;
         shutdown.cancel();
         worker.await?;
+        if let Some(reconciles) = reconciles {
+            reconciles.await?;
+        }
         Ok(served?)
     }
 }

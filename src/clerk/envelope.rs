@@ -98,16 +98,21 @@ impl<'a> Envelope<'a> {
             event_type: self.event_type.to_string(),
             reason,
         };
-        let data: T =
-            serde_json::from_str(self.data.get()).map_err(|e| malformed(e.to_string()))?;
-        data.check().map_err(malformed)?;
-        Ok(data)
+        parse_checked(self.data.get()).map_err(malformed)
     }
 
     /// The JSON to keep in the raw event log: the body with secrets removed.
     pub fn payload_to_store(&self) -> Result<Cow<'a, str>, EnvelopeError> {
         redact(&self.event_type, self.body).map_err(|e| EnvelopeError::NotAnEvent(e.to_string()))
     }
+}
+
+/// Parses `json` as `T` and checks its lengths: the `data` of an event, or an object
+/// Clerk's Backend API answered.
+pub fn parse_checked<T: DeserializeOwned + Checked>(json: &str) -> Result<T, String> {
+    let data: T = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    data.check()?;
+    Ok(data)
 }
 
 /// The longest identifier taken (Clerk's are about 30 characters).

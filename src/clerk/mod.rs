@@ -2,8 +2,10 @@
 //! secrets, and the rules that keep contacts in step with Clerk.
 
 pub mod apply;
+pub mod backend;
 pub mod envelope;
 pub mod redact;
+pub mod samples;
 pub mod signature;
 pub mod subject;
 pub mod sync;

@@ -121,25 +121,57 @@ pub async fn receive_clerk_webhook(
         .map_err(|_| WebhookError::UnreadableBody)?;
     let svix_id = verifier.verify(request.headers(), &body)?;
     tracing::Span::current().record("svix_id", svix_id.as_str());
-    let envelope = Envelope::parse(&body)?;
+    let ingested = ingest(&pool, &settings, &workflows, &svix_id, &body).await?;
+    Ok(answer(
+        started,
+        ingested.status,
+        &svix_id,
+        &ingested.event_type,
+        ingested.change,
+    ))
+}
+
+/// What storing a delivery did.
+pub struct Ingested {
+    /// `processed`, `duplicate` or `ignored`.
+    pub status: &'static str,
+    pub event_type: String,
+    pub change: Option<ContactChange>,
+}
+
+/// Stores a verified delivery (`body`, under `svix_id`) in the raw event log, applies
+/// it and starts the workflows it triggers, in one transaction; a `svix-id` already
+/// stored changes nothing.
+pub async fn ingest(
+    pool: &PgPool,
+    settings: &ClerkSettings,
+    workflows: &Workflows,
+    svix_id: &str,
+    body: &[u8],
+) -> Result<Ingested, WebhookError> {
+    let envelope = Envelope::parse(body)?;
     let occurred_at = envelope.timestamp.unwrap_or_else(Utc::now);
-    let event = SyncEvent::from_envelope(&envelope, &settings, occurred_at)?;
+    let event = SyncEvent::from_envelope(&envelope, settings, occurred_at)?;
     let payload = envelope.payload_to_store()?;
     let event_type = envelope.event_type.as_ref();
 
     let mut tx = pool.begin().await?;
-    let stored = insert_clerk_event(&mut tx, &svix_id, event_type, occurred_at, &payload).await?;
+    let stored = insert_clerk_event(&mut tx, svix_id, event_type, occurred_at, &payload).await?;
     if !stored {
         tracing::info!(svix_id, event_type, "duplicate delivery");
-        return Ok(answer(started, "duplicate", &svix_id, event_type, None));
+        return Ok(Ingested {
+            status: "duplicate",
+            event_type: event_type.to_owned(),
+            change: None,
+        });
     }
     let stored = StoredEvent {
-        svix_id: &svix_id,
+        svix_id,
         event_type,
         payload: &payload,
         occurred_at,
     };
-    let outcome = apply(&mut tx, &event, &stored, Mode::Live, Some(&workflows)).await?;
+    let outcome = apply(&mut tx, &event, &stored, Mode::Live, Some(workflows)).await?;
     tx.commit().await?;
 
     let change = outcome.change;
@@ -149,7 +181,11 @@ pub async fn receive_clerk_webhook(
         "ignored"
     };
     tracing::info!(svix_id, event_type, status, contact = ?change, runs = outcome.runs_started, "webhook stored");
-    Ok(answer(started, status, &svix_id, event_type, change))
+    Ok(Ingested {
+        status,
+        event_type: event_type.to_owned(),
+        change,
+    })
 }
 
 /// The 200 answer, counted by type and status with the time it took.

@@ -191,6 +191,11 @@ impl Settings {
             relays,
             clerk_api: env::clerk_api(var, &mut errors),
         };
+        if settings.file.clerk.reconcile.is_some() && settings.clerk_api.secret_key.is_none() {
+            errors.push(
+                "[clerk.reconcile] needs CLERK_SECRET_KEY to read Clerk's Backend API".into(),
+            );
+        }
         if errors.is_empty() {
             Ok(settings)
         } else {

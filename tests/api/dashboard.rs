@@ -154,7 +154,7 @@ async fn a_form_without_its_csrf_token_changes_nothing(_: PgPoolOptions, db: PgC
 }
 
 /// The CSRF token of the forms on the page at `path`.
-async fn csrf(client: &reqwest::Client, url: &str) -> String {
+pub async fn csrf(client: &reqwest::Client, url: &str) -> String {
     let page = client.get(url).send().await.unwrap().text().await.unwrap();
     let start = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
     page[start..].split('"').next().unwrap().to_owned()

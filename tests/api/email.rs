@@ -71,9 +71,25 @@ fn shipped_templates_render_for_a_contact_without_a_name() {
         ]
     );
     for name in names {
-        let email = templates
-            .render(name, &context(None, Some("https://r.test/u/x")))
+        // The billing templates read the fields of the Clerk event their example
+        // workflow starts on.
+        let trigger = match name {
+            "trial_ending" => Some("subscriptionItem.freeTrialEnding"),
+            "payment_failed" => Some("paymentAttempt.updated"),
+            "upgraded" => Some("subscriptionItem.active"),
+            _ => None,
+        };
+        let mut context = context(None, Some("https://r.test/u/x"));
+        if let Some(trigger) = trigger {
+            let event = roster::clerk::samples::sample_event(
+                trigger,
+                "ada@example.com",
+                chrono::Utc::now(),
+            )
             .unwrap();
+            context = minijinja::context! { event => Value::from(Serde(event)), ..context };
+        }
+        let email = templates.render(name, &context).unwrap();
         assert!(!email.subject.is_empty(), "{name}");
         assert!(email.html.contains("</html>"), "{name} uses the layout");
     }

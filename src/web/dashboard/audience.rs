@@ -1,7 +1,7 @@
 //! The audience: contacts with search, filters, counts and pages; with no contacts
-//! yet, how to point Clerk at this Roster.
+//! yet, how to point Clerk at this Roster, and a sample Clerk event to see it work.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -9,9 +9,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::{DashboardError, Views, distinct_values, link};
+use super::{DashboardError, Views, distinct_values, link, see_other_with_notice};
+use crate::clerk::samples::{DEFAULT_EMAIL, sample_event, sample_types};
+use crate::clerk::webhook::{WebhookError, ingest};
 use crate::config::Settings;
+use crate::config::clerk::ClerkSettings;
 use crate::contacts::Contact;
+use crate::contacts::input::normalise_email;
 use crate::contacts::search::{ContactFilters, search};
 use crate::input::given;
 use crate::webhooks::log::disabled_endpoints;
@@ -114,10 +118,50 @@ pub async fn audience(
                 subscribed => query.subscribed.clone(), source => filters.source,
                 waitlist_status => filters.waitlist_status,
             },
+            sample_types => sample_types().collect::<Vec<_>>(), default_email => DEFAULT_EMAIL,
             webhook_url => settings.public_url.join("webhooks/clerk").map(|u| u.to_string()).unwrap_or_default(),
             api_url => settings.public_url.join("api/").map(|u| u.to_string()).unwrap_or_default(),
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct TestEventForm {
+    csrf: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    email: String,
+}
+
+/// Stores a sample Clerk event of the chosen type for the address, as a delivery from
+/// Clerk would be stored (what `roster send-test-event` posts, without the signature).
+#[post("/test-event")]
+pub async fn send_test_event(
+    session: Session,
+    form: web::Form<TestEventForm>,
+    pool: web::Data<PgPool>,
+    settings: web::Data<ClerkSettings>,
+    workflows: web::Data<Workflows>,
+) -> Result<HttpResponse, DashboardError> {
+    session.check_csrf(&form.csrf)?;
+    let email = normalise_email(form.email.clone())?;
+    let event = sample_event(&form.event_type, &email, chrono::Utc::now())
+        .map_err(|why| DashboardError::BadRequest(format!("type: {why}")))?;
+    let body = serde_json::to_vec(&event).map_err(|e| DashboardError::Unexpected(e.into()))?;
+    let svix_id = format!("msg_test{}", Uuid::now_v7().simple());
+    let ingested = ingest(&pool, &settings, &workflows, &svix_id, &body)
+        .await
+        .map_err(|error| match error {
+            WebhookError::DatabaseUnavailable(_) | WebhookError::Conflict(_) => {
+                DashboardError::Unavailable(error.into())
+            }
+            other => DashboardError::Unexpected(other.into()),
+        })?;
+    let notice = format!(
+        "A test {} for {email} was stored ({}); see Events, Workflows and Emails.",
+        ingested.event_type, ingested.status
+    );
+    Ok(see_other_with_notice("/", &notice))
 }
 
 /// The audience filters as a segment's filter: prefixes become `startsWith`, a name

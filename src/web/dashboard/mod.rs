@@ -253,6 +253,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login::log_in)
         .service(login::log_out)
         .service(audience::audience)
+        .service(audience::send_test_event)
         .service(contact::contact_page)
         .service(contact::change_subscription)
         .service(contact::send_test_email)
