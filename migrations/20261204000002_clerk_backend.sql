@@ -1,8 +1,13 @@
 -- `roster clerk backfill`: where each listing of Clerk's Backend API stands, committed
 -- with each page applied, so a backfill that stopped resumes at the page it was on.
+-- Users are paged by their creation time (`after_created_at`, in ms, and how many users
+-- created in that very millisecond are done), so users deleted in Clerk meanwhile do
+-- not shift the pages; waitlist entries by offset.
 create table clerk_backfills (
-    listing     text        primary key check (listing in ('users', 'waitlist_entries')),
-    next_offset integer     not null,
+    listing          text        primary key check (listing in ('users', 'waitlist_entries')),
+    next_offset      integer     not null,
+    after_created_at bigint,
+    done_at_cursor   integer     not null default 0,
     started_at  timestamptz not null default now(),
     updated_at  timestamptz not null default now(),
     finished_at timestamptz

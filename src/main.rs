@@ -319,6 +319,7 @@ async fn clerk(settings: &Settings, command: ClerkCommand) -> anyhow::Result<()>
             };
             let context = backfill::Context {
                 settings: clerk,
+                user_settings: &clerk.user_created,
                 workflows: workflows.as_ref(),
                 mode: roster::clerk::sync::Mode::Live,
             };

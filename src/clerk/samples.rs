@@ -133,7 +133,7 @@ pub fn sample_event(event_type: &str, email: &str, now: DateTime<Utc>) -> Result
 }
 
 /// The test user of `email`: the same address, the same user.
-fn test_user_id(email: &str) -> String {
+pub fn test_user_id(email: &str) -> String {
     let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
     format!("user_test{}", &hex::encode(digest)[..24])
 }

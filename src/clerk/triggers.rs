@@ -52,7 +52,8 @@ pub async fn start_event_workflows(
         None => "no contact: the event names no user".to_owned(),
     };
     let named = subject.as_ref().map_or_else(|| json!({}), Subject::to_json);
-    record_unstarted_runs(tx, workflows, &trigger, &named, &reason).await
+    record_unstarted_runs(tx, workflows, &trigger, &named, &reason).await?;
+    Ok(0)
 }
 
 /// Starts the workflows this event triggers, and those of the lifecycle event its

@@ -182,3 +182,28 @@ fn an_unreadable_ses_certificate_is_named() {
         "{message}"
     );
 }
+
+#[test]
+fn clerk_api_url_is_https_or_loopback_and_the_secret_key_is_never_shown() {
+    let message = errors(&[
+        ("CLERK_API_URL", "http://api.clerk.example"),
+        ("CLERK_SECRET_KEY", "not-a-key-0123456789"),
+    ]);
+    assert!(
+        message.contains("CLERK_API_URL must be an https URL"),
+        "{message}"
+    );
+    assert!(
+        message.contains("CLERK_SECRET_KEY must be a Clerk secret key"),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-key-0123456789"), "{message}");
+    for url in [
+        "http://127.0.0.1:3000",
+        "http://localhost:9",
+        "https://api.clerk.com",
+    ] {
+        let settings = settings(&[("CLERK_API_URL", url)]).unwrap();
+        assert_eq!(settings.clerk_api.url.as_str().trim_end_matches('/'), url);
+    }
+}

@@ -103,15 +103,14 @@ pub async fn start_runs(
 /// Records, for each workflow `event` triggers, that it started no run and why (the
 /// event's user has no contact): an exited run with that reason and no step, which the
 /// run log shows. Keyed by the event, so a redelivery records nothing twice, and never
-/// in the way of a later run for the contact. Returns how many were recorded.
+/// in the way of a later run for the contact.
 pub async fn record_unstarted_runs(
     conn: &mut PgConnection,
     workflows: &Workflows,
     event: &TriggerEvent<'_>,
     named: &Value,
     reason: &str,
-) -> sqlx::Result<usize> {
-    let mut recorded = 0;
+) -> sqlx::Result<()> {
     for workflow in workflows.triggered_by(event.name) {
         let inserted = sqlx::query!(
             "with version as (
@@ -137,10 +136,9 @@ pub async fn record_unstarted_runs(
         .rows_affected();
         if inserted > 0 {
             tracing::info!(workflow = %workflow.name, trigger_key = event.key, reason, "run not started");
-            recorded += 1;
         }
     }
-    Ok(recorded)
+    Ok(())
 }
 
 /// The Clerk event that caused a lifecycle event: its `svix-id` and payload.

@@ -3,16 +3,17 @@
 //! (clerk.com/docs/reference/backend-api):
 //! - every request needs `Authorization: Bearer <secret key>`, else 401 with Clerk's
 //!   error body `{"errors": [{"message", "long_message", "code"}]}`;
-//! - `GET /v1/users?limit&offset&order_by`: a bare JSON array of User objects; `limit`
-//!   1 to 500 (default 10), `offset` from 0, `order_by` one of Clerk's fields with an
-//!   optional `+`/`-` (default `-created_at`, newest first); anything else is a 422
-//!   `form_param_value_invalid`;
+//! - `GET /v1/users?limit&offset&order_by&created_at_after&user_id…`: a bare JSON array
+//!   of User objects; `limit` 1 to 500 (default 10), `offset` from 0, `order_by` one of
+//!   Clerk's fields with an optional `+`/`-` (default `-created_at`, newest first),
+//!   `created_at_after` (ms) only users created after it, `user_id` (repeated, at most
+//!   100) only those users; anything else is a 422 `form_param_value_invalid`;
 //! - `GET /v1/users/count`: `{"object": "total_count", "total_count": N}`;
 //! - `GET /v1/waitlist_entries?limit&offset&order_by`: `{"data": [...], "total_count": N}`,
 //!   the same paging, ordered by `created_at`, `invited_at` or `email_address`;
 //! - when told, a 429 with `Retry-After` (seconds) as Clerk's rate limiter answers, or
-//!   503s; and the user listing can be held at an offset (requests there get no answer),
-//!   so a test can stop a backfill there.
+//!   503s; and a page of users can be held (a request for it gets no answer), so a test
+//!   can stop a backfill there.
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -28,8 +29,9 @@ pub const SECRET_KEY: &str = "sk_test_cm9zdGVyLXN0YW5kLWlu";
 #[derive(Debug, Clone)]
 pub struct Served {
     pub path: String,
-    pub offset: usize,
     pub limit: usize,
+    /// The `id` of the page's first object (none when empty, or not a listing).
+    pub first: Option<String>,
     pub status: u16,
     pub at: Instant,
 }
@@ -39,12 +41,13 @@ struct State {
     users: Vec<Value>,
     waitlist_entries: Vec<Value>,
     served: Vec<Served>,
-    /// The next request of `/v1/users` at this offset answers 429 (once).
-    rate_limit_at: Option<usize>,
+    /// The next request of `/v1/users` for a page that begins with this user answers
+    /// 429 (once).
+    rate_limit_at: Option<String>,
     /// This many next requests answer 503.
     unavailable: usize,
-    /// Requests of `/v1/users` at this offset are never answered.
-    hold_at: Option<usize>,
+    /// Requests of `/v1/users` for a page that begins with this user get no answer.
+    hold_at: Option<String>,
 }
 
 #[derive(Clone)]
@@ -88,17 +91,18 @@ impl ClerkApi {
         edit(&mut self.state.lock().unwrap().users);
     }
 
-    pub fn rate_limit_at(&self, offset: usize) {
-        self.state.lock().unwrap().rate_limit_at = Some(offset);
+    pub fn rate_limit_at(&self, first_user: &str) {
+        self.state.lock().unwrap().rate_limit_at = Some(first_user.to_owned());
     }
 
     pub fn unavailable_for(&self, requests: usize) {
         self.state.lock().unwrap().unavailable = requests;
     }
 
-    /// Requests of `/v1/users` at `offset` from now on get no answer, until cleared.
-    pub fn hold_at(&self, offset: Option<usize>) {
-        self.state.lock().unwrap().hold_at = offset;
+    /// Requests of `/v1/users` for a page that begins with `first_user` get no answer
+    /// from now on, until cleared.
+    pub fn hold_at(&self, first_user: Option<&str>) {
+        self.state.lock().unwrap().hold_at = first_user.map(str::to_owned);
     }
 
     pub fn served(&self) -> Vec<Served> {
@@ -156,6 +160,7 @@ struct Paging {
     limit: Option<String>,
     offset: Option<String>,
     order_by: Option<String>,
+    created_at_after: Option<String>,
 }
 
 /// Clerk's 422 for a query parameter it cannot take.
@@ -195,7 +200,11 @@ fn paging(query: &Paging, sortable: &[&str]) -> Result<(usize, usize, bool), &'s
 }
 
 /// The bearer check, the 503s and the 429 asked for; `None` when the request is served.
-fn refusal(api: &ClerkApi, request: &HttpRequest, offset: usize) -> Option<(u16, HttpResponse)> {
+fn refusal(
+    api: &ClerkApi,
+    request: &HttpRequest,
+    first: Option<&String>,
+) -> Option<(u16, HttpResponse)> {
     let authorized = request
         .headers()
         .get("authorization")
@@ -217,7 +226,7 @@ fn refusal(api: &ClerkApi, request: &HttpRequest, offset: usize) -> Option<(u16,
         state.unavailable -= 1;
         return Some((503, HttpResponse::ServiceUnavailable().finish()));
     }
-    if request.path() == "/v1/users" && state.rate_limit_at == Some(offset) {
+    if first.is_some() && state.rate_limit_at.as_ref() == first {
         state.rate_limit_at = None;
         return Some((
             429,
@@ -229,10 +238,16 @@ fn refusal(api: &ClerkApi, request: &HttpRequest, offset: usize) -> Option<(u16,
     None
 }
 
-fn record(api: &ClerkApi, request: &HttpRequest, offset: usize, limit: usize, status: u16) {
+fn record(
+    api: &ClerkApi,
+    request: &HttpRequest,
+    first: Option<&String>,
+    limit: usize,
+    status: u16,
+) {
     api.state.lock().unwrap().served.push(Served {
         path: request.path().to_owned(),
-        offset,
+        first: first.cloned(),
         limit,
         status,
         at: Instant::now(),
@@ -259,30 +274,62 @@ async fn list_users(
     let (limit, offset, ascending) = match paging(&query, &SORTABLE) {
         Ok(paging) => paging,
         Err(param) => {
-            record(&api, &request, 0, 0, 422);
+            record(&api, &request, None, 0, 422);
             return invalid(param);
         }
     };
-    let held = api.state.lock().unwrap().hold_at == Some(offset);
+    let after = match query.created_at_after.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(ms)) => Some(ms),
+        Some(Err(_)) => {
+            record(&api, &request, None, 0, 422);
+            return invalid("created_at_after");
+        }
+    };
+    let wanted: Vec<String> = url::form_urlencoded::parse(request.query_string().as_bytes())
+        .filter(|(key, _)| key == "user_id")
+        .map(|(_, id)| id.into_owned())
+        .collect();
+    if wanted.len() > 100 {
+        record(&api, &request, None, 0, 422);
+        return invalid("user_id");
+    }
+    let (page, held) = {
+        let state = api.state.lock().unwrap();
+        let users: Vec<Value> = state
+            .users
+            .iter()
+            .filter(|u| wanted.is_empty() || wanted.iter().any(|id| u["id"] == id.as_str()))
+            .filter(|u| after.is_none_or(|ms| u["created_at"].as_i64() > Some(ms)))
+            .cloned()
+            .collect();
+        let page = page_of(&users, offset, limit, ascending);
+        let first = page.first().and_then(|u| u["id"].as_str());
+        let held = first.is_some() && state.hold_at.as_deref() == first;
+        (page, held)
+    };
     if held {
         std::future::pending::<()>().await;
     }
-    if let Some((status, response)) = refusal(&api, &request, offset) {
-        record(&api, &request, offset, limit, status);
+    let first = page
+        .first()
+        .and_then(|u| u["id"].as_str())
+        .map(str::to_owned);
+    if let Some((status, response)) = refusal(&api, &request, first.as_ref()) {
+        record(&api, &request, first.as_ref(), limit, status);
         return response;
     }
-    let page = page_of(&api.state.lock().unwrap().users, offset, limit, ascending);
-    record(&api, &request, offset, limit, 200);
+    record(&api, &request, first.as_ref(), limit, 200);
     HttpResponse::Ok().json(page)
 }
 
 async fn count_users(api: web::Data<ClerkApi>, request: HttpRequest) -> HttpResponse {
-    if let Some((status, response)) = refusal(&api, &request, 0) {
-        record(&api, &request, 0, 0, status);
+    if let Some((status, response)) = refusal(&api, &request, None) {
+        record(&api, &request, None, 0, status);
         return response;
     }
     let total = api.state.lock().unwrap().users.len();
-    record(&api, &request, 0, 0, 200);
+    record(&api, &request, None, 0, 200);
     HttpResponse::Ok().json(json!({ "object": "total_count", "total_count": total }))
 }
 
@@ -295,19 +342,23 @@ async fn list_waitlist_entries(
         match paging(&query, &["created_at", "invited_at", "email_address"]) {
             Ok(paging) => paging,
             Err(param) => {
-                record(&api, &request, 0, 0, 422);
+                record(&api, &request, None, 0, 422);
                 return invalid(param);
             }
         };
-    if let Some((status, response)) = refusal(&api, &request, offset) {
-        record(&api, &request, offset, limit, status);
+    if let Some((status, response)) = refusal(&api, &request, None) {
+        record(&api, &request, None, limit, status);
         return response;
     }
     let state = api.state.lock().unwrap();
     let page = page_of(&state.waitlist_entries, offset, limit, ascending);
     let total = state.waitlist_entries.len();
     drop(state);
-    record(&api, &request, offset, limit, 200);
+    let first = page
+        .first()
+        .and_then(|e| e["id"].as_str())
+        .map(str::to_owned);
+    record(&api, &request, first.as_ref(), limit, 200);
     HttpResponse::Ok().json(json!({ "data": page, "total_count": total }))
 }
 

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::clerk_api::{ClerkApi, SECRET_KEY, clerk_user, clerk_waitlist_entry};
 use crate::helpers::{TestApp, database_url, fixture, roster, set, spawn_app};
+use crate::monitoring::scrape;
 
 /// 2025-01-01, when the stand-in's first user signed up; one a second after that.
 const BASE_MS: i64 = 1_735_689_600_000;
@@ -119,8 +120,8 @@ async fn backfill_pages_ten_thousand_users_through_a_429_and_resumes_after_kill_
     assert_eq!(app.deliver(&deletion(&user_id(7), far_later)).await.0, 200);
     assert_eq!(app.deliver(&newer_update(8, "Newer")).await.0, 200);
 
-    clerk.rate_limit_at(2500);
-    clerk.hold_at(Some(5000));
+    clerk.rate_limit_at(&user_id(2500));
+    clerk.hold_at(Some(&user_id(5000)));
     let mut backfill = clerk_command(&db, &clerk, &["backfill"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -150,6 +151,10 @@ async fn backfill_pages_ten_thousand_users_through_a_429_and_resumes_after_kill_
         5000
     );
     clerk.hold_at(None);
+    // Meanwhile users already backfilled leave Clerk: the pages after do not shift.
+    clerk.edit_users(|users| {
+        users.retain(|u| !(100..=110).any(|i| u["id"] == user_id(i)));
+    });
 
     let summary = clerk_ok(&db, &clerk, &["backfill"]).await;
     assert!(
@@ -165,14 +170,17 @@ async fn backfill_pages_ten_thousand_users_through_a_429_and_resumes_after_kill_
     assert!(summary.contains("0 workflow runs started"), "{summary}");
 
     let served = clerk.served();
-    let pages: Vec<(usize, u16)> = served
+    let pages: Vec<(Option<String>, u16)> = served
         .iter()
         .filter(|s| s.path == "/v1/users")
-        .map(|s| (s.offset, s.status))
+        .map(|s| (s.first.clone(), s.status))
         .collect();
-    // Pages 0 to 19 hold 500 users each; the empty page 20 says there are no more.
-    let mut expected: Vec<(usize, u16)> = (0..=20).map(|page| (page * 500, 200)).collect();
-    expected.insert(5, (2500, 429));
+    // 20 pages of 500 users; the empty page after says there are no more.
+    let mut expected: Vec<(Option<String>, u16)> = (0..20)
+        .map(|page| (Some(user_id(page * 500)), 200))
+        .collect();
+    expected.insert(5, (Some(user_id(2500)), 429));
+    expected.push((None, 200));
     assert_eq!(
         pages, expected,
         "each page once, 500 at a time, the 429 retried"
@@ -218,7 +226,7 @@ async fn backfill_pages_ten_thousand_users_through_a_429_and_resumes_after_kill_
     // Run again: everything listed anew, nothing changes.
     let again = clerk_ok(&db, &clerk, &["backfill"]).await;
     assert!(
-        again.contains("users: 10000 listed: 0 contacts created, 0 updated, 10000 unchanged"),
+        again.contains("users: 9989 listed: 0 contacts created, 0 updated, 9989 unchanged"),
         "{again}"
     );
     assert_eq!(app.count("contacts").await, 10_001);
@@ -275,15 +283,7 @@ async fn reconcile_reports_planted_drift_and_fix_repairs_it(
     ] {
         assert!(report.contains(line), "{line:?} in {report}");
     }
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&app).await;
     for line in [
         r#"roster_clerk_drift{kind="missing_in_roster"} 2"#,
         r#"roster_clerk_drift{kind="missing_in_clerk"} 1"#,
@@ -325,6 +325,30 @@ async fn reconcile_reports_planted_drift_and_fix_repairs_it(
     assert!(
         clean.contains("drift: 0 in Clerk only, 0 in Roster only, 0 different; 0 fixed"),
         "{clean}"
+    );
+}
+
+#[sqlx::test]
+async fn reconcile_deletes_nothing_when_clerk_lists_few_of_the_users(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let (app, clerk) = backfilled(&db).await;
+    // As with the secret key of another instance: most users are not listed.
+    clerk.edit_users(|users| users.truncate(100));
+    let report = clerk_ok(&db, &clerk, &["reconcile", "--fix"]).await;
+    assert!(
+        report.contains("not deleted: 1100 contacts are more than 60"),
+        "{report}"
+    );
+    assert!(
+        report.contains("drift: 0 in Clerk only, 1100 in Roster only, 0 different; 0 fixed"),
+        "{report}"
+    );
+    assert_eq!(
+        scalar(&app.db, "select count(*) from contacts where subscribed").await,
+        1200,
+        "nobody unsubscribed"
     );
 }
 

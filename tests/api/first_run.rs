@@ -194,6 +194,33 @@ async fn the_empty_audience_page_stores_a_test_event(_: PgPoolOptions, db: PgCon
         form.push((field, value.to_owned()));
         assert_eq!(post(form).await.status(), status, "{field} = {value:?}");
     }
+    // A real person's contact is not the test user's to take.
+    app.api_post(
+        "/v1/contacts/create",
+        serde_json::json!({ "email": "real@example.com" }),
+    )
+    .await;
+    let taken = post(vec![
+        ("csrf", token.clone()),
+        ("type", "user.created".into()),
+        ("email", "real@example.com".into()),
+    ])
+    .await;
+    assert_eq!(taken.status(), 400);
+    assert!(
+        taken
+            .text()
+            .await
+            .unwrap()
+            .contains("a contact&#39;s address already")
+    );
+    assert!(
+        app.contact_by_email("real@example.com")
+            .await
+            .unwrap()
+            .user_id
+            .is_none()
+    );
     assert_eq!(
         app.count("clerk_events").await,
         1,

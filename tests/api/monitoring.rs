@@ -6,7 +6,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::{Delivery, TestApp, fixture, spawn_app_with_smtp};
 
-async fn scrape(app: &TestApp) -> String {
+/// `/metrics` of `app`, after checking it answers in Prometheus' text format.
+pub async fn scrape(app: &TestApp) -> String {
     let response = app
         .client
         .get(format!("{}/metrics", app.address))

@@ -74,6 +74,18 @@ impl SmtpServer {
     pub fn messages(&self) -> Vec<ReceivedMessage> {
         self.state.lock().unwrap().messages.clone()
     }
+
+    /// The `Subject:` of each message received, in order.
+    pub fn subjects(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| {
+                m.data
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+            })
+            .collect()
+    }
 }
 
 async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {

@@ -8,21 +8,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use roster::workflows::delivery::{NewDelivery, claim_send};
 
 use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_smtp};
-use crate::smtp_server::{Reply, SmtpServer};
+use crate::smtp_server::Reply;
 
 /// The workflows of roster.example.toml, so the shipped defaults are what is tested.
 const EXAMPLE_CONFIG: &str = include_str!("../../roster.example.toml");
-
-fn subjects(smtp: &SmtpServer) -> Vec<String> {
-    smtp.messages()
-        .iter()
-        .filter_map(|m| {
-            m.data
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
-        })
-        .collect()
-}
 
 async fn run_state(app: &TestApp, workflow: &str) -> (String, Option<String>) {
     sqlx::query_as("select state, exit_reason from workflow_runs where workflow = $1")
@@ -80,7 +69,7 @@ async fn redelivered_webhook_sends_nothing_twice(_: PgPoolOptions, db: PgConnect
     app.deliver(&fixture("user.created")).await; // the same event under a new svix-id
     app.run_jobs_at(Utc::now()).await;
     app.run_jobs_at(Utc::now()).await;
-    assert_eq!(subjects(&smtp), ["Welcome, Ada!"]);
+    assert_eq!(smtp.subjects(), ["Welcome, Ada!"]);
 }
 
 #[sqlx::test]
@@ -90,11 +79,11 @@ async fn tips_follow_two_days_later(_: PgPoolOptions, db: PgConnectOptions) {
     let now = Utc::now();
     app.run_jobs_at(now).await;
     app.run_jobs_at(now + Duration::days(1)).await;
-    assert_eq!(subjects(&smtp).len(), 1, "still waiting");
+    assert_eq!(smtp.subjects().len(), 1, "still waiting");
     app.run_jobs_at(now + Duration::days(2) + Duration::minutes(1))
         .await;
     assert_eq!(
-        subjects(&smtp),
+        smtp.subjects(),
         [
             "Welcome, Ada!",
             "Three tips to get more out of your account"
@@ -144,7 +133,7 @@ async fn one_click_unsubscribe_between_steps_stops_the_drip(
     );
 
     app.run_jobs_at(now + Duration::days(3)).await;
-    assert_eq!(subjects(&smtp).len(), 1, "no tips after unsubscribing");
+    assert_eq!(smtp.subjects().len(), 1, "no tips after unsubscribing");
     assert_eq!(
         run_state(&app, "onboarding").await,
         ("exited".into(), Some("the contact unsubscribed".into()))
@@ -181,16 +170,17 @@ async fn waitlist_drip_ends_on_graduation(_: PgPoolOptions, db: PgConnectOptions
     app.deliver(&fixture("waitlistEntry.created")).await;
     let now = Utc::now();
     app.run_jobs_at(now).await;
-    assert_eq!(subjects(&smtp), ["You're on the list"]);
+    assert_eq!(smtp.subjects(), ["You're on the list"]);
 
     app.deliver(&fixture("user.created")).await; // graduates
     app.run_jobs_at(now + Duration::days(8)).await;
     assert!(
-        !subjects(&smtp)
+        !smtp
+            .subjects()
             .iter()
             .any(|s| s.starts_with("Still on the list")),
         "{:?}",
-        subjects(&smtp)
+        smtp.subjects()
     );
     let (state, reason) = run_state(&app, "waitlist").await;
     assert_eq!(state, "exited");
@@ -239,7 +229,7 @@ async fn transient_smtp_failure_is_retried_into_one_email(_: PgPoolOptions, db: 
 
     smtp.set_reply(Reply::Accept);
     app.run_jobs_at(now + Duration::hours(1)).await;
-    assert_eq!(subjects(&smtp), ["Welcome, Ada!"]);
+    assert_eq!(smtp.subjects(), ["Welcome, Ada!"]);
     let (state, attempts): (String, i32) =
         sqlx::query_as("select state, attempts from email_deliveries")
             .fetch_one(&app.db)
@@ -304,7 +294,7 @@ async fn send_interrupted_by_a_crash_is_not_repeated(_: PgPoolOptions, db: PgCon
     app.run_jobs_at(now + Duration::days(2) + Duration::minutes(1))
         .await;
     assert_eq!(
-        subjects(&smtp),
+        smtp.subjects(),
         ["Three tips to get more out of your account"],
         "the run goes on"
     );
@@ -514,7 +504,7 @@ async fn a_name_with_line_breaks_still_gets_its_welcome_with_safe_headers(
         "no header injected: {data}"
     );
     assert!(
-        subjects(&smtp)[0].starts_with("Welcome, Ada Bcc: eve@evil.test"),
+        smtp.subjects()[0].starts_with("Welcome, Ada Bcc: eve@evil.test"),
         "{data}"
     );
     let (state, _) = run_state(&app, "onboarding").await;
@@ -537,7 +527,7 @@ async fn a_deletion_that_arrived_first_still_sends_its_goodbye(
         "/templates/goodbye/subject"
     ))
     .unwrap();
-    let sent = subjects(&smtp);
+    let sent = smtp.subjects();
     assert_eq!(
         sent.iter().filter(|s| s.as_str() == goodbye.trim()).count(),
         1,

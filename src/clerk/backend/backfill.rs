@@ -3,8 +3,9 @@
 //! over newer; a deletion's tombstone holds), a page per transaction with the page's
 //! place (`clerk_backfills`), so a backfill that stopped resumes where it was and one
 //! run twice changes nothing more. Users are applied as a `user.created` with its
-//! settings, entries as a `waitlistEntry.created`; workflows start only when asked, then
-//! as that event would start them, each at most once per person.
+//! settings, entries as a `waitlistEntry.created`; workflows start only when asked, and
+//! only for the people the backfill brings in (a contact it creates), as that event
+//! would start them: whoever Roster already knew has had their workflows.
 
 use chrono::Utc;
 use serde_json::value::RawValue;
@@ -12,10 +13,11 @@ use sqlx::{Acquire, PgConnection, PgPool};
 
 use super::{ClerkApi, PAGE};
 use crate::clerk::envelope::{UserData, WaitlistEntryData, parse_checked};
+use crate::clerk::redact::redact;
 use crate::clerk::sync::facts::UserFacts;
 use crate::clerk::sync::{Applied, ContactChange, ContactEvent, Mode, SyncError};
 use crate::clerk::triggers::start_workflows;
-use crate::config::clerk::ClerkSettings;
+use crate::config::clerk::{ClerkSettings, UserEventSettings};
 use crate::db;
 use crate::workflows::Workflows;
 
@@ -70,6 +72,9 @@ pub struct Summary {
 /// What applying one listed object takes.
 pub struct Context<'a> {
     pub settings: &'a ClerkSettings,
+    /// The settings a listed user is applied with: `[clerk.user_created]` for a
+    /// backfill, `[clerk.user_updated]` for a reconcile's repair.
+    pub user_settings: &'a UserEventSettings,
     pub workflows: Option<&'a Workflows>,
     pub mode: Mode,
 }
@@ -105,6 +110,47 @@ pub async fn backfill(
     Ok(summary)
 }
 
+/// Where a listing is: how many objects are done, and for users the creation time
+/// (ms) of the last one done with how many were created in that millisecond.
+#[derive(Debug, Default, Clone, Copy)]
+struct Place {
+    done: usize,
+    after_created_at: Option<i64>,
+    done_at_cursor: usize,
+}
+
+impl Place {
+    /// The place after `page`, whose users are oldest first.
+    fn after_page(self, page: &[Box<RawValue>]) -> Self {
+        let mut place = Self {
+            done: self.done + page.len(),
+            ..self
+        };
+        let created: Vec<i64> = page.iter().filter_map(|o| created_at(o)).collect();
+        if let Some(&last) = created.last() {
+            let at_last = created.iter().rev().take_while(|&&ms| ms == last).count();
+            place.done_at_cursor = if self.after_created_at == Some(last) {
+                self.done_at_cursor + at_last
+            } else {
+                at_last
+            };
+            place.after_created_at = Some(last);
+        }
+        place
+    }
+}
+
+/// A listed object's `created_at` (ms), when it has one.
+fn created_at(object: &RawValue) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        created_at: Option<i64>,
+    }
+    serde_json::from_str::<Created>(object.get())
+        .ok()
+        .and_then(|c| c.created_at)
+}
+
 /// Reads one listing to its end, from where a stopped backfill left it.
 async fn read_listing(
     pool: &PgPool,
@@ -114,18 +160,30 @@ async fn read_listing(
     progress: &indicatif::ProgressBar,
     runs_started: &mut usize,
 ) -> anyhow::Result<Counts> {
-    let mut offset = resume_offset(pool, listing).await?;
+    let Some(mut place) = resume(pool, listing).await? else {
+        return Ok(Counts::default()); // finished before this backfill stopped
+    };
     let mut counts = Counts {
-        resumed_at: offset as u64,
+        resumed_at: place.done as u64,
         ..Counts::default()
     };
-    progress.inc(offset as u64);
+    progress.inc(place.done as u64);
     loop {
         let page = match listing {
-            Listing::Users => api.users(offset).await?,
+            // Users created after the last one done (and those of its millisecond not
+            // done yet): users deleted meanwhile in Clerk shift nothing.
+            Listing::Users => {
+                let after = place.after_created_at.map(|ms| ms - 1);
+                let skip = if after.is_some() {
+                    place.done_at_cursor
+                } else {
+                    0
+                };
+                api.users(after, skip).await?
+            }
             Listing::WaitlistEntries => {
-                let (page, total) = api.waitlist_entries(offset).await?;
-                if offset == counts.resumed_at as usize {
+                let (page, total) = api.waitlist_entries(place.done).await?;
+                if place.done == counts.resumed_at as usize {
                     progress.inc_length(total);
                 }
                 page
@@ -148,9 +206,9 @@ async fn read_listing(
                 Err(skipped) => counts.skipped.push(skipped),
             }
         }
-        offset += page.len();
+        place = place.after_page(&page);
         let finished = page.len() < PAGE;
-        save_offset(&mut tx, listing, offset, finished).await?;
+        save_place(&mut tx, listing, place, finished).await?;
         tx.commit().await?;
         progress.inc(page.len() as u64);
         if finished {
@@ -159,35 +217,54 @@ async fn read_listing(
     }
 }
 
-/// Where to start `listing`: where an unfinished backfill stopped, else the start.
-async fn resume_offset(pool: &PgPool, listing: Listing) -> sqlx::Result<usize> {
-    let offset = sqlx::query_scalar!(
-        "select next_offset from clerk_backfills where listing = $1 and finished_at is null",
-        listing.as_str()
+/// Where to start `listing`: where an unfinished backfill stopped, else the start;
+/// `None` for users a stopped backfill had finished (it stopped in the entries).
+async fn resume(pool: &PgPool, listing: Listing) -> sqlx::Result<Option<Place>> {
+    let places = sqlx::query!(
+        "select listing, next_offset, after_created_at, done_at_cursor,
+                finished_at is not null as \"finished!\"
+         from clerk_backfills"
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(offset.map_or(0, |offset| usize::try_from(offset).unwrap_or(0)))
+    let unfinished = |name: &str| places.iter().any(|p| p.listing == name && !p.finished);
+    if listing == Listing::Users && !unfinished("users") && unfinished("waitlist_entries") {
+        return Ok(None);
+    }
+    let place = places
+        .iter()
+        .find(|p| p.listing == listing.as_str() && !p.finished)
+        .map(|p| Place {
+            done: usize::try_from(p.next_offset).unwrap_or(0),
+            after_created_at: p.after_created_at,
+            done_at_cursor: usize::try_from(p.done_at_cursor).unwrap_or(0),
+        });
+    Ok(Some(place.unwrap_or_default()))
 }
 
-async fn save_offset(
+async fn save_place(
     conn: &mut PgConnection,
     listing: Listing,
-    offset: usize,
+    place: Place,
     finished: bool,
 ) -> sqlx::Result<()> {
-    let offset = i32::try_from(offset).unwrap_or(i32::MAX);
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     sqlx::query!(
-        "insert into clerk_backfills (listing, next_offset, finished_at)
-         values ($1, $2, case when $3 then now() end)
+        "insert into clerk_backfills
+             (listing, next_offset, after_created_at, done_at_cursor, finished_at)
+         values ($1, $2, $3, $4, case when $5 then now() end)
          on conflict (listing) do update set
              next_offset = excluded.next_offset,
+             after_created_at = excluded.after_created_at,
+             done_at_cursor = excluded.done_at_cursor,
              started_at = case when clerk_backfills.finished_at is null
                           then clerk_backfills.started_at else now() end,
              updated_at = now(),
              finished_at = excluded.finished_at",
         listing.as_str(),
-        offset,
+        count(place.done),
+        place.after_created_at,
+        count(place.done_at_cursor),
         finished,
     )
     .execute(conn)
@@ -213,7 +290,7 @@ pub async fn apply_listed(
                 let event = ContactEvent::UserUpserted(
                     Box::new(user),
                     facts,
-                    &settings.user_created,
+                    context.user_settings,
                     settings.user_deleted.action,
                 );
                 (event, id)
@@ -241,13 +318,18 @@ pub async fn apply_listed(
         }
     };
     let mut started = 0;
-    if let Some(workflows) = context.workflows {
+    let brought_in = applied.change == ContactChange::Created;
+    if let Some(workflows) = context.workflows.filter(|_| brought_in) {
         let event_type = listing.event_type();
         let payload = format!(
             r#"{{"object":"event","type":"{event_type}","timestamp":{},"data":{}}}"#,
             Utc::now().timestamp_millis(),
             object.get()
         );
+        // What runs see as `event`, as a delivery's would be stored: secrets removed.
+        let payload = redact(event_type, &payload)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?
+            .into_owned();
         // One key per person, so a backfill run again starts nothing twice.
         let key = format!("backfill:{id}");
         started = start_workflows(
@@ -264,8 +346,8 @@ pub async fn apply_listed(
     Ok(Ok((applied, started)))
 }
 
-/// The `id` of a listed object that could not be read whole, for the summary.
-fn object_id(object: &RawValue) -> String {
+/// The `id` of a listed object, also of one that cannot be read whole.
+pub fn object_id(object: &RawValue) -> String {
     serde_json::from_str::<serde_json::Value>(object.get())
         .ok()
         .and_then(|value| value["id"].as_str().map(str::to_owned))

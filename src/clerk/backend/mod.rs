@@ -112,10 +112,28 @@ impl ClerkApi {
         })
     }
 
-    /// Page `offset / 500` of `GET /v1/users`, oldest first: each user as Clerk sent it.
-    pub async fn users(&self, offset: usize) -> Result<Vec<Box<RawValue>>, ApiError> {
+    /// 500 users of `GET /v1/users` from `offset`, oldest first, of those created after
+    /// `created_after` (ms) when given: each user as Clerk sent it.
+    pub async fn users(
+        &self,
+        created_after: Option<i64>,
+        offset: usize,
+    ) -> Result<Vec<Box<RawValue>>, ApiError> {
         let path = "v1/users";
-        let body = self.get(path, &page_query(offset)).await?;
+        let mut query = page_query(offset).to_vec();
+        if let Some(ms) = created_after {
+            query.push(("created_at_after", ms.to_string()));
+        }
+        let body = self.get(path, &query).await?;
+        parse(path, &body)
+    }
+
+    /// The users of `ids` that Clerk has (`GET /v1/users?user_id=…`, at most 100 IDs).
+    pub async fn users_by_id(&self, ids: &[String]) -> Result<Vec<Box<RawValue>>, ApiError> {
+        let path = "v1/users";
+        let mut query = vec![("limit", "100".to_owned())];
+        query.extend(ids.iter().take(100).map(|id| ("user_id", id.clone())));
+        let body = self.get(path, &query).await?;
         parse(path, &body)
     }
 

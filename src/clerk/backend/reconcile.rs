@@ -3,8 +3,12 @@
 //! has, and fields that differ (email, names when Roster copies them, banned, locked).
 //! With `fix`, each is repaired as the missed delivery would have: a listed user is
 //! applied as its newest `user.updated` (also when Roster already holds that version),
-//! a user Clerk no longer has as a `user.deleted` now (its tombstone holds). Each run
-//! and its figures are kept (`clerk_reconciles`) for `roster_clerk_drift`.
+//! a user Clerk no longer has as a `user.deleted` now (its tombstone holds). A deletion
+//! is the one repair that cannot be undone, so each is asked of Clerk again by ID first
+//! (offset pages shift when users go between two pages), and none is made when the
+//! listing had users it could not read or when they are more than a few percent of the
+//! users (a `CLERK_SECRET_KEY` of another instance lists none of them). Each run and
+//! its figures are kept (`clerk_reconciles`) for `roster_clerk_drift`.
 //!
 //! Clerk's users are read a page at a time; their IDs go in a temporary table, so the
 //! contacts Clerk does not list are found by PostgreSQL, whatever the audience's size.
@@ -14,10 +18,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::backfill::{Context, Listing, apply_listed};
+use super::backfill::{Context, Listing, apply_listed, object_id};
 use super::{ClerkApi, PAGE};
 use crate::clerk::envelope::{DeletedUserData, UserData, parse_checked};
-use crate::clerk::sync::{ContactEvent, Mode, SyncError};
+use crate::clerk::sync::{ContactChange, ContactEvent, Mode, SyncError};
+
+/// The most contacts a `--fix` deletes: this share of the Clerk users' contacts, or
+/// `MIN_DELETIONS` when that is more.
+const MAX_DELETED_SHARE: f64 = 0.05;
+const MIN_DELETIONS: usize = 10;
 use crate::config::clerk::ClerkSettings;
 
 /// The drift found, and what was repaired.
@@ -80,7 +89,10 @@ pub async fn begin_if_due(pool: &PgPool, every: std::time::Duration) -> sqlx::Re
         Run,
         "insert into clerk_reconciles (started_at)
          select now() where not exists (
-             select 1 from clerk_reconciles where started_at > now() - make_interval(secs => $1))
+             select 1 from clerk_reconciles
+             where started_at > now() - make_interval(secs => $1)
+               -- one that failed or was stopped is tried again within the hour
+               and (finished_at is not null or started_at > now() - interval '1 hour'))
          returning id, started_at",
         every.as_secs_f64()
     )
@@ -112,20 +124,28 @@ pub async fn reconcile(
     let mut drift = Drift::default();
     let context = Context {
         settings,
+        user_settings: &settings.user_updated,
         workflows: None,
         mode: Mode::Replay,
     };
     let mut offset = 0;
     loop {
-        let page = api.users(offset).await?;
+        let page = api.users(None, offset).await?;
         let mut users = Vec::with_capacity(page.len());
+        // Every user listed, also one that cannot be read: it is not missing.
+        let mut ids = Vec::with_capacity(page.len());
         for object in &page {
             match parse_checked::<UserData>(object.get()) {
-                Ok(user) => users.push((user, object)),
-                Err(why) => drift.skipped.push(("(unreadable user)".into(), why)),
+                Ok(user) => {
+                    ids.push(user.id.clone());
+                    users.push((user, object));
+                }
+                Err(why) => {
+                    ids.push(object_id(object));
+                    drift.skipped.push((object_id(object), why));
+                }
             }
         }
-        let ids: Vec<String> = users.iter().map(|(user, _)| user.id.clone()).collect();
         // The temporary table is this connection's: not known to the query macros.
         sqlx::query("insert into clerk_listed select unnest($1::text[]) on conflict do nothing")
             .bind(&ids)
@@ -163,7 +183,10 @@ pub async fn reconcile(
             if fix && drifted {
                 let mut tx = pool.begin().await?;
                 match apply_listed(&mut tx, &context, Listing::Users, object).await? {
-                    Ok(_) => drift.fixed += 1,
+                    Ok((applied, _)) if applied.change != ContactChange::Stale => drift.fixed += 1,
+                    Ok(_) => drift
+                        .skipped
+                        .push((user.id.clone(), "Roster holds newer data".into())),
                     Err(skipped) => drift.skipped.push(skipped),
                 }
                 tx.commit().await?;
@@ -176,10 +199,13 @@ pub async fn reconcile(
         }
     }
 
-    // Contacts created since the listing began may not be in it: left for next time.
-    drift.missing_in_clerk = sqlx::query_scalar(
+    // Contacts created, or of users who signed up, since the listing began may not be
+    // in it: left for next time.
+    let listed_unreadable = !drift.skipped.is_empty();
+    let candidates: Vec<String> = sqlx::query_scalar(
         "select user_id from contacts c
          where user_id is not null and created_at < $1
+           and coalesce(clerk_updated_at, created_at) < $1
            and not exists (select 1 from clerk_listed l where l.user_id = c.user_id)
            and not exists (select 1 from clerk_user_deletions d where d.user_id = c.user_id)
          order by user_id",
@@ -191,7 +217,39 @@ pub async fn reconcile(
         .execute(&mut *conn)
         .await?;
     drop(conn);
-    if fix {
+    // Asked again by ID: a user the offset pages missed is not missing.
+    for ids in candidates.chunks(100) {
+        let found: Vec<String> = api
+            .users_by_id(ids)
+            .await?
+            .iter()
+            .map(|user| object_id(user))
+            .collect();
+        drift
+            .missing_in_clerk
+            .extend(ids.iter().filter(|id| !found.contains(id)).cloned());
+    }
+    let users_known = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from contacts where user_id is not null"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let most = MIN_DELETIONS.max((users_known as f64 * MAX_DELETED_SHARE) as usize);
+    let delete = if listed_unreadable {
+        Err("not deleted: the listing had users that could not be read".to_owned())
+    } else if drift.missing_in_clerk.len() > most {
+        Err(format!(
+            "not deleted: {} contacts are more than {most} (5% of the Clerk users' contacts); \
+             is CLERK_SECRET_KEY the key of this audience's Clerk instance?",
+            drift.missing_in_clerk.len()
+        ))
+    } else {
+        Ok(())
+    };
+    if let (true, Err(why)) = (fix, &delete) {
+        drift.skipped.push(("(deletions)".into(), why.clone()));
+    }
+    if fix && delete.is_ok() {
         for user_id in &drift.missing_in_clerk {
             let deletion = ContactEvent::UserDeleted(
                 DeletedUserData {

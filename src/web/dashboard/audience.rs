@@ -10,13 +10,14 @@ use uuid::Uuid;
 
 use super::session::Session;
 use super::{DashboardError, Views, distinct_values, link, see_other_with_notice};
-use crate::clerk::samples::{DEFAULT_EMAIL, sample_event, sample_types};
+use crate::clerk::samples::{DEFAULT_EMAIL, sample_event, sample_types, test_user_id};
 use crate::clerk::webhook::{WebhookError, ingest};
 use crate::config::Settings;
 use crate::config::clerk::ClerkSettings;
 use crate::contacts::Contact;
 use crate::contacts::input::normalise_email;
 use crate::contacts::search::{ContactFilters, search};
+use crate::contacts::store::find_contact_by_email;
 use crate::input::given;
 use crate::webhooks::log::disabled_endpoints;
 use crate::workflows::Workflows;
@@ -135,6 +136,8 @@ pub struct TestEventForm {
 
 /// Stores a sample Clerk event of the chosen type for the address, as a delivery from
 /// Clerk would be stored (what `roster send-test-event` posts, without the signature).
+/// Only for an address no contact has, or an earlier test event's: a test user must not
+/// take over a real person's contact.
 #[post("/test-event")]
 pub async fn send_test_event(
     session: Session,
@@ -147,15 +150,23 @@ pub async fn send_test_event(
     let email = normalise_email(form.email.clone())?;
     let event = sample_event(&form.event_type, &email, chrono::Utc::now())
         .map_err(|why| DashboardError::BadRequest(format!("type: {why}")))?;
+    let mut conn = pool.acquire().await?;
+    if let Some(contact) = find_contact_by_email(&mut conn, &email).await?
+        && contact.user_id != Some(test_user_id(&email))
+    {
+        return Err(DashboardError::BadRequest(format!(
+            "email: {email} is a contact's address already; send test events to a new address"
+        )));
+    }
+    drop(conn);
     let body = serde_json::to_vec(&event).map_err(|e| DashboardError::Unexpected(e.into()))?;
     let svix_id = format!("msg_test{}", Uuid::now_v7().simple());
     let ingested = ingest(&pool, &settings, &workflows, &svix_id, &body)
         .await
         .map_err(|error| match error {
-            WebhookError::DatabaseUnavailable(_) | WebhookError::Conflict(_) => {
-                DashboardError::Unavailable(error.into())
-            }
-            other => DashboardError::Unexpected(other.into()),
+            WebhookError::DatabaseUnavailable(_) => DashboardError::Unavailable(error.into()),
+            WebhookError::Unexpected(_) => DashboardError::Unexpected(error.into()),
+            other => DashboardError::BadRequest(other.to_string()),
         })?;
     let notice = format!(
         "A test {} for {email} was stored ({}); see Events, Workflows and Emails.",
