@@ -32,6 +32,8 @@ create index clerk_memberships_organization on clerk_memberships (organization_i
 alter table contacts
     add column clerk_banned              boolean     not null default false,
     add column clerk_locked              boolean     not null default false,
+    -- When a lockout ends (Clerk sends no event then); null while locked for good.
+    add column clerk_locked_until        timestamptz,
     add column clerk_last_sign_in_at     timestamptz,
     -- [{"id", "name", "slug", "role"}], ordered by organization ID.
     add column clerk_organizations       jsonb       not null default '[]',

@@ -186,6 +186,8 @@ pub struct UserData {
     pub updated_at: Option<DateTime<Utc>>,
     pub banned: Option<bool>,
     pub locked: Option<bool>,
+    /// How long a lockout has to run, as of `updated_at`; null while locked for good.
+    pub lockout_expires_in_seconds: Option<i64>,
     #[serde(default, deserialize_with = "millis")]
     pub last_sign_in_at: Option<DateTime<Utc>>,
     #[serde(default)]

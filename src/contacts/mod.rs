@@ -70,6 +70,8 @@ pub struct Contact {
     pub waitlist_updated_at: Option<DateTime<Utc>>,
     pub clerk_banned: bool,
     pub clerk_locked: bool,
+    /// When the lockout ends; none while locked for good.
+    pub clerk_locked_until: Option<DateTime<Utc>>,
     pub clerk_last_sign_in_at: Option<DateTime<Utc>>,
     /// `[{"id", "name", "slug", "role"}]`: the user's organizations.
     pub clerk_organizations: serde_json::Value,
@@ -105,6 +107,7 @@ impl Contact {
             waitlist_updated_at: None,
             clerk_banned: false,
             clerk_locked: false,
+            clerk_locked_until: None,
             clerk_last_sign_in_at: None,
             clerk_organizations: json!([]),
             clerk_subscription_status: None,
@@ -141,10 +144,16 @@ impl Contact {
     }
 
     /// The Clerk facts (README, "Clerk facts"), as `contact.clerk` shows them.
+    /// Whether Clerk keeps the user from signing in at `now`: locked, and the lockout
+    /// (if it ends) not over.
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.clerk_locked && self.clerk_locked_until.is_none_or(|until| until > now)
+    }
+
     pub fn clerk_json(&self) -> Value {
         json!({
             "banned": self.clerk_banned,
-            "locked": self.clerk_locked,
+            "locked": self.is_locked(Utc::now()),
             "lastSignInAt": self.clerk_last_sign_in_at,
             "organizations": self.clerk_organizations,
             "subscriptionStatus": self.clerk_subscription_status,

@@ -68,7 +68,12 @@ pub(super) const BUILT_IN: [(&str, PropertyType, &str); 21] = [
     ("graduatedAt", PropertyType::Date, "graduated_at"),
     ("waitlistJoinedAt", PropertyType::Date, "waitlist_joined_at"),
     ("clerk.banned", PropertyType::Boolean, "clerk_banned"),
-    ("clerk.locked", PropertyType::Boolean, "clerk_locked"),
+    // A lockout that has run out is over, though Clerk sends no event then.
+    (
+        "clerk.locked",
+        PropertyType::Boolean,
+        "(clerk_locked and coalesce(clerk_locked_until > now(), true))",
+    ),
     (
         "clerk.lastSignInAt",
         PropertyType::Date,

@@ -331,7 +331,7 @@ async fn ineligible(
             Some(contact) if contact.clerk_banned => {
                 return Ok(Some("the user is banned in Clerk"));
             }
-            Some(contact) if contact.clerk_locked => {
+            Some(contact) if contact.is_locked(Utc::now()) => {
                 return Ok(Some("the user is locked in Clerk"));
             }
             Some(contact) => {

@@ -349,6 +349,31 @@ async fn banned_and_locked_users_get_no_marketing_email(_: PgPoolOptions, db: Pg
         matching(&app, one("clerk.locked", "equals", json!(true))).await,
         ["ada@example.com"]
     );
+
+    // A lockout of 30 minutes, long over (Clerk sends no event when it ends).
+    let mut lockout = fixture("user.updated");
+    set(&mut lockout, "/data/locked", json!(true));
+    set(
+        &mut lockout,
+        "/data/lockout_expires_in_seconds",
+        json!(1800),
+    );
+    set(&mut lockout, "/data/updated_at", json!(1767400000000i64));
+    app.deliver(&lockout).await;
+    let contact = app.contact_by_user_id(ADA).await.unwrap();
+    assert!(contact.clerk_locked && !contact.is_locked(Utc::now()));
+    assert_eq!(
+        contact.clerk_locked_until,
+        Some(millis(1767400000000 + 1800 * 1000))
+    );
+    app.deliver(&fixture("subscriptionItem.active")).await;
+    app.run_jobs_at(Utc::now()).await;
+    assert_eq!(smtp.messages().len(), 2, "sent once the lockout ran out");
+    assert!(
+        matching(&app, one("clerk.locked", "equals", json!(true)))
+            .await
+            .is_empty()
+    );
 }
 
 const MAPPED: &str = r#"

@@ -340,6 +340,8 @@ pub(super) async fn copy_to_contact(
 pub struct UserFacts {
     pub banned: bool,
     pub locked: bool,
+    /// When the lockout ends: `updated_at` plus `lockout_expires_in_seconds`.
+    pub locked_until: Option<DateTime<Utc>>,
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Mapped properties with a value of their type.
     pub set: Map<String, Value>,
@@ -357,7 +359,7 @@ pub(super) async fn write_user_facts(
 ) -> sqlx::Result<Option<Contact>> {
     record_sign_in(conn, user_id, facts.last_sign_in_at).await?;
     sqlx::query!(
-        "update contacts set clerk_banned = $2, clerk_locked = $3,
+        "update contacts set clerk_banned = $2, clerk_locked = $3, clerk_locked_until = $6,
              properties = (properties - $4::text[]) || $5
          where id = $1",
         id,
@@ -365,10 +367,24 @@ pub(super) async fn write_user_facts(
         facts.locked,
         &facts.removed,
         Value::Object(facts.set.clone()),
+        facts.locked_until,
     )
     .execute(&mut *conn)
     .await?;
     copy_to_contact(conn, user_id).await
+}
+
+/// When a locked user's lockout ends: `lockout_expires_in_seconds` after the event's
+/// `updated_at` (now without one); none while not locked or locked for good.
+fn lockout_end(user: &UserData) -> Option<DateTime<Utc>> {
+    if user.locked != Some(true) {
+        return None;
+    }
+    let seconds = user
+        .lockout_expires_in_seconds?
+        .clamp(0, 100 * 365 * 24 * 60 * 60);
+    let from = user.updated_at.unwrap_or_else(Utc::now);
+    from.checked_add_signed(chrono::TimeDelta::seconds(seconds))
 }
 
 impl UserFacts {
@@ -379,6 +395,7 @@ impl UserFacts {
         let mut facts = Self {
             banned: user.banned.unwrap_or(false),
             locked: user.locked.unwrap_or(false),
+            locked_until: lockout_end(user),
             last_sign_in_at: user.last_sign_in_at,
             ..Self::default()
         };
