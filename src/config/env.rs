@@ -42,8 +42,11 @@ pub(super) fn addr(var: Var<'_>, errors: &mut Vec<String>) -> SocketAddr {
 pub(super) fn smtp_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretString> {
     let smtp_url = var("SMTP_URL").map(SecretString::from);
     if let Some(url) = &smtp_url {
-        type Smtp = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
-        if Smtp::from_url(url.expose_secret()).is_err() {
+        let parsed = crate::email::smtp::SmtpServer::from_url(
+            url.expose_secret(),
+            std::time::Duration::from_secs(30),
+        );
+        if parsed.is_err() {
             errors.push(
                 "SMTP_URL is not a valid SMTP URL (smtp://host:25, \
                  smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465)"
@@ -52,6 +55,18 @@ pub(super) fn smtp_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretS
         }
     }
     smtp_url
+}
+
+/// `SMTP_CONNECTIONS`: 1 to 1,000, default 16.
+pub(super) fn smtp_connections(var: Var<'_>, errors: &mut Vec<String>) -> usize {
+    match var("SMTP_CONNECTIONS").map(|text| text.trim().parse::<usize>()) {
+        None => 16,
+        Some(Ok(connections @ 1..=1000)) => connections,
+        Some(_) => {
+            errors.push("SMTP_CONNECTIONS must be a whole number from 1 to 1000".to_owned());
+            16
+        }
+    }
 }
 
 pub(super) fn mail_from(var: Var<'_>, errors: &mut Vec<String>) -> Option<Mailbox> {

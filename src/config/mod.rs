@@ -40,6 +40,8 @@ pub struct Settings {
     /// Svix signing secrets (`whsec_...`), several during a rotation; checked as base64.
     pub clerk_webhook_secrets: Vec<SecretString>,
     pub smtp_url: Option<SecretString>,
+    /// `SMTP_CONNECTIONS`: the most SMTP connections open at once (default 16).
+    pub smtp_connections: usize,
     pub mail_from: Option<Mailbox>,
     pub public_url: Url,
     /// `ROSTER_UNSUBSCRIBE_SECRET`: the key of the unsubscribe links' signatures.
@@ -179,6 +181,7 @@ impl Settings {
                 .map(|v| env::webhook_secrets(&v, &mut errors))
                 .unwrap_or_default(),
             smtp_url: env::smtp_url(var, &mut errors),
+            smtp_connections: env::smtp_connections(var, &mut errors),
             mail_from: env::mail_from(var, &mut errors),
             public_url: env::public_url(var, addr, &mut errors),
             unsubscribe_secret: env::unsubscribe_secret(var, &mut errors),

@@ -1,18 +1,19 @@
-//! Hands messages to SMTP (lettre's pooled async transport, from `SMTP_URL`) or, without
-//! `SMTP_URL`, writes them as `.eml` files under `./outbox/`. Sorts every failure into
-//! "try again later" and "this address will never work".
+//! Hands messages to SMTP (a pool of connections with TCP_NODELAY, `smtp.rs`, from
+//! `SMTP_URL`) or, without `SMTP_URL`, writes them as `.eml` files under `./outbox/`.
+//! Sorts every failure into "try again later" and "this address will never work".
 
 use std::path::Path;
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
+
+use super::smtp::{SmtpPool, SmtpServer};
 
 /// Where email goes.
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpPool),
     Outbox(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -46,24 +47,20 @@ impl Mailer {
     pub fn new(
         smtp_url: Option<&SecretString>,
         outbox: &Path,
-        connections: u32,
+        connections: usize,
     ) -> anyhow::Result<Self> {
         let Some(url) = smtp_url else {
             std::fs::create_dir_all(outbox)?;
             return Ok(Self::Outbox(AsyncFileTransport::new(outbox)));
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid SMTP URL"))?
-            .timeout(Some(Duration::from_secs(30)))
-            .pool_config(PoolConfig::new().max_size(connections))
-            .build();
-        Ok(Self::Smtp(transport))
+        let server = SmtpServer::from_url(url.expose_secret(), Duration::from_secs(30))?;
+        Ok(Self::Smtp(SmtpPool::new(server, connections)?))
     }
 
     /// Sends one message; `Ok` holds the server's answer, kept with the delivery.
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
         match self {
-            Self::Smtp(smtp) => match smtp.send(message).await {
+            Self::Smtp(smtp) => match smtp.send(&message).await {
                 Ok(response) => Ok(format!(
                     "{} {}",
                     response.code(),

@@ -36,9 +36,6 @@ pub struct Engine {
     pub outbound: Outbound,
 }
 
-/// SMTP connections the engine keeps open at most.
-const SMTP_CONNECTIONS: u32 = 16;
-
 impl Engine {
     /// The engine `roster serve` runs, from the settings; email goes to `outbox` when
     /// `SMTP_URL` is unset.
@@ -50,7 +47,11 @@ impl Engine {
         outbox: &Path,
     ) -> anyhow::Result<Self> {
         let outbound = Outbound {
-            mailer: Mailer::new(settings.smtp_url.as_ref(), outbox, SMTP_CONNECTIONS)?,
+            mailer: Mailer::new(
+                settings.smtp_url.as_ref(),
+                outbox,
+                settings.smtp_connections,
+            )?,
             budget: settings.file.sending.rate.map(SendBudget::new),
             templates,
             from: settings.mail_from.clone(),

@@ -232,3 +232,41 @@ async fn without_smtp_url_email_goes_to_the_outbox() {
     );
     std::fs::remove_dir_all(outbox).unwrap();
 }
+
+#[tokio::test]
+async fn pooled_connections_are_capped_reused_and_sent_on_without_a_noop() {
+    let server = SmtpServer::start().await;
+    let mailer = smtp_mailer(&server); // 2 connections
+    let sends: Vec<_> = (0..10).map(|_| send_welcome(&mailer, None)).collect();
+    for (sent, _) in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let busy = server.sessions();
+    assert!(busy.most_open <= 2 && busy.accepted <= 2, "{busy:?}");
+    for _ in 0..3 {
+        send_welcome(&mailer, None).await.0.unwrap();
+    }
+    assert_eq!(server.messages().len(), 13);
+    assert_eq!(
+        server.sessions(),
+        crate::smtp_server::Sessions { noops: 0, ..busy },
+        "the same connections, no NOOP before a message"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced() {
+    let server = SmtpServer::start().await;
+    let mailer = Mailer::new(Some(&server.url().into()), Path::new("outbox"), 1).unwrap();
+    server.set_close_after_message(true);
+    send_welcome(&mailer, None).await.0.unwrap();
+    server.set_close_after_message(false);
+    // The pooled connection is closed under it: that send fails as transient (the
+    // step is retried), and the next goes on a new connection.
+    let (after_close, _) = send_welcome(&mailer, None).await;
+    if let Err(error) = &after_close {
+        assert!(matches!(error, SendError::Transient(_)), "{error:?}");
+    }
+    send_welcome(&mailer, None).await.0.unwrap();
+    assert_eq!(server.sessions().accepted, 2);
+}

@@ -37,6 +37,23 @@ struct State {
     /// message first, so a client killed meanwhile has sent it without knowing).
     delay: std::time::Duration,
     messages: Vec<ReceivedMessage>,
+    /// Connections accepted, open now, and open at once at the most.
+    sessions: usize,
+    open: usize,
+    most_open: usize,
+    /// NOOP commands received.
+    noops: usize,
+    /// Close each connection after answering its next message, as a relay closing
+    /// connections it thinks idle.
+    close_after_message: bool,
+}
+
+/// What the server saw of its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sessions {
+    pub accepted: usize,
+    pub most_open: usize,
+    pub noops: usize,
 }
 
 impl SmtpServer {
@@ -48,12 +65,27 @@ impl SmtpServer {
                 reply: Reply::Accept,
                 delay: std::time::Duration::ZERO,
                 messages: Vec::new(),
+                sessions: 0,
+                open: 0,
+                most_open: 0,
+                noops: 0,
+                close_after_message: false,
             })),
         };
         let state = server.state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, state.clone()));
+                let state = state.clone();
+                {
+                    let mut state = state.lock().unwrap();
+                    state.sessions += 1;
+                    state.open += 1;
+                    state.most_open = state.most_open.max(state.open);
+                }
+                tokio::spawn(async move {
+                    serve(stream, state.clone()).await;
+                    state.lock().unwrap().open -= 1;
+                });
             }
         });
         server
@@ -69,6 +101,19 @@ impl SmtpServer {
 
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    pub fn set_close_after_message(&self, close: bool) {
+        self.state.lock().unwrap().close_after_message = close;
+    }
+
+    pub fn sessions(&self) -> Sessions {
+        let state = self.state.lock().unwrap();
+        Sessions {
+            accepted: state.sessions,
+            most_open: state.most_open,
+            noops: state.noops,
+        }
     }
 
     pub fn messages(&self) -> Vec<ReceivedMessage> {
@@ -103,7 +148,10 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
         let command = line.to_ascii_uppercase();
         let answer: String = if command.starts_with("EHLO") {
             "250-roster-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
-        } else if command.starts_with("HELO") || command.starts_with("NOOP") {
+        } else if command.starts_with("HELO") {
+            "250 OK\r\n".into()
+        } else if command.starts_with("NOOP") {
+            state.lock().unwrap().noops += 1;
             "250 OK\r\n".into()
         } else if command.starts_with("RSET") || command.starts_with("MAIL FROM") {
             recipients.clear();
@@ -143,6 +191,11 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 (state.messages.len(), state.delay)
             };
             tokio::time::sleep(delay).await;
+            if state.lock().unwrap().close_after_message {
+                let answer = format!("250 2.0.0 Ok: queued as 4Q{count:08}\r\n");
+                let _ = writer.write_all(answer.as_bytes()).await;
+                return;
+            }
             format!("250 2.0.0 Ok: queued as 4Q{count:08}\r\n")
         } else if command.starts_with("QUIT") {
             let _ = writer.write_all(b"221 2.0.0 Bye\r\n").await;
