@@ -195,6 +195,7 @@ async fn delayed(
 /// Posts `events` signed `user.created`, one after another, and waits for each welcome
 /// to be accepted by the realistic sink on `sink_port`.
 async fn latency(roster: &str, secret: &str, sink_port: u16, events: usize) {
+    assert!(events > 0, "at least one event");
     let accepted: Accepted = Arc::default();
     let listener = TcpListener::bind(("127.0.0.1", sink_port))
         .await

@@ -7,8 +7,10 @@
 //! connects each socket (TCP_NODELAY set), then hands it to lettre: plain, upgraded by
 //! STARTTLS (`?tls=required` or `opportunistic`, lettre's own TLS), or wrapped in TLS
 //! first (`smtps://`, rustls with the web's root certificates, as lettre does). A pooled
-//! connection is reused as long as it is not broken and was used in the last minute
-//! (relays close idle ones), without a NOOP before each message.
+//! connection is reused, the most recent first, as long as it is not broken: without a
+//! NOOP when it was used in the last few seconds, after a NOOP that answers when idle
+//! longer (relays close idle connections), and never after a minute. A send cancelled
+//! midway (a job's time is up) drops its connection, which may be out of step.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,6 +32,8 @@ use url::Url;
 
 /// An idle connection older than this is closed rather than reused.
 const IDLE: Duration = Duration::from_secs(60);
+/// An idle connection older than this is asked a NOOP before it is reused.
+const QUIET: Duration = Duration::from_secs(5);
 
 /// How the connection is encrypted.
 enum Security {
@@ -58,7 +62,11 @@ impl SmtpServer {
     pub fn from_url(text: &str, timeout: Duration) -> anyhow::Result<Self> {
         let invalid = || anyhow::anyhow!("SMTP_URL is not a valid SMTP URL");
         let url = Url::parse(text).map_err(|_| invalid())?;
-        let host = url.host_str().ok_or_else(invalid)?.to_owned();
+        // An IPv6 address without its brackets, as it is connected to.
+        let host = match url.host().ok_or_else(invalid)? {
+            url::Host::Ipv6(ip) => ip.to_string(),
+            other => other.to_string(),
+        };
         let tls = url
             .query_pairs()
             .find(|(key, _)| key == "tls")
@@ -74,9 +82,13 @@ impl SmtpServer {
             }
             _ => return Err(invalid()),
         };
-        let credentials = url.password().map(|password| {
-            Credentials::new(percent_decode(url.username()), percent_decode(password))
-        });
+        let credentials = match url.password() {
+            Some(password) => Some(Credentials::new(
+                percent_decode(url.username()).ok_or_else(invalid)?,
+                percent_decode(password).ok_or_else(invalid)?,
+            )),
+            None => None,
+        };
         let name = url.path().trim_matches('/');
         Ok(Self {
             port: url.port().unwrap_or(default_port),
@@ -92,20 +104,41 @@ impl SmtpServer {
         })
     }
 
-    /// The TCP connection to the server, with TCP_NODELAY.
+    /// The TCP connection to the server, with TCP_NODELAY: each address it resolves to
+    /// in turn, each within the timeout.
     async fn tcp(&self) -> Result<TcpStream, SmtpError> {
-        let connect = TcpStream::connect((self.host.as_str(), self.port));
-        let tcp = tokio::time::timeout(self.timeout, connect)
+        let addresses = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))
-            .and_then(|connected| connected)
             .map_err(SmtpError::Connect)?;
-        tcp.set_nodelay(true).map_err(SmtpError::Connect)?;
-        Ok(tcp)
+        let mut failed = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+        for address in addresses {
+            match tokio::time::timeout(self.timeout, TcpStream::connect(address)).await {
+                Ok(Ok(tcp)) => {
+                    tcp.set_nodelay(true).map_err(SmtpError::Connect)?;
+                    return Ok(tcp);
+                }
+                Ok(Err(error)) => failed = error,
+                Err(_) => failed = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+            }
+        }
+        Err(SmtpError::Connect(failed))
     }
 
-    /// A new connection, ready to send: connected, encrypted as configured, logged in.
+    /// A new connection, ready to send: connected, encrypted as configured, logged in,
+    /// within the timeout. A refusal on the way (a 5xx to EHLO, a 535 to AUTH) is the
+    /// server's setup, not the recipient's: transient.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        tokio::time::timeout(self.timeout, self.set_up())
+            .await
+            .map_err(|_| {
+                SmtpError::Connect(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the SMTP server did not answer in time",
+                ))
+            })?
+    }
+
+    async fn set_up(&self) -> Result<AsyncSmtpConnection, SmtpError> {
         let tcp = self.tcp().await?;
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Implicit(connector, name) => {
@@ -118,19 +151,26 @@ impl SmtpServer {
             }
             _ => Box::new(tcp),
         };
-        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello).await?;
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(SmtpError::Setup)?;
         match &self.security {
             Security::Opportunistic(parameters) if conn.can_starttls() => {
-                conn.starttls(parameters.clone(), &self.hello).await?;
+                conn.starttls(parameters.clone(), &self.hello)
+                    .await
+                    .map_err(SmtpError::Setup)?;
             }
             Security::Required(parameters) => {
-                conn.starttls(parameters.clone(), &self.hello).await?;
+                conn.starttls(parameters.clone(), &self.hello)
+                    .await
+                    .map_err(SmtpError::Setup)?;
             }
             _ => {}
         }
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await?;
+                .await
+                .map_err(SmtpError::Setup)?;
         }
         Ok(conn)
     }
@@ -141,6 +181,8 @@ impl SmtpServer {
 pub enum SmtpError {
     #[error("cannot connect to the SMTP server: {0}")]
     Connect(#[source] io::Error),
+    #[error("the SMTP server refused the connection's setup: {0}")]
+    Setup(#[source] lettre::transport::smtp::Error),
     #[error(transparent)]
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error("no SMTP connection: {0}")]
@@ -154,10 +196,12 @@ impl SmtpError {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+/// `text` percent-decoded, if that is UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
     percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 /// rustls with the web's root certificates and ring, as lettre's own TLS.
@@ -227,9 +271,13 @@ impl managed::Manager for SmtpServer {
         if conn.has_broken() {
             return Err(RecycleError::message("the connection broke"));
         }
-        if metrics.last_used() > IDLE {
-            conn.abort().await;
+        // Dropped, the connection closes its socket.
+        let idle = metrics.last_used();
+        if idle > IDLE {
             return Err(RecycleError::message("idle too long"));
+        }
+        if idle > QUIET && !conn.test_connected().await {
+            return Err(RecycleError::message("closed while idle"));
         }
         Ok(())
     }
@@ -241,24 +289,42 @@ pub struct SmtpPool(managed::Pool<SmtpServer>);
 
 impl SmtpPool {
     pub fn new(server: SmtpServer, connections: usize) -> anyhow::Result<Self> {
+        let timeout = server.timeout;
         let pool = managed::Pool::builder(server)
             .max_size(connections)
+            .queue_mode(managed::QueueMode::Lifo)
+            .recycle_timeout(Some(timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()?;
         Ok(Self(pool))
     }
 
-    /// Sends `message` over a pooled connection; a connection that broke is dropped.
+    /// Sends `message` over a pooled connection. It goes back to the pool only when the
+    /// send finished on an unbroken connection: not when it broke, nor when the send
+    /// was cancelled midway (its answer would be read by the next message).
     pub async fn send(&self, message: &Message) -> Result<Response, SmtpError> {
-        let mut conn = self.0.get().await.map_err(|error| match error {
+        let conn = self.0.get().await.map_err(|error| match error {
             managed::PoolError::Backend(error) => error,
             other => SmtpError::Pool(other.to_string()),
         })?;
+        let mut in_flight = InFlight(Some(conn));
+        let conn = in_flight.0.as_mut().expect("just set");
         let sent = conn.send(message.envelope(), &message.formatted()).await;
-        if conn.has_broken() {
-            drop(managed::Object::take(conn));
+        if !conn.has_broken() {
+            drop(in_flight.0.take()); // back to the pool
         }
         Ok(sent?)
+    }
+}
+
+/// A connection in use: dropped with it unless handed back.
+struct InFlight(Option<managed::Object<SmtpServer>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(managed::Object::take(conn));
+        }
     }
 }
 
@@ -296,7 +362,12 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(percent_decode("p%40ss%2Fw%20rd"), "p@ss/w rd");
+        assert_eq!(
+            percent_decode("p%40ss%2Fw%20rd").as_deref(),
+            Some("p@ss/w rd")
+        );
+        assert!(SmtpServer::from_url("smtp://u:%FF@mail.test", Duration::from_secs(5)).is_err());
+        assert_eq!(server("smtp://[::1]:2525").host, "::1");
     }
 
     #[tokio::test]

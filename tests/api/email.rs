@@ -270,3 +270,14 @@ async fn a_connection_the_server_closed_is_replaced() {
     send_welcome(&mailer, None).await.0.unwrap();
     assert_eq!(server.sessions().accepted, 2);
 }
+
+#[tokio::test]
+async fn a_refused_login_is_transient_not_the_recipients_fault() {
+    // The test server offers no AUTH: the login fails in the connection's setup.
+    let server = SmtpServer::start().await;
+    let url = format!("smtp://roster:secret@127.0.0.1:{}", server.port);
+    let mailer = Mailer::new(Some(&url.into()), Path::new("outbox"), 1).unwrap();
+    let (sent, _) = send_welcome(&mailer, None).await;
+    assert!(matches!(sent, Err(SendError::Transient(_))), "{sent:?}");
+    assert!(server.messages().is_empty());
+}

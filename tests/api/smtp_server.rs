@@ -174,12 +174,17 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 return;
             }
             let mut data = String::new();
+            let mut ended = false;
             while let Ok(Some(line)) = lines.next_line().await {
                 if line == "." {
+                    ended = true;
                     break;
                 }
                 data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 data.push('\n');
+            }
+            if !ended {
+                return; // the client went away mid-message: nothing was accepted
             }
             let (count, delay) = {
                 let mut state = state.lock().unwrap();
