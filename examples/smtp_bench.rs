@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use lettre::Message;
 use lettre::message::header::ContentType;
+use roster::clerk::signature::signed_delivery;
 use roster::email::transport::Mailer;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -201,7 +202,7 @@ async fn latency(roster: &str, secret: &str, sink_port: u16, events: usize) {
         .await
         .expect("port is free");
     tokio::spawn(sink(listener, Duration::ZERO, true, Some(accepted.clone())));
-    let signer = svix::webhooks::Webhook::new(secret).expect("a whsec_ secret");
+    let url = url::Url::parse(&format!("{roster}/webhooks/clerk")).expect("a URL");
     let client = reqwest::Client::new();
     let mut millis = Vec::with_capacity(events);
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -219,18 +220,9 @@ async fn latency(roster: &str, secret: &str, sink_port: u16, events: usize) {
         })
         .to_string();
         let id = format!("msg_latency_{run}_{i}");
-        let timestamp = chrono::Utc::now().timestamp();
-        let signature = signer
-            .sign(&id, timestamp, body.as_bytes())
-            .expect("signed");
         let posted = Instant::now();
-        let response = client
-            .post(format!("{roster}/webhooks/clerk"))
-            .header("content-type", "application/json")
-            .header("svix-id", &id)
-            .header("svix-timestamp", timestamp.to_string())
-            .header("svix-signature", signature)
-            .body(body)
+        let response = signed_delivery(&client, url.clone(), secret, &id, body.into_bytes())
+            .expect("signed")
             .send()
             .await
             .expect("Roster answers");

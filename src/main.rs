@@ -395,9 +395,6 @@ async fn send_test_event(
         .map_err(|why| anyhow::anyhow!("{why}"))?;
     let body = serde_json::to_vec(&event)?;
     let id = format!("msg_test{}", uuid::Uuid::now_v7().simple());
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature =
-        svix::webhooks::Webhook::new(secret.expose_secret())?.sign(&id, timestamp, &body)?;
     let target = match url {
         Some(url) => url,
         None => {
@@ -408,16 +405,17 @@ async fn send_test_event(
             url::Url::parse(&format!("http://{addr}/webhooks/clerk"))?
         }
     };
-    let response = reqwest::Client::new()
-        .post(target.clone())
-        .header("content-type", "application/json")
-        .header("svix-id", &id)
-        .header("svix-timestamp", timestamp.to_string())
-        .header("svix-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot post to {target}: is Roster running? ({e})"))?;
+    let client = reqwest::Client::new();
+    let response = roster::clerk::signature::signed_delivery(
+        &client,
+        target.clone(),
+        secret.expose_secret(),
+        &id,
+        body,
+    )?
+    .send()
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot post to {target}: is Roster running? ({e})"))?;
     let status = response.status();
     let answer = response.text().await.unwrap_or_default();
     println!("{event_type} for {email} ({id}): {status} {answer}");

@@ -124,11 +124,12 @@ impl SmtpServer {
         Err(SmtpError::Connect(failed))
     }
 
-    /// A new connection, ready to send: connected, encrypted as configured, logged in,
-    /// within the timeout. A refusal on the way (a 5xx to EHLO, a 535 to AUTH) is the
+    /// A new connection, ready to send: connected (each address within the timeout),
+    /// then encrypted as configured and logged in within the timeout. A refusal on the way (a 5xx to EHLO, a 535 to AUTH) is the
     /// server's setup, not the recipient's: transient.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
-        tokio::time::timeout(self.timeout, self.set_up())
+        let tcp = self.tcp().await?;
+        tokio::time::timeout(self.timeout, self.set_up(tcp))
             .await
             .map_err(|_| {
                 SmtpError::Connect(io::Error::new(
@@ -138,14 +139,13 @@ impl SmtpServer {
             })?
     }
 
-    async fn set_up(&self) -> Result<AsyncSmtpConnection, SmtpError> {
-        let tcp = self.tcp().await?;
+    /// TLS (for `smtps://`), the greeting, EHLO, STARTTLS and AUTH over `tcp`.
+    async fn set_up(&self, tcp: TcpStream) -> Result<AsyncSmtpConnection, SmtpError> {
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Implicit(connector, name) => {
-                let tls = tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
+                let tls = connector
+                    .connect(name.clone(), tcp)
                     .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS timed out"))
-                    .and_then(|connected| connected)
                     .map_err(SmtpError::Connect)?;
                 Box::new(ImplicitTls(tls))
             }
