@@ -23,7 +23,7 @@ use crate::config::{ConfigFile, Settings};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
-use crate::jobs::worker::{JobHandler, Worker, WorkerOptions};
+use crate::jobs::worker::{JobHandler, Worker, WorkerOptions, run_each};
 use crate::jobs::{BulkRoom, Job};
 use crate::relays::{Relays, webhook::receive_relay_webhook};
 use crate::web::dashboard::{self, Views, session::SessionKey};
@@ -176,6 +176,28 @@ impl JobHandler for Jobs {
             return self.webhooks.run(&self.engine.pool, job).await;
         }
         self.engine.run(job).await
+    }
+
+    /// The batch's workflow steps go to the engine together; the other jobs run each
+    /// on its own, at the same time.
+    async fn run_batch(&self, jobs: &[Job]) -> Vec<anyhow::Result<()>> {
+        let (steps, others): (Vec<&Job>, Vec<&Job>) =
+            jobs.iter().partition(|job| job.kind == workflows::STEP_JOB);
+        let steps: Vec<Job> = steps.into_iter().cloned().collect();
+        let others: Vec<Job> = others.into_iter().cloned().collect();
+        let (stepped, ran) = tokio::join!(self.engine.run_steps(&steps), run_each(self, &others));
+        // Back in the batch's order.
+        let (mut stepped, mut ran) = (stepped.into_iter(), ran.into_iter());
+        jobs.iter()
+            .map(|job| {
+                let next = if job.kind == workflows::STEP_JOB {
+                    stepped.next()
+                } else {
+                    ran.next()
+                };
+                next.unwrap_or_else(|| Err(anyhow::anyhow!("the job was not run")))
+            })
+            .collect()
     }
 
     async fn bulk_room(&self) -> anyhow::Result<BulkRoom> {

@@ -101,6 +101,16 @@ pub async fn find_contact_by_id(
         .await
 }
 
+/// The contacts with these IDs (those that exist), in one query.
+pub async fn find_contacts_by_id(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Contact>> {
+    sqlx::query_as!(Contact, "select * from contacts where id = any($1)", ids)
+        .fetch_all(conn)
+        .await
+}
+
 /// The contact, locked until the transaction ends: read it this way before writing
 /// back fields computed from it.
 pub async fn find_contact_for_update(

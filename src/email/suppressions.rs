@@ -3,6 +3,21 @@
 
 use sqlx::PgConnection;
 
+/// Which of `emails` are suppressed, as given: one query for a batch of sends.
+pub async fn suppressed_among(
+    pool: &sqlx::PgPool,
+    emails: &[String],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let suppressed = sqlx::query_scalar!(
+        r#"select e as "email!" from unnest($1::text[]) as e
+           where exists (select 1 from suppressions where email = lower(e))"#,
+        emails
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(suppressed.into_iter().collect())
+}
+
 pub async fn is_suppressed(conn: &mut PgConnection, email: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
         "select exists(select 1 from suppressions where email = lower($1)) as \"suppressed!\"",

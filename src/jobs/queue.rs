@@ -115,43 +115,43 @@ pub async fn claim_jobs(
     .await
 }
 
-/// Extends this worker's lease on a running job to `lease` from now (never shortening
-/// one a test clock set later). `false` when the worker no longer holds the job.
-pub async fn renew_lease(
+/// Extends this worker's lease on its running jobs `job_ids` to `lease` from now (never
+/// shortening one a test clock set later). Returns how many it still holds.
+pub async fn renew_leases(
     pool: &PgPool,
-    job_id: i64,
+    job_ids: &[i64],
     worker: Uuid,
     lease: Duration,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<u64> {
     let result = sqlx::query!(
         "update jobs set locked_until = greatest(locked_until, now() + make_interval(secs => $3))
-         where id = $1 and locked_by = $2 and state = 'running'
+         where id = any($1) and locked_by = $2 and state = 'running'
            and (select set_config('synchronous_commit', 'off', true)) is not null",
-        job_id,
+        job_ids,
         worker,
         lease.as_secs_f64(),
     )
     .execute(pool)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(result.rows_affected())
 }
 
-/// Marks a job done. `false` when this worker no longer holds it (its lease expired
-/// and another worker claimed it).
+/// Marks the jobs `job_ids` done, in one statement. Returns how many this worker still
+/// held (one whose lease expired was claimed by another worker and is left alone).
 ///
 /// Committed without waiting for the WAL flush: a completion lost in a crash only
 /// means the job runs again, which jobs must survive anyway (they run at least once).
-pub async fn complete_job(pool: &PgPool, job_id: i64, worker: Uuid) -> sqlx::Result<bool> {
+pub async fn complete_jobs(pool: &PgPool, job_ids: &[i64], worker: Uuid) -> sqlx::Result<u64> {
     let result = sqlx::query!(
         "update jobs set state = 'done', finished_at = now(), locked_by = null, locked_until = null
-         where id = $1 and locked_by = $2 and state = 'running'
+         where id = any($1) and locked_by = $2 and state = 'running'
            and (select set_config('synchronous_commit', 'off', true)) is not null",
-        job_id,
+        job_ids,
         worker,
     )
     .execute(pool)
     .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(result.rows_affected())
 }
 
 /// What became of a failed job.

@@ -1,17 +1,22 @@
-//! The worker: claims due jobs up to a concurrency limit, runs each with the handler,
-//! and records the outcome. It wakes on NOTIFY, when a job finishes, or when the next
+//! The worker: claims due jobs up to a concurrency limit, hands each claim batch to
+//! the handler (which may batch their database work), and records the outcomes, the
+//! completions in one statement. It wakes on NOTIFY, when a job finishes, or when the next
 //! job falls due, and polls as the fallback. On shutdown it claims nothing more and
 //! waits for the jobs in flight.
 //!
 //! A claimed job's lease is short and renewed while its handler runs, so the jobs of a
 //! worker that died (kill -9, a lost machine) are taken again within a lease. A
-//! handler that panics fails its attempt like an error, with the panic message kept.
+//! handler that panics fails its attempt like an error, with the panic message kept
+//! (a batch handler's panic, every attempt of its batch).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use futures_util::future::join_all;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
@@ -19,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::queue::{
-    FailedJob, claim_jobs, complete_job, defer_job, fail_job, next_due_at, renew_lease,
+    FailedJob, claim_jobs, complete_jobs, defer_job, fail_job, next_due_at, renew_leases,
 };
 use super::{BulkRoom, Deferred, Job, NOTIFY_CHANNEL};
 use crate::monitoring;
@@ -27,13 +32,31 @@ use crate::telemetry::error_chain;
 
 /// Runs jobs. An `Err` is a failed attempt: retried with backoff, dead after the last;
 /// a `Deferred` error puts the job back for later without counting the attempt.
-pub trait JobHandler: Send + Sync + 'static {
+pub trait JobHandler: Send + Sync + Sized + 'static {
     fn run(&self, job: &Job) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Runs the jobs of one claim batch: one result per job, in their order. By
+    /// default each runs on its own, all at once, and a panic fails only its job; a
+    /// handler overrides this to batch their database work.
+    fn run_batch(&self, jobs: &[Job]) -> impl Future<Output = Vec<anyhow::Result<()>>> + Send {
+        run_each(self, jobs)
+    }
 
     /// How many bulk jobs may start now; asked before each claim.
     fn bulk_room(&self) -> impl Future<Output = anyhow::Result<BulkRoom>> + Send {
         async { Ok(BulkRoom::Unlimited) }
     }
+}
+
+/// Runs each of `jobs` with `handler.run`, all at once; a panic fails only its job.
+pub async fn run_each<H: JobHandler>(handler: &H, jobs: &[Job]) -> Vec<anyhow::Result<()>> {
+    join_all(jobs.iter().map(|job| async move {
+        match AssertUnwindSafe(handler.run(job)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(panicked(panic)),
+        }
+    }))
+    .await
 }
 
 #[derive(Debug, Clone)]
@@ -115,15 +138,8 @@ impl<H: JobHandler> Worker<H> {
                 return Ok(ran);
             }
             ran += jobs.len();
-            let mut running = JoinSet::new();
-            for job in jobs {
-                running.spawn(self.execute(job, now));
-            }
-            let mut progressed = false;
-            while let Some(finished) = running.join_next().await {
-                progressed |= finished.is_ok_and(|f| !f.deferred);
-            }
-            if !progressed {
+            let finished = self.execute(jobs, now).await;
+            if finished.deferred == finished.jobs {
                 return Ok(ran);
             }
         }
@@ -132,8 +148,9 @@ impl<H: JobHandler> Worker<H> {
     /// Runs until `shutdown` is cancelled, then lets the jobs in flight finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = self.listen().await;
+        // One task per claim batch; the slots count its jobs.
         let mut running = JoinSet::new();
-        let mut running_bulk = 0;
+        let (mut running_jobs, mut running_bulk) = (0, 0);
         tracing::info!(worker = %self.id, "job worker started");
         // Claim in batches: when a quarter of the slots are free, or nothing runs. A
         // bulk job's finishing frees a bulk slot, so then it waits for a quarter of
@@ -144,7 +161,7 @@ impl<H: JobHandler> Worker<H> {
         // When the handler's last bulk room runs out: it is not asked again before.
         let mut bulk_asked_until: Option<DateTime<Utc>> = None;
         while !shutdown.is_cancelled() {
-            let slots = Slots::new(self.options.concurrency, running.len(), running_bulk);
+            let slots = Slots::new(self.options.concurrency, running_jobs, running_bulk);
             let usable = if bulk_finished && !unanswered {
                 slots.free_bulk
             } else {
@@ -173,13 +190,14 @@ impl<H: JobHandler> Worker<H> {
                         let claimed = jobs.len();
                         let claimed_bulk = jobs.iter().filter(|job| job.bulk).count();
                         bulk_asked_until = used_up_until(room, claimed_bulk);
-                        for job in jobs {
-                            running_bulk += usize::from(job.bulk);
-                            running.spawn(self.execute(job, now));
+                        if claimed > 0 {
+                            running_jobs += claimed;
+                            running_bulk += claimed_bulk;
+                            running.spawn(self.execute(jobs, now));
                         }
                         if claimed < slots.free {
                             let after =
-                                Slots::new(self.options.concurrency, running.len(), running_bulk);
+                                Slots::new(self.options.concurrency, running_jobs, running_bulk);
                             drained = Some(after.bulk_from(bulk_asked_until, now));
                         }
                     }
@@ -196,9 +214,11 @@ impl<H: JobHandler> Worker<H> {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 Some(finished) = running.join_next(), if !running.is_empty() => {
-                    if finished.is_ok_and(|f| f.bulk) {
-                        running_bulk -= 1;
-                        bulk_finished = true;
+                    // `execute` does not panic: its task always reports its batch.
+                    if let Ok(finished) = finished {
+                        running_jobs -= finished.jobs;
+                        running_bulk -= finished.bulk;
+                        bulk_finished = finished.bulk > 0;
                     }
                 }
                 notified = recv(&mut listener) => {
@@ -216,7 +236,7 @@ impl<H: JobHandler> Worker<H> {
                 }
             }
         }
-        tracing::info!(worker = %self.id, in_flight = running.len(), "job worker stopping");
+        tracing::info!(worker = %self.id, in_flight = running_jobs, "job worker stopping");
         while running.join_next().await.is_some() {}
     }
 
@@ -231,29 +251,35 @@ impl<H: JobHandler> Worker<H> {
         })
     }
 
-    /// A task that runs one job and records the outcome. If recording fails (database
-    /// down), the lease runs out and the job runs again: jobs run at least once, and
-    /// handlers make their side effects idempotent.
+    /// A task that runs one claim batch and records the outcomes. If recording fails
+    /// (database down), the leases run out and the jobs run again: jobs run at least
+    /// once, and handlers make their side effects idempotent.
     fn execute(
         &self,
-        job: Job,
+        jobs: Vec<Job>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Finished> + Send + 'static {
         let (pool, handler, worker) = (self.pool.clone(), self.handler.clone(), self.id);
         let (lease, max_run_time) = (self.options.lease, self.options.max_run_time);
         async move {
-            let outcome =
-                run_renewing_lease(&pool, handler, &job, worker, lease, max_run_time).await;
-            let deferred = outcome.as_ref().is_err_and(|error| error.is::<Deferred>());
-            if let Err(error) = record_outcome(&pool, worker, &job, outcome, now).await {
+            let jobs = Arc::new(jobs);
+            let outcomes =
+                run_renewing_leases(&pool, handler, jobs.clone(), worker, lease, max_run_time)
+                    .await;
+            let deferred = outcomes
+                .iter()
+                .filter(|outcome| outcome.as_ref().is_err_and(|e| e.is::<Deferred>()))
+                .count();
+            if let Err(error) = record_outcomes(&pool, worker, &jobs, outcomes, now).await {
                 tracing::error!(
-                    job = job.id,
+                    jobs = jobs.len(),
                     error = error_chain(&error),
-                    "cannot record the job's outcome; it will run again"
+                    "cannot record the jobs' outcomes; they will run again"
                 );
             }
             Finished {
-                bulk: job.bulk,
+                jobs: jobs.len(),
+                bulk: jobs.iter().filter(|job| job.bulk).count(),
                 deferred,
             }
         }
@@ -289,11 +315,13 @@ fn used_up_until(room: BulkRoom, claimed_bulk: usize) -> Option<DateTime<Utc>> {
     }
 }
 
-/// What became of a job the worker ran.
+/// What became of a claim batch the worker ran.
 struct Finished {
-    bulk: bool,
-    /// Put back for later by the handler.
-    deferred: bool,
+    jobs: usize,
+    /// Bulk jobs among them.
+    bulk: usize,
+    /// Jobs put back for later by the handler.
+    deferred: usize,
 }
 
 /// A worker's slots at the time of a claim.
@@ -339,87 +367,114 @@ impl Slots {
     }
 }
 
-/// Runs the handler in a task of its own (so a panic fails the attempt instead of
-/// the worker), renewing the job's lease every third of it meanwhile. The attempt
-/// stops as failed after `max_run_time`, or when the lease was lost (another worker
-/// took the job over after a renewal could not reach the database in time).
-async fn run_renewing_lease<H: JobHandler>(
+/// Runs the handler on the batch in a task of its own (so a panic fails the attempts
+/// instead of the worker), renewing the jobs' leases every third of a lease meanwhile.
+/// The attempts stop as failed after `max_run_time`, or when a lease was lost (another
+/// worker took a job over after a renewal could not reach the database in time).
+async fn run_renewing_leases<H: JobHandler>(
     pool: &PgPool,
     handler: Arc<H>,
-    job: &Job,
+    jobs: Arc<Vec<Job>>,
     worker: Uuid,
     lease: Duration,
     max_run_time: Duration,
-) -> anyhow::Result<()> {
-    let owned = job.clone();
-    let mut task = tokio::spawn(async move { handler.run(&owned).await });
+) -> Vec<anyhow::Result<()>> {
+    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+    let mut task = tokio::spawn(async move { handler.run_batch(&jobs).await });
     let deadline = tokio::time::sleep(max_run_time);
     tokio::pin!(deadline);
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+    let all_fail = |error: String| {
+        ids.iter()
+            .map(|_| Err(anyhow::anyhow!("{error}")))
+            .collect()
+    };
     loop {
         tokio::select! {
             joined = &mut task => {
                 return match joined {
-                    Ok(outcome) => outcome,
-                    Err(error) if error.is_panic() => {
-                        Err(anyhow::anyhow!("the job panicked: {}", panic_message(error.into_panic())))
-                    }
-                    Err(error) => Err(anyhow::anyhow!("the job's task was cancelled: {error}")),
+                    Ok(outcomes) if outcomes.len() == ids.len() => outcomes,
+                    Ok(outcomes) => all_fail(format!(
+                        "the handler answered {} of {} jobs", outcomes.len(), ids.len()
+                    )),
+                    Err(error) if error.is_panic() => all_fail(panicked(error.into_panic()).to_string()),
+                    Err(error) => all_fail(format!("the job's task was cancelled: {error}")),
                 };
             }
             _ = &mut deadline => {
                 task.abort();
-                anyhow::bail!("the job ran longer than {max_run_time:?}");
+                return all_fail(format!("the job ran longer than {max_run_time:?}"));
             }
-            _ = renew.tick() => match renew_lease(pool, job.id, worker, lease).await {
-                Ok(true) => {}
-                Ok(false) => {
+            _ = renew.tick() => match renew_leases(pool, &ids, worker, lease).await {
+                Ok(held) if held == ids.len() as u64 => {}
+                Ok(_) => {
                     task.abort();
-                    anyhow::bail!("the job's lease was taken over by another worker");
+                    return all_fail("the job's lease was taken over by another worker".into());
                 }
                 // The database is away: the handler's own writes fail too. Keep going;
                 // the next renewal may get through before the lease ends.
-                Err(error) => tracing::warn!(job = job.id, error = error_chain(&error), "cannot renew the job's lease"),
+                Err(error) => tracing::warn!(jobs = ids.len(), error = error_chain(&error), "cannot renew the jobs' leases"),
             },
         }
     }
 }
 
-/// What a panic said, when it said it with a string (as `panic!` and `expect` do).
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
+/// A failed attempt for a panic, with what it said when it said it with a string (as
+/// `panic!` and `expect` do).
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> anyhow::Error {
+    let message = match payload.downcast::<String>() {
         Ok(message) => *message,
         Err(payload) => payload
             .downcast_ref::<&str>()
             .map_or_else(|| "(no message)".to_owned(), |m| (*m).to_owned()),
-    }
+    };
+    anyhow::anyhow!("the job panicked: {message}")
 }
 
-/// Marks the job done or records the failed attempt, and logs what became of it.
-async fn record_outcome(
+/// Marks the batch's finished jobs done in one statement, records each failed or
+/// deferred attempt, and logs what became of them.
+async fn record_outcomes(
+    pool: &PgPool,
+    worker: Uuid,
+    jobs: &[Job],
+    outcomes: Vec<anyhow::Result<()>>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut done = Vec::with_capacity(jobs.len());
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => done.push(job.id),
+            Err(error) => record_failure(pool, worker, job, error, now).await?,
+        }
+    }
+    if !done.is_empty() {
+        let held = complete_jobs(pool, &done, worker).await?;
+        if held < done.len() as u64 {
+            let late = done.len() as u64 - held;
+            tracing::warn!(
+                jobs = late,
+                "jobs finished after their lease was taken over"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Puts a deferred job back, or records the failed attempt.
+async fn record_failure(
     pool: &PgPool,
     worker: Uuid,
     job: &Job,
-    outcome: anyhow::Result<()>,
+    error: anyhow::Error,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    let error = match outcome {
-        Ok(()) => {
-            if !complete_job(pool, job.id, worker).await? {
-                tracing::warn!(job = job.id, "job finished after its lease was taken over");
-            }
-            return Ok(());
-        }
-        Err(error) => match error.downcast_ref::<Deferred>() {
-            Some(deferred) => {
-                let lane = if job.bulk { "bulk" } else { "other" };
-                metrics::counter!(monitoring::JOBS_DEFERRED, "lane" => lane).increment(1);
-                defer_job(pool, job.id, worker, deferred.after).await?;
-                return Ok(());
-            }
-            None => error_chain(error.as_ref()),
-        },
-    };
+    if let Some(deferred) = error.downcast_ref::<Deferred>() {
+        let lane = if job.bulk { "bulk" } else { "other" };
+        metrics::counter!(monitoring::JOBS_DEFERRED, "lane" => lane).increment(1);
+        defer_job(pool, job.id, worker, deferred.after).await?;
+        return Ok(());
+    }
+    let error = error_chain(error.as_ref());
     let (id, kind, attempt) = (job.id, &job.kind, job.attempts);
     match fail_job(pool, job, worker, &error, now.max(Utc::now())).await? {
         FailedJob::Retrying => {

@@ -1,12 +1,18 @@
-//! One send step, at most one email per (run, step). First its slot in the send budget
-//! (when `[sending] rate` is set); then the eligibility check; then one statement
-//! claims the send: it writes the delivery row as `sending`, but only while the run is
+//! Send steps, at most one email per (run, step), a claim batch at a time. First each
+//! send's slot in the send budget (when `[sending] rate` is set, and then each send is
+//! its own batch, so the budget spaces them); then the eligibility check, with the
+//! batch's suppressions read in one query; then one statement claims all the batch's
+//! sends, durably: it writes each delivery row as `sending`, but only while its run is
 //! active at this step and no earlier attempt is `sending`, `sent`, `failed`, `unknown`
 //! or `suppressed`. Only the claimer talks to SMTP, without holding a connection or
-//! lock, and records the outcome after. If the process dies in between, the row stays
-//! `sending`; the step's next run marks it `unknown` and does not send again.
+//! lock; the outcomes are written after, in one transaction that need not wait for the
+//! flush. If the process dies in between, the row stays `sending`; the step's next run
+//! marks it `unknown` and does not send again.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use minijinja::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -14,11 +20,11 @@ use uuid::Uuid;
 use super::TRANSACTIONAL;
 use super::definition::Workflow;
 use super::outbound::{Outbound, Recipient};
-use super::runs::{Run, advance_run, exit_run};
+use super::runs::{Advance, Run, advance_run, advance_runs, exit_run};
 use super::state::DeliveryState;
 use crate::contacts::Contact;
 use crate::email::mask::mask_addresses;
-use crate::email::suppressions::{is_suppressed, suppress};
+use crate::email::suppressions::{suppress, suppressed_among};
 use crate::email::transport::{SendError, queued_id};
 use crate::monitoring;
 use crate::webhooks::Endpoints;
@@ -26,120 +32,241 @@ use crate::webhooks::news::{email_news, sent_event};
 use lettre::message::header::Subject;
 
 /// One send step of one run.
-pub struct SendStep<'a> {
-    pub run: &'a Run,
-    pub workflow: &'a Workflow,
+pub struct SendStep {
+    pub run: Run,
+    pub workflow: Workflow,
     pub step: i32,
-    pub template: &'a str,
+    pub template: String,
     /// The contact now, `None` once deleted (then the run's copy gives the address).
-    pub contact: Option<&'a Contact>,
+    pub contact: Option<Contact>,
     pub context: Value,
     pub due: DateTime<Utc>,
     /// The step job's last attempt: a transient failure now ends the run.
     pub last_attempt: bool,
     /// A campaign's send, behind all other email in the send budget.
     pub bulk: bool,
-    /// The endpoints told of the send (`loop.email.sent`, ...).
-    pub webhooks: &'a Endpoints,
 }
 
-/// Sends the step's email at most once: checks eligibility, claims the send, hands the
-/// message to SMTP without holding a connection, and records the outcome.
-#[tracing::instrument(name = "send", skip_all, fields(
-    run = %send.run.id, step = send.step, template = send.template,
-    trigger_key = send.run.trigger_key.as_deref().unwrap_or_default()
-))]
-pub async fn send(pool: &PgPool, outbound: &Outbound, send: SendStep<'_>) -> anyhow::Result<()> {
-    let SendStep {
-        run,
-        workflow,
-        step,
-        template,
-        contact,
-        ..
-    } = &send;
-    let (run, step) = (*run, *step);
-    // A transactional send through the API goes to the address it was asked for; a
-    // workflow's email to the contact's address now, or the one it had.
-    let copied = run.contact["email"].as_str().map(str::to_owned);
-    let recipient = match contact {
-        Some(contact) if run.workflow != TRANSACTIONAL => Some(contact.email.clone()),
-        _ => copied,
+impl SendStep {
+    /// A transactional send through the API goes to the address it was asked for; a
+    /// workflow's email to the contact's address now, or the one it had.
+    fn recipient(&self) -> String {
+        let copied = self.run.contact["email"].as_str().map(str::to_owned);
+        match &self.contact {
+            Some(contact) if self.run.workflow != TRANSACTIONAL => Some(contact.email.clone()),
+            _ => copied,
+        }
+        .unwrap_or_default()
     }
-    .unwrap_or_default();
+}
+
+/// Sends each step's email at most once; one result per send, in their order (an
+/// `Err` is its job's failed or deferred attempt). `webhooks` are told of the sends.
+pub async fn send_all(
+    pool: &PgPool,
+    outbound: &Outbound,
+    webhooks: &Endpoints,
+    sends: Vec<SendStep>,
+) -> Vec<anyhow::Result<()>> {
+    let Some(budget) = &outbound.budget else {
+        return send_batch(pool, outbound, webhooks, sends).await;
+    };
     // The slot first, so that eligibility is checked right before the send.
-    if let Some(budget) = &outbound.budget {
+    join_all(sends.into_iter().map(|send| async move {
         budget.wait_for_slot(pool, send.bulk).await?;
+        let mut outcome = send_batch(pool, outbound, webhooks, vec![send]).await;
+        outcome.pop().unwrap_or(Ok(()))
+    }))
+    .await
+}
+
+/// A send that passed the checks and has its message.
+struct Ready {
+    /// Its place in the batch.
+    index: usize,
+    recipient: String,
+    message: lettre::Message,
+}
+
+/// Checks, claims, sends and records a batch of sends.
+async fn send_batch(
+    pool: &PgPool,
+    outbound: &Outbound,
+    webhooks: &Endpoints,
+    sends: Vec<SendStep>,
+) -> Vec<anyhow::Result<()>> {
+    let mut results: Vec<Option<anyhow::Result<()>>> = sends.iter().map(|_| None).collect();
+    let recipients: Vec<String> = sends.iter().map(SendStep::recipient).collect();
+    let ready = match prepare(pool, outbound, &sends, recipients, &mut results).await {
+        Ok(ready) => ready,
+        Err(error) => return failed_all(&sends, &error),
+    };
+    let claimed = match claim_ready(pool, &sends, ready, &mut results).await {
+        Ok(claimed) => claimed,
+        Err(error) => return failed_all(&sends, &error),
+    };
+    // No connection held while SMTP talks; the pool's connections serve them all.
+    let sends = &sends;
+    let outcomes = join_all(claimed.into_iter().map(|ready| async move {
+        let outcome = outbound.mailer.send(ready.message).await;
+        let send = &sends[ready.index];
+        tracing::info!(
+            run = %send.run.id, step = send.step, template = send.template,
+            trigger_key = send.run.trigger_key.as_deref().unwrap_or_default(),
+            recipient = %mask_addresses(&ready.recipient),
+            outcome = %outcome.as_ref().map_or_else(|e| mask_addresses(&e.to_string()), |_| "sent".into()),
+            "email handed to SMTP"
+        );
+        (ready.index, ready.recipient, outcome)
+    }))
+    .await;
+    if let Err(error) = record_outcomes(pool, webhooks, sends, outcomes, &mut results).await {
+        return failed_all(sends, &error);
     }
-    let mut conn = pool.acquire().await?;
-    if skip_if_ineligible(&mut conn, &send, &recipient).await? {
-        return Ok(());
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or(Ok(())))
+        .collect()
+}
+
+/// The same failure for every send of the batch: none of them got further.
+fn failed_all(sends: &[SendStep], error: &sqlx::Error) -> Vec<anyhow::Result<()>> {
+    sends
+        .iter()
+        .map(|_| Err(anyhow::anyhow!("{error}")))
+        .collect()
+}
+
+/// Ends the runs whose send is not allowed or whose email cannot be built; the rest
+/// are ready to claim.
+async fn prepare(
+    pool: &PgPool,
+    outbound: &Outbound,
+    sends: &[SendStep],
+    recipients: Vec<String>,
+    results: &mut [Option<anyhow::Result<()>>],
+) -> sqlx::Result<Vec<Ready>> {
+    let suppressed = suppressed_among(pool, &recipients).await?;
+    let mut ready = Vec::with_capacity(sends.len());
+    for (index, (send, recipient)) in sends.iter().zip(recipients).enumerate() {
+        let is_suppressed = suppressed.contains(&recipient);
+        if let Some(reason) = ineligible(send, &recipient, is_suppressed) {
+            skip(&mut *pool.acquire().await?, send, &recipient, reason).await?;
+            results[index] = Some(Ok(()));
+            continue;
+        }
+        match build(outbound, send, &recipient) {
+            Ok(message) => ready.push(Ready {
+                index,
+                recipient,
+                message,
+            }),
+            Err(error) => {
+                // Bad data (an address that does not parse, a template that fails on
+                // this contact) would fail the same way on every retry. Logged as an
+                // error: an email someone expected is not sent.
+                tracing::error!(
+                    run = %send.run.id, step = send.step, template = send.template,
+                    recipient = %mask_addresses(&recipient),
+                    error = %mask_addresses(&format!("{error:#}")),
+                    "the email could not be built; the run exits"
+                );
+                let reason = format!("the email could not be built: {error:#}");
+                exit_run(&mut *pool.acquire().await?, send.run.id, send.step, &reason).await?;
+                results[index] = Some(Ok(()));
+            }
+        }
     }
+    Ok(ready)
+}
+
+/// The step's email to `recipient`.
+fn build(outbound: &Outbound, send: &SendStep, recipient: &str) -> anyhow::Result<lettre::Message> {
     let to = Recipient {
-        contact: *contact,
-        contact_snapshot: &run.contact,
-        address: &recipient,
+        contact: send.contact.as_ref(),
+        contact_snapshot: &send.run.contact,
+        address: recipient,
     };
     // A campaign's runs carry its own choice.
-    let track = workflow.tracked() && run.event["track"] != false;
-    let message = match outbound.build(
-        template,
-        workflow.transactional,
+    let track = send.workflow.tracked() && send.run.event["track"] != false;
+    outbound.build(
+        &send.template,
+        send.workflow.transactional,
         &to,
         send.context.clone(),
-        (run.id, step),
+        (send.run.id, send.step),
         track,
-    ) {
-        Ok(message) => message,
-        Err(error) => {
-            // Bad data (an address that does not parse, a template that fails on this
-            // contact) would fail the same way on every retry. Logged as an error: an
-            // email someone expected is not sent.
-            tracing::error!(
-                recipient = %mask_addresses(&recipient),
-                error = %mask_addresses(&format!("{error:#}")),
-                "the email could not be built; the run exits"
-            );
-            let reason = format!("the email could not be built: {error:#}");
-            exit_run(&mut conn, run.id, step, &reason).await?;
-            return Ok(());
-        }
-    };
-    let subject = message.headers().get::<Subject>();
-    let delivery = NewDelivery {
-        run: run.id,
-        step,
-        template,
-        recipient: &recipient,
-        message_id: message.headers().get_raw("Message-ID").unwrap_or_default(),
-        transactional: workflow.transactional,
-        subject: subject.as_ref().map(AsRef::as_ref),
-    };
-    if !claim_send(&mut conn, &delivery).await? {
-        let steps = workflow.steps.len();
-        return settle_earlier_attempt(&mut conn, run.id, step, steps, send.due).await;
-    }
-    drop(conn); // no connection held while SMTP talks
-
-    let outcome = outbound.mailer.send(message).await;
-    tracing::info!(
-        recipient = %mask_addresses(&recipient),
-        outcome = %outcome.as_ref().map_or_else(|e| mask_addresses(&e.to_string()), |_| "sent".into()),
-        "email handed to SMTP"
-    );
-    record_outcome(pool, &send, &recipient, outcome).await
+    )
 }
 
-/// Ends the run when the send is not allowed (listing a suppressed address with the
-/// deliveries, so a skipped send is visible where sends are); `true` when it did.
-async fn skip_if_ineligible(
+/// Claims the ready sends in one statement; the ones another attempt got to first are
+/// settled as it left them. Returns the claimed ones.
+async fn claim_ready(
+    pool: &PgPool,
+    sends: &[SendStep],
+    ready: Vec<Ready>,
+    results: &mut [Option<anyhow::Result<()>>],
+) -> sqlx::Result<Vec<Ready>> {
+    if ready.is_empty() {
+        return Ok(ready);
+    }
+    let subjects: Vec<Option<String>> = ready
+        .iter()
+        .map(|r| {
+            r.message
+                .headers()
+                .get::<Subject>()
+                .map(|s| s.as_ref().to_owned())
+        })
+        .collect();
+    let deliveries: Vec<NewDelivery<'_>> = ready
+        .iter()
+        .zip(&subjects)
+        .map(|(r, subject)| {
+            let send = &sends[r.index];
+            NewDelivery {
+                run: send.run.id,
+                step: send.step,
+                template: &send.template,
+                recipient: &r.recipient,
+                message_id: r
+                    .message
+                    .headers()
+                    .get_raw("Message-ID")
+                    .unwrap_or_default(),
+                transactional: send.workflow.transactional,
+                subject: subject.as_deref(),
+            }
+        })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let won: HashSet<(Uuid, i32)> = claim_sends(&mut conn, &deliveries)
+        .await?
+        .into_iter()
+        .collect();
+    drop(deliveries);
+    let mut claimed = Vec::with_capacity(ready.len());
+    for r in ready {
+        let send = &sends[r.index];
+        if won.contains(&(send.run.id, send.step)) {
+            claimed.push(r);
+            continue;
+        }
+        let steps = send.workflow.steps.len();
+        settle_earlier_attempt(&mut conn, send.run.id, send.step, steps, send.due).await?;
+        results[r.index] = Some(Ok(()));
+    }
+    Ok(claimed)
+}
+
+/// Ends the run of a send that is not allowed, listing a suppressed address with the
+/// deliveries, so a skipped send is visible where sends are.
+async fn skip(
     conn: &mut PgConnection,
-    send: &SendStep<'_>,
+    send: &SendStep,
     recipient: &str,
-) -> sqlx::Result<bool> {
-    let Some(reason) = ineligible(conn, send, recipient).await? else {
-        return Ok(false);
-    };
+    reason: &str,
+) -> sqlx::Result<()> {
     if reason == SUPPRESSED {
         metrics::counter!(monitoring::EMAILS, "outcome" => "suppressed").increment(1);
         sqlx::query!(
@@ -158,63 +285,86 @@ async fn skip_if_ineligible(
         .execute(&mut *conn)
         .await?;
     }
-    exit_run(conn, send.run.id, send.step, reason).await?;
-    Ok(true)
+    exit_run(conn, send.run.id, send.step, reason).await
 }
 
-/// Writes SMTP's answer and moves the run on: sent advances it; a refusal suppresses
-/// the address and ends it; a transient failure is retried (the error is the job's),
-/// unless this was the last attempt.
-async fn record_outcome(
+/// Writes SMTP's answers and moves the runs on, in one transaction: sent advances the
+/// run; a refusal suppresses the address and ends it; a transient failure is retried
+/// (the error is the job's), unless this was the last attempt.
+async fn record_outcomes(
     pool: &PgPool,
-    send: &SendStep<'_>,
-    recipient: &str,
-    outcome: Result<String, SendError>,
-) -> anyhow::Result<()> {
-    let (run, step, steps) = (send.run, send.step, send.workflow.steps.len());
+    webhooks: &Endpoints,
+    sends: &[SendStep],
+    outcomes: Vec<(usize, String, Result<String, SendError>)>,
+    results: &mut [Option<anyhow::Result<()>>],
+) -> sqlx::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
     let mut tx = pool.begin().await?;
-    // Only the claim must be on disk before SMTP: if this outcome is lost in a crash,
-    // the row is still `sending`, and the retry marks it `unknown` and moves on.
+    // Only the claims must be on disk before SMTP: if these outcomes are lost in a
+    // crash, the rows are still `sending`, and the retries mark them `unknown`.
     sqlx::query!("set local synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let state = match &outcome {
-        Ok(_) => DeliveryState::Sent,
-        Err(SendError::Transient(_)) if !send.last_attempt => DeliveryState::Retrying,
-        Err(_) => DeliveryState::Failed,
-    };
-    metrics::counter!(monitoring::EMAILS, "outcome" => state.as_str()).increment(1);
-    let answer = match &outcome {
-        Ok(answer) | Err(SendError::Transient(answer) | SendError::Permanent(answer)) => answer,
-    };
-    let delivery = record(&mut tx, run.id, step, state, answer).await?;
-    let result = match &outcome {
-        Ok(_) => {
-            if let Some(delivery) = delivery {
-                let event = sent_event(&send.workflow.name);
-                email_news(&mut tx, send.webhooks, event, delivery).await?;
+    let answers: Vec<Answer<'_>> = outcomes
+        .iter()
+        .map(|(index, _, outcome)| {
+            let send = &sends[*index];
+            let state = match outcome {
+                Ok(_) => DeliveryState::Sent,
+                Err(SendError::Transient(_)) if !send.last_attempt => DeliveryState::Retrying,
+                Err(_) => DeliveryState::Failed,
+            };
+            metrics::counter!(monitoring::EMAILS, "outcome" => state.as_str()).increment(1);
+            let (Ok(answer) | Err(SendError::Transient(answer) | SendError::Permanent(answer))) =
+                outcome;
+            Answer {
+                run: send.run.id,
+                step: send.step,
+                state,
+                answer,
             }
-            record_event_to_email(run, send.workflow, send.template);
-            advance_run(&mut tx, run.id, step, steps, send.due).await?;
-            Ok(())
-        }
-        Err(SendError::Transient(_)) if send.last_attempt => {
-            let reason = "SMTP kept failing; the last attempt gave up";
-            exit_run(&mut tx, run.id, step, reason).await?;
-            Ok(())
-        }
-        Err(SendError::Transient(answer)) => {
-            Err(anyhow::anyhow!("SMTP: {}", mask_addresses(answer)))
-        }
-        Err(SendError::Permanent(answer)) => {
-            suppress(&mut tx, recipient, answer).await?;
-            let reason = format!("the address refused the email: {}", mask_addresses(answer));
-            exit_run(&mut tx, run.id, step, &reason).await?;
-            Ok(())
-        }
-    };
-    tx.commit().await?;
-    result
+        })
+        .collect();
+    let recorded = record(&mut tx, &answers).await?;
+    let mut advances = Vec::new();
+    for (index, recipient, outcome) in &outcomes {
+        let send = &sends[*index];
+        let (run, step) = (&send.run, send.step);
+        results[*index] = Some(match outcome {
+            Ok(_) => {
+                if let Some(delivery) = recorded.iter().find(|r| r.0 == run.id).map(|r| r.1) {
+                    let event = sent_event(&send.workflow.name);
+                    email_news(&mut tx, webhooks, event, delivery).await?;
+                }
+                record_event_to_email(run, &send.workflow, &send.template);
+                advances.push(Advance {
+                    run: run.id,
+                    from: step,
+                    steps: send.workflow.steps.len(),
+                    run_at: send.due,
+                });
+                Ok(())
+            }
+            Err(SendError::Transient(_)) if send.last_attempt => {
+                let reason = "SMTP kept failing; the last attempt gave up";
+                exit_run(&mut tx, run.id, step, reason).await?;
+                Ok(())
+            }
+            Err(SendError::Transient(answer)) => {
+                Err(anyhow::anyhow!("SMTP: {}", mask_addresses(answer)))
+            }
+            Err(SendError::Permanent(answer)) => {
+                suppress(&mut tx, recipient, answer).await?;
+                let reason = format!("the address refused the email: {}", mask_addresses(answer));
+                exit_run(&mut tx, run.id, step, &reason).await?;
+                Ok(())
+            }
+        });
+    }
+    advance_runs(&mut tx, &advances).await?;
+    tx.commit().await
 }
 
 /// How long after the Clerk event that started the run SMTP accepted this email (the
@@ -245,33 +395,61 @@ pub struct NewDelivery<'a> {
     pub subject: Option<&'a str>,
 }
 
-/// Writes the delivery row as `sending` if this attempt may send: the run is active at
-/// this step, and there is no row yet or only a `retrying` one. One statement, so two
-/// copies of the step (a lease taken over while the first still runs) cannot both win.
-/// The run is read `for share`: a concurrent end of the run (a cancelled campaign, an
-/// unsubscribe's exit) is waited for and seen, so no send slips past it.
-pub async fn claim_send(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> sqlx::Result<bool> {
-    let claimed = sqlx::query_scalar!(
-        "insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts, subject)
-         select $1, $2, $3, $4, $5, $6, $7, 1, $8
-         where exists (select 1 from workflow_runs where id = $2 and state = 'active' and current_step = $3 for share)
-         on conflict (run_id, step) do update set
-             state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id,
-             subject = excluded.subject
-         where email_deliveries.state = 'retrying'
-         returning id",
-        Uuid::now_v7(),
-        delivery.run,
-        delivery.step,
-        delivery.template,
-        delivery.recipient,
-        delivery.message_id,
-        delivery.transactional,
-        delivery.subject,
+/// Writes each delivery row as `sending` if its attempt may send: its run is active at
+/// its step, and there is no row yet or only a `retrying` one. One statement and one
+/// commit for the batch, so two copies of a step (a lease taken over while the first
+/// still runs) cannot both win. Each run is read `for share`: a concurrent end of the
+/// run (a cancelled campaign, an unsubscribe's exit) is waited for and seen, so no
+/// send slips past it. Returns the (run, step) of each claimed send.
+pub async fn claim_sends(
+    conn: &mut PgConnection,
+    deliveries: &[NewDelivery<'_>],
+) -> sqlx::Result<Vec<(Uuid, i32)>> {
+    // One row per (run, step): a second would fail the statement. In run order, so
+    // concurrent batches take their runs' locks in one order.
+    let mut deliveries: Vec<&NewDelivery<'_>> = deliveries.iter().collect();
+    deliveries.sort_by_key(|d| (d.run, d.step));
+    deliveries.dedup_by_key(|d| (d.run, d.step));
+    let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::now_v7()).collect();
+    let runs: Vec<Uuid> = deliveries.iter().map(|d| d.run).collect();
+    let steps: Vec<i32> = deliveries.iter().map(|d| d.step).collect();
+    let text = |f: fn(&NewDelivery<'_>) -> String| deliveries.iter().map(|d| f(d)).collect();
+    let templates: Vec<String> = text(|d| d.template.to_owned());
+    let recipients: Vec<String> = text(|d| d.recipient.to_owned());
+    let message_ids: Vec<String> = text(|d| d.message_id.to_owned());
+    let transactional: Vec<bool> = deliveries.iter().map(|d| d.transactional).collect();
+    let subjects: Vec<Option<String>> = deliveries
+        .iter()
+        .map(|d| d.subject.map(str::to_owned))
+        .collect();
+    let claimed = sqlx::query!(
+        r#"insert into email_deliveries (id, run_id, step, template, recipient, message_id, transactional, attempts, subject)
+           select d.id, d.run_id, d.step, d.template, d.recipient, d.message_id, d.transactional, 1, d.subject
+           from unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[])
+               as d(id, run_id, step, template, recipient, message_id, transactional, subject)
+           where exists (select 1 from workflow_runs r
+                         where r.id = d.run_id and r.state = 'active' and r.current_step = d.step for share)
+           order by d.run_id
+           on conflict (run_id, step) do update set
+               state = 'sending', attempts = email_deliveries.attempts + 1, message_id = excluded.message_id,
+               subject = excluded.subject
+           where email_deliveries.state = 'retrying'
+           returning run_id, step"#,
+        &ids,
+        &runs,
+        &steps,
+        &templates,
+        &recipients,
+        &message_ids,
+        &transactional,
+        &subjects as &[Option<String>],
     )
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(claimed.is_some())
+    Ok(claimed
+        .into_iter()
+        .map(|row| (row.run_id, row.step))
+        .collect())
 }
 
 /// Another attempt got here first (or died while sending): move on accordingly.
@@ -281,7 +459,7 @@ async fn settle_earlier_attempt(
     step: i32,
     steps: usize,
     due: DateTime<Utc>,
-) -> anyhow::Result<()> {
+) -> sqlx::Result<()> {
     let state = sqlx::query_scalar!(
         r#"select state as "state: DeliveryState" from email_deliveries where run_id = $1 and step = $2"#,
         run,
@@ -318,65 +496,81 @@ async fn settle_earlier_attempt(
 
 const SUPPRESSED: &str = "the address is suppressed after a hard bounce";
 
-/// The one eligibility check before every send; `Some(reason)` ends the run.
-async fn ineligible(
-    conn: &mut PgConnection,
-    send: &SendStep<'_>,
-    recipient: &str,
-) -> sqlx::Result<Option<&'static str>> {
+/// The one eligibility check before every send (`suppressed`: the address is, read
+/// with the batch's); `Some(reason)` ends the run.
+fn ineligible(send: &SendStep, recipient: &str, suppressed: bool) -> Option<&'static str> {
     if !send.workflow.transactional {
-        match send.contact {
-            None => return Ok(Some("the contact was deleted")),
-            Some(contact) if !contact.subscribed => return Ok(Some("the contact unsubscribed")),
-            Some(contact) if contact.clerk_banned => {
-                return Ok(Some("the user is banned in Clerk"));
-            }
+        match &send.contact {
+            None => return Some("the contact was deleted"),
+            Some(contact) if !contact.subscribed => return Some("the contact unsubscribed"),
+            Some(contact) if contact.clerk_banned => return Some("the user is banned in Clerk"),
             Some(contact) if contact.is_locked(Utc::now()) => {
-                return Ok(Some("the user is locked in Clerk"));
+                return Some("the user is locked in Clerk");
             }
             Some(contact) => {
                 // A campaign to a list: the contact may have left it since it started.
                 if let Some(list) = send.run.event["mailingListId"].as_str()
                     && contact.mailing_lists[list] != true
                 {
-                    return Ok(Some("the contact left the mailing list"));
+                    return Some("the contact left the mailing list");
                 }
             }
         }
     }
     if recipient.is_empty() {
-        return Ok(Some("the contact has no email address"));
+        return Some("the contact has no email address");
     }
-    let suppressed = is_suppressed(conn, recipient).await?;
-    Ok(suppressed.then_some(SUPPRESSED))
+    suppressed.then_some(SUPPRESSED)
 }
 
-/// Records SMTP's answer (and the relay's message id in it) on the row this attempt
-/// claimed; a row another attempt has since settled (`unknown`) only moves on to `sent`.
-/// Returns the row's ID when it was written.
-async fn record(
-    conn: &mut PgConnection,
+/// SMTP's answer for one claimed send.
+struct Answer<'a> {
     run: Uuid,
     step: i32,
     state: DeliveryState,
-    answer: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    let provider_message_id = (state == DeliveryState::Sent)
-        .then(|| queued_id(answer))
-        .flatten();
-    let state = state.as_str();
-    sqlx::query_scalar!(
-        "update email_deliveries set state = $3, smtp_response = $4, provider_message_id = $5,
-             sent_at = case when $3 = 'sent' then now() end
-         where run_id = $1 and step = $2
-           and (state = 'sending' or (state = 'unknown' and $3 = 'sent'))
-         returning id",
-        run,
-        step,
-        state,
-        answer,
-        provider_message_id,
+    answer: &'a str,
+}
+
+/// Records SMTP's answers (and the relay's message id in each) on the rows their
+/// attempts claimed, in one statement; a row another attempt has since settled
+/// (`unknown`) only moves on to `sent`. Returns the (run, delivery ID) of each row
+/// written.
+async fn record(
+    conn: &mut PgConnection,
+    answers: &[Answer<'_>],
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    let runs: Vec<Uuid> = answers.iter().map(|a| a.run).collect();
+    let steps: Vec<i32> = answers.iter().map(|a| a.step).collect();
+    let states: Vec<String> = answers
+        .iter()
+        .map(|a| a.state.as_str().to_owned())
+        .collect();
+    let texts: Vec<String> = answers.iter().map(|a| a.answer.to_owned()).collect();
+    let provider_ids: Vec<Option<String>> = answers
+        .iter()
+        .map(|a| {
+            (a.state == DeliveryState::Sent)
+                .then(|| queued_id(a.answer))
+                .flatten()
+                .map(str::to_owned)
+        })
+        .collect();
+    let rows = sqlx::query!(
+        "update email_deliveries d set state = a.state, smtp_response = a.answer,
+             provider_message_id = a.provider_id,
+             sent_at = case when a.state = 'sent' then now() end
+         from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])
+             as a(run_id, step, state, answer, provider_id)
+         where d.run_id = a.run_id and d.step = a.step
+           and (d.state = 'sending' or (d.state = 'unknown' and a.state = 'sent'))
+         returning d.run_id, d.id",
+        &runs,
+        &steps,
+        &states,
+        &texts,
+        &provider_ids as &[Option<String>],
     )
-    .fetch_optional(conn)
-    .await
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.run_id, row.id)).collect())
 }

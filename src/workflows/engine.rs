@@ -1,11 +1,14 @@
-//! The workflow engine: the job handler that runs one step of one run. Every step
-//! first checks the run is still active and its exit condition; a wait or a false
-//! condition moves or ends the run; a send goes through `delivery`.
+//! The workflow engine: the job handler that runs step jobs, a claim batch at a time.
+//! The batch's runs and contacts are read in two queries. Every step first checks the
+//! run is still active and its exit condition; a wait or a false condition moves or
+//! ends the run; the batch's sends go through `delivery` together.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 
 use super::context::{condition_holds, step_context};
 use minijinja::Value;
@@ -15,12 +18,13 @@ use uuid::Uuid;
 
 use super::definition::{CAMPAIGN, Step, Workflow};
 use super::outbound::Outbound;
-use super::runs::{Run, advance_run, exit_run, find_run};
+use super::runs::{Run, advance_run, exit_run, find_runs};
 use super::state::RunState;
 use super::versions::definition_for;
 use super::{STEP_JOB, TRANSACTIONAL, Workflows, delivery};
 use crate::config::Settings;
-use crate::contacts::store::find_contact_by_id;
+use crate::contacts::Contact;
+use crate::contacts::store::find_contacts_by_id;
 use crate::email::budget::SendBudget;
 use crate::email::templates::Templates;
 use crate::email::transport::Mailer;
@@ -85,47 +89,121 @@ struct StepJob {
 
 impl JobHandler for Engine {
     async fn run(&self, job: &Job) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            job.kind == STEP_JOB,
-            "no handler for jobs of kind {:?}",
-            job.kind
-        );
-        let StepJob { run, step } = serde_json::from_value(job.payload.clone())?;
-        let attempt = Attempt {
-            due: job.run_at,
-            last: job.attempts >= job.max_attempts,
-            bulk: job.bulk,
-        };
-        self.run_step(run, step, attempt).await
+        let mut outcome = self.run_steps(std::slice::from_ref(job)).await;
+        outcome.pop().unwrap_or(Ok(()))
+    }
+
+    async fn run_batch(&self, jobs: &[Job]) -> Vec<anyhow::Result<()>> {
+        self.run_steps(jobs).await
     }
 }
 
+/// What a step job asks: step `step` of run `run`.
+fn step_job(job: &Job) -> anyhow::Result<StepJob> {
+    anyhow::ensure!(
+        job.kind == STEP_JOB,
+        "no handler for jobs of kind {:?}",
+        job.kind
+    );
+    Ok(serde_json::from_value(job.payload.clone())?)
+}
+
 impl Engine {
-    /// Runs step `step` of run `run_id`.
-    #[tracing::instrument(name = "step", skip(self, attempt))]
-    async fn run_step(&self, run_id: Uuid, step: i32, attempt: Attempt) -> anyhow::Result<()> {
-        let due = attempt.due;
-        let mut conn = self.pool.acquire().await?;
-        let Some(run) = find_run(&mut conn, run_id).await? else {
-            return Ok(());
+    /// Runs the step jobs `jobs`: one result per job, in their order.
+    pub async fn run_steps(&self, jobs: &[Job]) -> Vec<anyhow::Result<()>> {
+        let asked: Vec<anyhow::Result<StepJob>> = jobs.iter().map(step_job).collect();
+        let run_ids: Vec<Uuid> = asked.iter().flatten().map(|s| s.run).collect();
+        let (runs, contacts) = match self.read_batch(&run_ids).await {
+            Ok(read) => read,
+            Err(error) => {
+                return jobs
+                    .iter()
+                    .map(|_| Err(anyhow::anyhow!("cannot read the steps' runs: {error}")))
+                    .collect();
+            }
         };
-        if run.state != RunState::Active || run.current_step != step {
-            return Ok(()); // ended, or this step ran already
+        // Each step up to its send, all at once; then the sends together.
+        let stepped = join_all(jobs.iter().zip(asked).map(|(job, asked)| {
+            let run = asked.as_ref().ok().and_then(|a| runs.get(&a.run)).cloned();
+            let contact = run
+                .as_ref()
+                .and_then(|run| run.contact_id)
+                .and_then(|id| contacts.get(&id))
+                .cloned();
+            async move {
+                let StepJob { step, .. } = asked?;
+                let attempt = Attempt {
+                    due: job.run_at,
+                    last: job.attempts >= job.max_attempts,
+                    bulk: job.bulk,
+                };
+                match run {
+                    Some(run) => self.run_step(run, step, contact, attempt).await,
+                    None => Ok(None), // gone with its contact's erasure
+                }
+            }
+        }))
+        .await;
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut sends = Vec::new();
+        for (index, outcome) in stepped.into_iter().enumerate() {
+            match outcome {
+                Ok(Some(send)) => {
+                    sends.push((index, send));
+                    results.push(Ok(()));
+                }
+                Ok(None) => results.push(Ok(())),
+                Err(error) => results.push(Err(error)),
+            }
         }
+        let (indices, sends): (Vec<usize>, Vec<_>) = sends.into_iter().unzip();
+        let webhooks = self.workflows.webhooks();
+        let sent = delivery::send_all(&self.pool, &self.outbound, webhooks, sends).await;
+        for (index, outcome) in indices.into_iter().zip(sent) {
+            results[index] = outcome;
+        }
+        results
+    }
+
+    /// The runs of a batch and their contacts, by ID.
+    async fn read_batch(
+        &self,
+        run_ids: &[Uuid],
+    ) -> sqlx::Result<(HashMap<Uuid, Run>, HashMap<Uuid, Contact>)> {
+        let mut conn = self.pool.acquire().await?;
+        let runs = find_runs(&mut conn, run_ids).await?;
+        let contact_ids: Vec<Uuid> = runs.iter().filter_map(|run| run.contact_id).collect();
+        let contacts = find_contacts_by_id(&mut conn, &contact_ids).await?;
+        Ok((
+            runs.into_iter().map(|run| (run.id, run)).collect(),
+            contacts.into_iter().map(|c| (c.id, c)).collect(),
+        ))
+    }
+
+    /// Runs step `step` of `run` (with its contact now, if it still has one) up to its
+    /// send: a send step is returned for `delivery` to send with the batch's.
+    #[tracing::instrument(name = "step", skip_all, fields(run = %run.id, step))]
+    async fn run_step(
+        &self,
+        run: Run,
+        step: i32,
+        contact: Option<Contact>,
+        attempt: Attempt,
+    ) -> anyhow::Result<Option<delivery::SendStep>> {
+        let due = attempt.due;
+        if run.state != RunState::Active || run.current_step != step {
+            return Ok(None); // ended, or this step ran already
+        }
+        let mut conn = self.pool.acquire().await?;
         let Some(workflow) = self.workflow_of(&mut conn, &run, step).await? else {
-            return Ok(());
-        };
-        let workflow = &workflow;
-        let contact = match run.contact_id {
-            Some(id) => find_contact_by_id(&mut conn, id).await?,
-            None => None,
+            return Ok(None);
         };
         let contact_json = contact
             .as_ref()
             .map_or_else(|| run.contact.clone(), |c| c.step_json());
         let context = step_context(contact_json, run.event.clone(), &workflow.name);
-        if exit_condition_ends(&mut conn, &run, step, workflow, &context).await? {
-            return Ok(());
+        if exit_condition_ends(&mut conn, &run, step, &workflow, &context).await? {
+            return Ok(None);
         }
         let steps = workflow.steps.len();
         match usize::try_from(step)
@@ -153,23 +231,21 @@ impl Engine {
                 }
             },
             Some(Step::Send { template }) => {
-                drop(conn);
-                let send = delivery::SendStep {
-                    run: &run,
+                let template = template.clone();
+                return Ok(Some(delivery::SendStep {
+                    run,
                     workflow,
                     step,
                     template,
-                    contact: contact.as_ref(),
+                    contact,
                     context,
                     due,
                     last_attempt: attempt.last,
                     bulk: attempt.bulk,
-                    webhooks: self.workflows.webhooks(),
-                };
-                delivery::send(&self.pool, &self.outbound, send).await?
+                }));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The definition run `run` follows: its version (or the transactional send's one

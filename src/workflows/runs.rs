@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{Acquire, PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::definition::CAMPAIGN;
@@ -34,7 +34,7 @@ pub struct TriggerEvent<'a> {
 }
 
 /// A run as the engine reads it.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Run {
     pub id: Uuid,
     pub workflow: String,
@@ -305,15 +305,16 @@ async fn enqueue_step(
     Ok(())
 }
 
-pub async fn find_run(conn: &mut PgConnection, run_id: Uuid) -> sqlx::Result<Option<Run>> {
+/// The runs with these IDs (those that exist), in one query.
+pub async fn find_runs(conn: &mut PgConnection, run_ids: &[Uuid]) -> sqlx::Result<Vec<Run>> {
     sqlx::query_as!(
         Run,
         r#"select id, workflow, contact_id, contact, event, state as "state: RunState", current_step,
                   version, trigger_key
-           from workflow_runs where id = $1"#,
-        run_id
+           from workflow_runs where id = any($1)"#,
+        run_ids
     )
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
 }
 
@@ -326,30 +327,74 @@ pub async fn advance_run(
     steps: usize,
     run_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    let next = from + 1;
-    let finished = usize::try_from(next).is_ok_and(|next| next >= steps);
-    // The move and the next step's job commit together (a savepoint inside a caller's
-    // transaction): a crash between them would leave a run on a step with no job.
-    let mut tx = conn.begin().await?;
-    let moved = sqlx::query!(
-        "update workflow_runs set
-             current_step = $3,
-             state = case when $4 then 'completed' else state end,
-             finished_at = case when $4 then now() end,
-             updated_at = now()
-         where id = $1 and current_step = $2 and state = 'active'",
-        run_id,
+    let advance = Advance {
+        run: run_id,
         from,
-        next,
-        finished,
+        steps,
+        run_at,
+    };
+    advance_runs(conn, &[advance]).await
+}
+
+/// A run to move on from step `from` of its `steps`, its next step due at `run_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Advance {
+    pub run: Uuid,
+    pub from: i32,
+    pub steps: usize,
+    pub run_at: DateTime<Utc>,
+}
+
+/// Moves each run on as `advance_run` does, in one statement: the moves and the next
+/// steps' jobs (keyed and shaped as `enqueue_step` does) commit together, so a crash
+/// cannot leave a run on a step with no job. A run another worker moved already is
+/// left alone.
+pub async fn advance_runs(conn: &mut PgConnection, advances: &[Advance]) -> sqlx::Result<()> {
+    if advances.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<Uuid> = advances.iter().map(|a| a.run).collect();
+    let from: Vec<i32> = advances.iter().map(|a| a.from).collect();
+    let finished: Vec<bool> = advances
+        .iter()
+        .map(|a| usize::try_from(a.from + 1).is_ok_and(|next| next >= a.steps))
+        .collect();
+    let run_at: Vec<DateTime<Utc>> = advances.iter().map(|a| a.run_at).collect();
+    let enqueued = sqlx::query!(
+        "with advance as (
+             select * from unnest($1::uuid[], $2::int[], $3::bool[], $4::timestamptz[])
+                 as a(run_id, step, finished, run_at)
+         ), moved as (
+             update workflow_runs r set
+                 current_step = a.step + 1,
+                 state = case when a.finished then 'completed' else r.state end,
+                 finished_at = case when a.finished then now() end,
+                 updated_at = now()
+             from advance a
+             where r.id = a.run_id and r.current_step = a.step and r.state = 'active'
+             returning r.id, a.step + 1 as next, a.finished, a.run_at
+         )
+         insert into jobs (kind, key, payload, run_at, max_attempts)
+         select $5, id::text || ':' || next, jsonb_build_object('run', id, 'step', next), run_at, $6
+         from moved where not finished
+         on conflict (kind, key) do nothing",
+        &runs,
+        &from,
+        &finished,
+        &run_at,
+        STEP_JOB,
+        STEP_ATTEMPTS,
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
-    if moved == 1 && !finished {
-        enqueue_step(&mut tx, run_id, next, run_at).await?;
+    if enqueued > 0 {
+        // Delivered at commit, and only then: a rolled-back job wakes nobody.
+        sqlx::query!("select pg_notify($1, '')", crate::jobs::NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// Ends the run early at step `step`, keeping why; a late copy of an earlier step

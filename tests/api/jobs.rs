@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roster::jobs::Job;
-use roster::jobs::queue::{NewJob, claim_jobs, complete_job, enqueue_job};
+use roster::jobs::queue::{NewJob, claim_jobs, complete_jobs, enqueue_job};
 use roster::jobs::worker::{JobHandler, Worker, WorkerOptions};
 use serde_json::json;
 use sqlx::PgPool;
@@ -221,8 +221,9 @@ async fn job_of_a_dead_worker_is_picked_up_once(_: PgPoolOptions, db: PgConnectO
     assert_eq!(survivor.run_due(after_lease).await.unwrap(), 0);
     assert_eq!(handler.attempts_of(job), 1);
     assert_eq!(state_of(&pool, job).await.0, "done");
-    assert!(
-        !complete_job(&pool, job, dead_worker).await.unwrap(),
+    assert_eq!(
+        complete_jobs(&pool, &[job], dead_worker).await.unwrap(),
+        0,
         "the late worker holds nothing"
     );
 }

@@ -3,6 +3,7 @@
 mod analytics;
 mod api_events;
 mod api_failures;
+mod batched_dispatch;
 mod campaign_crashes;
 mod campaigns;
 mod clerk_api;
