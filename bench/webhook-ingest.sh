@@ -4,6 +4,9 @@
 # cluster in the same run. Rounds alternate roster and pgbench on emptied tables, so
 # both see the same machine noise; the table has every round and the medians.
 # Usage: bench/webhook-ingest.sh [requests] [concurrency] [rounds]   (20000 32 3)
+# COMMIT_DELAY_US=N runs the cluster with PostgreSQL's own group commit: a commit waits
+# up to N µs for others to share its WAL flush, when 5 or more transactions are open
+# (commit_delay, commit_siblings = 5). Unset: 0, PostgreSQL's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/roster.sh
@@ -18,10 +21,11 @@ export SQLX_OFFLINE=true
 cargo build --release --quiet --bin roster --example webhook_load
 
 # Durable settings: fsync and synchronous_commit stay at their defaults (on).
-pg_start "$work" max_connections=200 shared_buffers=256MB
+commit_delay=${COMMIT_DELAY_US:-0}
+pg_start "$work" max_connections=200 shared_buffers=256MB commit_delay="$commit_delay" commit_siblings=5
 pg_createdb roster_bench
 db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
-echo "fsync=$(psql_db "$db" -tAc 'show fsync'), synchronous_commit=$(psql_db "$db" -tAc 'show synchronous_commit')" >&2
+echo "fsync=$(psql_db "$db" -tAc 'show fsync'), synchronous_commit=$(psql_db "$db" -tAc 'show synchronous_commit'), commit_delay=$(psql_db "$db" -tAc 'show commit_delay')" >&2
 
 secret=$(webhook_secret)
 # Default logging (info: one line per webhook), written to a file as a service's would be.

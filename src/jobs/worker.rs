@@ -76,7 +76,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 64,
             lease: Duration::from_secs(30),
             max_run_time: Duration::from_secs(5 * 60),
             poll_interval: Duration::from_secs(5),

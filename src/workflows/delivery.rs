@@ -302,11 +302,6 @@ async fn record_outcomes(
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    // Only the claims must be on disk before SMTP: if these outcomes are lost in a
-    // crash, the rows are still `sending`, and the retries mark them `unknown`.
-    sqlx::query!("set local synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
     let answers: Vec<Answer<'_>> = outcomes
         .iter()
         .map(|(index, _, outcome)| {
@@ -535,6 +530,10 @@ struct Answer<'a> {
 /// attempts claimed, in one statement; a row another attempt has since settled
 /// (`unknown`) only moves on to `sent`. Returns the (run, delivery ID) of each row
 /// written.
+///
+/// Its transaction commits without waiting for the flush: only the claims must be on
+/// disk before SMTP. If these outcomes are lost in a crash, the rows are still
+/// `sending`, and the retries mark them `unknown`.
 async fn record(
     conn: &mut PgConnection,
     answers: &[Answer<'_>],
@@ -563,6 +562,7 @@ async fn record(
              as a(run_id, step, state, answer, provider_id)
          where d.run_id = a.run_id and d.step = a.step
            and (d.state = 'sending' or (d.state = 'unknown' and a.state = 'sent'))
+           and (select set_config('synchronous_commit', 'off', true)) is not null
          returning d.run_id, d.id",
         &runs,
         &steps,
