@@ -254,6 +254,7 @@ async fn load(url: &str, messages: usize, concurrency: usize) {
         Some(&url.to_owned().into()),
         Path::new("outbox"),
         concurrency,
+        &[],
     )
     .expect("an smtp:// URL");
     let next = Arc::new(AtomicUsize::new(0));

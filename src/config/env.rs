@@ -45,6 +45,7 @@ pub(super) fn smtp_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretS
         let parsed = crate::email::smtp::SmtpServer::from_url(
             url.expose_secret(),
             std::time::Duration::from_secs(30),
+            &[],
         );
         if parsed.is_err() {
             errors.push(
@@ -55,6 +56,24 @@ pub(super) fn smtp_url(var: Var<'_>, errors: &mut Vec<String>) -> Option<SecretS
         }
     }
     smtp_url
+}
+
+/// `SMTP_CA_FILE`: a PEM file of certificate authorities SMTP's TLS trusts besides the
+/// web's (a relay with a private CA); none when unset.
+pub(super) fn smtp_ca(
+    var: Var<'_>,
+    errors: &mut Vec<String>,
+) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    let Some(path) = var("SMTP_CA_FILE") else {
+        return Vec::new();
+    };
+    let read = std::fs::read(&path)
+        .map_err(|error| format!("it cannot be read ({error})"))
+        .and_then(|pem| crate::email::smtp::read_extra_roots(&pem));
+    read.unwrap_or_else(|problem| {
+        errors.push(format!("SMTP_CA_FILE {path:?}: {problem}"));
+        Vec::new()
+    })
 }
 
 /// `SMTP_CONNECTIONS`: 1 to 1,000, default 16.

@@ -42,6 +42,8 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// `SMTP_CONNECTIONS`: the most SMTP connections open at once (default 16).
     pub smtp_connections: usize,
+    /// `SMTP_CA_FILE`: certificate authorities SMTP's TLS trusts besides the web's.
+    pub smtp_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub mail_from: Option<Mailbox>,
     pub public_url: Url,
     /// `ROSTER_UNSUBSCRIBE_SECRET`: the key of the unsubscribe links' signatures.
@@ -182,6 +184,7 @@ impl Settings {
                 .unwrap_or_default(),
             smtp_url: env::smtp_url(var, &mut errors),
             smtp_connections: env::smtp_connections(var, &mut errors),
+            smtp_ca: env::smtp_ca(var, &mut errors),
             mail_from: env::mail_from(var, &mut errors),
             public_url: env::public_url(var, addr, &mut errors),
             unsubscribe_secret: env::unsubscribe_secret(var, &mut errors),

@@ -184,6 +184,20 @@ fn an_unreadable_ses_certificate_is_named() {
 }
 
 #[test]
+fn an_smtp_ca_file_that_is_missing_or_not_pem_is_named() {
+    let message = errors(&[("SMTP_CA_FILE", "/nonexistent/ca.pem")]);
+    assert!(
+        message.contains("SMTP_CA_FILE \"/nonexistent/ca.pem\": it cannot be read"),
+        "{message}"
+    );
+    let file = std::env::temp_dir().join(format!("roster-ca-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "not a certificate").unwrap();
+    let message = errors(&[("SMTP_CA_FILE", file.to_str().unwrap())]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(message.contains("it holds no PEM certificate"), "{message}");
+}
+
+#[test]
 fn clerk_api_url_is_https_or_loopback_and_the_secret_key_is_never_shown() {
     let message = errors(&[
         ("CLERK_API_URL", "http://api.clerk.example"),

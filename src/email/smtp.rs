@@ -22,10 +22,12 @@ use std::time::Duration;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
@@ -48,7 +50,7 @@ enum Security {
 
 /// What `SMTP_URL` says, as lettre reads it: `smtp://host:25`, `smtp://…:587?tls=required`
 /// (or `opportunistic`), `smtps://…:465`, with `user:password@` and a path naming the
-/// EHLO name.
+/// EHLO name. TLS trusts the web's root certificates and those of `SMTP_CA_FILE`.
 pub struct SmtpServer {
     host: String,
     port: u16,
@@ -59,7 +61,13 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
-    pub fn from_url(text: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// `extra_roots`: certificate authorities trusted besides the web's (a relay's
+    /// private CA, `SMTP_CA_FILE`).
+    pub fn from_url(
+        text: &str,
+        timeout: Duration,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> anyhow::Result<Self> {
         let invalid = || anyhow::anyhow!("SMTP_URL is not a valid SMTP URL");
         let url = Url::parse(text).map_err(|_| invalid())?;
         // An IPv6 address without its brackets, as it is connected to.
@@ -71,14 +79,14 @@ impl SmtpServer {
             .query_pairs()
             .find(|(key, _)| key == "tls")
             .map(|(_, value)| value.into_owned());
-        let parameters = || TlsParameters::new(host.clone()).map_err(|_| invalid());
+        let parameters = || starttls_parameters(&host, extra_roots).map_err(|_| invalid());
         let (security, default_port) = match (url.scheme(), tls.as_deref()) {
             ("smtp", None) => (Security::None, 25),
             ("smtp", Some("required")) => (Security::Required(parameters()?), 587),
             ("smtp", Some("opportunistic")) => (Security::Opportunistic(parameters()?), 587),
             ("smtps", _) => {
                 let name = ServerName::try_from(host.clone()).map_err(|_| invalid())?;
-                (Security::Implicit(tls_connector(), name), 465)
+                (Security::Implicit(tls_connector(extra_roots), name), 465)
             }
             _ => return Err(invalid()),
         };
@@ -204,9 +212,42 @@ fn percent_decode(text: &str) -> Option<String> {
         .map(|decoded| decoded.into_owned())
 }
 
-/// rustls with the web's root certificates and ring, as lettre's own TLS.
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+/// lettre's STARTTLS to `host`, trusting the web's roots and `extra_roots`.
+fn starttls_parameters(
+    host: &str,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    for root in extra_roots {
+        builder = builder.add_root_certificate(Certificate::from_der(root.to_vec())?);
+    }
+    builder.build()
+}
+
+/// Reads the certificate authorities of a PEM file (`SMTP_CA_FILE`): at least one.
+pub fn read_extra_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let roots = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("it is not PEM certificates ({error})"))?;
+    if roots.is_empty() {
+        return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for root in &roots {
+        store
+            .add(root.clone())
+            .map_err(|error| format!("a certificate in it cannot be trusted: {error}"))?;
+    }
+    Ok(roots)
+}
+
+/// rustls with the web's root certificates, `extra_roots` and ring, as lettre's own TLS.
+fn tls_connector(extra_roots: &[CertificateDer<'static>]) -> tokio_rustls::TlsConnector {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Each was checked when `SMTP_CA_FILE` was read.
+    roots.add_parsable_certificates(extra_roots.iter().cloned());
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -333,7 +374,7 @@ mod tests {
     use super::*;
 
     fn server(url: &str) -> SmtpServer {
-        SmtpServer::from_url(url, Duration::from_secs(5)).unwrap()
+        SmtpServer::from_url(url, Duration::from_secs(5), &[]).unwrap()
     }
 
     #[test]
@@ -358,7 +399,7 @@ mod tests {
             "nope",
         ] {
             assert!(
-                SmtpServer::from_url(bad, Duration::from_secs(5)).is_err(),
+                SmtpServer::from_url(bad, Duration::from_secs(5), &[]).is_err(),
                 "{bad}"
             );
         }
@@ -366,7 +407,9 @@ mod tests {
             percent_decode("p%40ss%2Fw%20rd").as_deref(),
             Some("p@ss/w rd")
         );
-        assert!(SmtpServer::from_url("smtp://u:%FF@mail.test", Duration::from_secs(5)).is_err());
+        assert!(
+            SmtpServer::from_url("smtp://u:%FF@mail.test", Duration::from_secs(5), &[]).is_err()
+        );
         assert_eq!(server("smtp://[::1]:2525").host, "::1");
     }
 

@@ -43,17 +43,20 @@ pub fn queued_id(answer: &str) -> Option<&str> {
 }
 
 impl Mailer {
-    /// `connections`: how many SMTP connections the pool keeps open at most.
+    /// `connections`: how many SMTP connections the pool keeps open at most;
+    /// `extra_roots`: certificate authorities its TLS trusts besides the web's.
     pub fn new(
         smtp_url: Option<&SecretString>,
         outbox: &Path,
         connections: usize,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
     ) -> anyhow::Result<Self> {
         let Some(url) = smtp_url else {
             std::fs::create_dir_all(outbox)?;
             return Ok(Self::Outbox(AsyncFileTransport::new(outbox)));
         };
-        let server = SmtpServer::from_url(url.expose_secret(), Duration::from_secs(30))?;
+        let server =
+            SmtpServer::from_url(url.expose_secret(), Duration::from_secs(30), extra_roots)?;
         Ok(Self::Smtp(SmtpPool::new(server, connections)?))
     }
 

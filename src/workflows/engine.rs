@@ -55,6 +55,7 @@ impl Engine {
                 settings.smtp_url.as_ref(),
                 outbox,
                 settings.smtp_connections,
+                &settings.smtp_ca,
             )?,
             budget: settings.file.sending.rate.map(SendBudget::new),
             templates,

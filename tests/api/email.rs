@@ -11,7 +11,7 @@ use roster::email::templates::{TemplateError, Templates};
 use roster::email::transport::{Mailer, SendError};
 use serde_json::json;
 
-use crate::smtp_server::{Reply, SmtpServer};
+use crate::smtp_server::{Reply, SmtpServer, Tls};
 
 fn templates() -> Templates {
     Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap()
@@ -49,7 +49,7 @@ async fn send_welcome(
 }
 
 fn smtp_mailer(server: &SmtpServer) -> Mailer {
-    Mailer::new(Some(&server.url().into()), Path::new("outbox"), 2).unwrap()
+    Mailer::new(Some(&server.url().into()), Path::new("outbox"), 2, &[]).unwrap()
 }
 
 #[test]
@@ -207,6 +207,7 @@ async fn smtp_server_down_is_transient() {
         Some(&format!("smtp://127.0.0.1:{port}").into()),
         Path::new("outbox"),
         1,
+        &[],
     )
     .unwrap();
     let (sent, _) = send_welcome(&mailer, None).await;
@@ -216,7 +217,7 @@ async fn smtp_server_down_is_transient() {
 #[tokio::test]
 async fn without_smtp_url_email_goes_to_the_outbox() {
     let outbox = std::env::temp_dir().join(format!("roster-outbox-{}", std::process::id()));
-    let mailer = Mailer::new(None, &outbox, 1).unwrap();
+    let mailer = Mailer::new(None, &outbox, 1, &[]).unwrap();
     let (sent, message_id) = send_welcome(&mailer, None).await;
     sent.unwrap();
     let files: Vec<_> = std::fs::read_dir(&outbox)
@@ -257,7 +258,7 @@ async fn pooled_connections_are_capped_reused_and_sent_on_without_a_noop() {
 #[tokio::test]
 async fn a_connection_the_server_closed_is_replaced() {
     let server = SmtpServer::start().await;
-    let mailer = Mailer::new(Some(&server.url().into()), Path::new("outbox"), 1).unwrap();
+    let mailer = Mailer::new(Some(&server.url().into()), Path::new("outbox"), 1, &[]).unwrap();
     server.set_close_after_message(true);
     send_welcome(&mailer, None).await.0.unwrap();
     server.set_close_after_message(false);
@@ -276,8 +277,108 @@ async fn a_refused_login_is_transient_not_the_recipients_fault() {
     // The test server offers no AUTH: the login fails in the connection's setup.
     let server = SmtpServer::start().await;
     let url = format!("smtp://roster:secret@127.0.0.1:{}", server.port);
-    let mailer = Mailer::new(Some(&url.into()), Path::new("outbox"), 1).unwrap();
+    let mailer = Mailer::new(Some(&url.into()), Path::new("outbox"), 1, &[]).unwrap();
     let (sent, _) = send_welcome(&mailer, None).await;
     assert!(matches!(sent, Err(SendError::Transient(_))), "{sent:?}");
     assert!(server.messages().is_empty());
+}
+
+/// A certificate authority of the test's own, as a relay on a private network has: its
+/// PEM, and a TLS acceptor with a certificate it signed for `localhost`.
+fn private_ca() -> (String, tokio_rustls::TlsAcceptor) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    (ca.pem(), acceptor)
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_reach_a_relay_whose_ca_is_trusted() {
+    let (ca_pem, acceptor) = private_ca();
+    let roots = roster::email::smtp::read_extra_roots(ca_pem.as_bytes()).unwrap();
+    let starttls = SmtpServer::start_with(Tls::Starttls(acceptor.clone())).await;
+    let implicit = SmtpServer::start_with(Tls::Implicit(acceptor)).await;
+    let cases = [
+        (
+            &starttls,
+            format!("smtp://localhost:{}?tls=required", starttls.port),
+        ),
+        (
+            &starttls,
+            format!("smtp://localhost:{}?tls=opportunistic", starttls.port),
+        ),
+        (&implicit, format!("smtps://localhost:{}", implicit.port)),
+    ];
+    for (n, (server, url)) in cases.iter().enumerate() {
+        let mailer =
+            Mailer::new(Some(&url.clone().into()), Path::new("outbox"), 2, &roots).unwrap();
+        for _ in 0..2 {
+            let (sent, _) = send_welcome(&mailer, None).await;
+            assert!(sent.is_ok(), "{url}: {sent:?}");
+        }
+        let received = server.messages();
+        assert!(received.iter().all(|m| m.encrypted), "{url}: over TLS");
+        assert!(received.len() >= 2, "{url}: {n}");
+        // Without the CA, the relay's certificate is not trusted: no mail in the clear,
+        // a transient failure (the step is retried), nothing accepted.
+        let before = received.len();
+        let untrusting =
+            Mailer::new(Some(&url.clone().into()), Path::new("outbox"), 1, &[]).unwrap();
+        let (sent, _) = send_welcome(&untrusting, None).await;
+        assert!(
+            matches!(sent, Err(SendError::Transient(_))),
+            "{url}: {sent:?}"
+        );
+        assert_eq!(server.messages().len(), before, "{url}: nothing sent");
+    }
+    // Both STARTTLS sessions' pooled connections were reused, encrypted.
+    assert!(
+        starttls.sessions().accepted <= 4,
+        "{:?}",
+        starttls.sessions()
+    );
+}
+
+#[tokio::test]
+async fn tls_required_refuses_a_relay_without_starttls() {
+    let plain = SmtpServer::start().await;
+    let url = format!("smtp://localhost:{}?tls=required", plain.port);
+    let mailer = Mailer::new(Some(&url.into()), Path::new("outbox"), 1, &[]).unwrap();
+    let (sent, _) = send_welcome(&mailer, None).await;
+    assert!(matches!(sent, Err(SendError::Transient(_))), "{sent:?}");
+    assert!(plain.messages().is_empty(), "nothing in the clear");
+    // Opportunistic sends in the clear to a relay that offers no STARTTLS.
+    let url = format!("smtp://localhost:{}?tls=opportunistic", plain.port);
+    let mailer = Mailer::new(Some(&url.into()), Path::new("outbox"), 1, &[]).unwrap();
+    assert!(send_welcome(&mailer, None).await.0.is_ok());
+    assert!(!plain.messages()[0].encrypted);
+}
+
+#[test]
+fn a_ca_file_must_hold_trustable_pem_certificates() {
+    use roster::email::smtp::read_extra_roots;
+    assert!(read_extra_roots(b"").is_err());
+    assert!(read_extra_roots(b"not a certificate").is_err());
+    let (ca_pem, _) = private_ca();
+    assert_eq!(read_extra_roots(ca_pem.as_bytes()).unwrap().len(), 1);
+    let twice = format!("{ca_pem}{ca_pem}");
+    assert_eq!(read_extra_roots(twice.as_bytes()).unwrap().len(), 2);
 }

@@ -1,10 +1,26 @@
-//! A small SMTP server on loopback for tests: it speaks real SMTP over TCP, keeps what
-//! it accepts, and answers 4xx or 5xx to recipients when told to.
+//! A small SMTP server on loopback for tests: it speaks real SMTP over TCP (in the
+//! clear, with STARTTLS, or TLS from the first byte), keeps what it accepts, and
+//! answers 4xx or 5xx to recipients when told to.
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// How the server encrypts its sessions.
+#[derive(Clone)]
+pub enum Tls {
+    None,
+    /// Offers STARTTLS and takes mail only after it.
+    Starttls(TlsAcceptor),
+    /// TLS from the first byte (port 465's way).
+    Implicit(TlsAcceptor),
+}
+
+/// A session's stream, in the clear or encrypted.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// How the server answers `RCPT TO`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +39,8 @@ pub struct ReceivedMessage {
     pub data: String,
     /// When the final `.` arrived.
     pub received_at: std::time::Instant,
+    /// Whether it came over TLS.
+    pub encrypted: bool,
 }
 
 #[derive(Clone)]
@@ -58,6 +76,10 @@ pub struct Sessions {
 
 impl SmtpServer {
     pub async fn start() -> SmtpServer {
+        Self::start_with(Tls::None).await
+    }
+
+    pub async fn start_with(tls: Tls) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = SmtpServer {
             port: listener.local_addr().unwrap().port(),
@@ -76,6 +98,7 @@ impl SmtpServer {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
+                let tls = tls.clone();
                 {
                     let mut state = state.lock().unwrap();
                     state.sessions += 1;
@@ -83,7 +106,7 @@ impl SmtpServer {
                     state.most_open = state.most_open.max(state.open);
                 }
                 tokio::spawn(async move {
-                    serve(stream, state.clone()).await;
+                    serve(stream, state.clone(), tls).await;
                     state.lock().unwrap().open -= 1;
                 });
             }
@@ -133,21 +156,56 @@ impl SmtpServer {
     }
 }
 
-async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
-    let (reader, mut writer) = stream.into_split();
-    let mut lines = BufReader::new(reader).lines();
+async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, tls: Tls) {
+    let (io, mut encrypted): (Box<dyn Io>, bool) = match &tls {
+        Tls::Implicit(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => (Box::new(stream), true),
+            Err(_) => return,
+        },
+        Tls::None | Tls::Starttls(_) => (Box::new(stream), false),
+    };
+    let mut session = BufReader::new(io);
     let mut recipients = Vec::new();
-    if writer
+    if session
+        .get_mut()
         .write_all(b"220 roster-test ESMTP\r\n")
         .await
         .is_err()
     {
         return;
     }
-    while let Ok(Some(line)) = lines.next_line().await {
+    while let Some(line) = next_line(&mut session).await {
         let command = line.to_ascii_uppercase();
+        let offers_starttls = matches!(tls, Tls::Starttls(_)) && !encrypted;
         let answer: String = if command.starts_with("EHLO") {
-            "250-roster-test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into()
+            let starttls = if offers_starttls {
+                "250-STARTTLS\r\n"
+            } else {
+                ""
+            };
+            format!("250-roster-test\r\n{starttls}250-8BITMIME\r\n250 SMTPUTF8\r\n")
+        } else if command == "STARTTLS" && offers_starttls {
+            let Tls::Starttls(acceptor) = &tls else {
+                return;
+            };
+            if session
+                .get_mut()
+                .write_all(b"220 2.0.0 Ready to start TLS\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            // The client waits for that answer before its handshake: nothing is buffered.
+            match acceptor.accept(session.into_inner()).await {
+                Ok(stream) => session = BufReader::new(Box::new(stream) as Box<dyn Io>),
+                Err(_) => return,
+            }
+            encrypted = true;
+            recipients.clear();
+            continue;
+        } else if command.starts_with("MAIL FROM") && offers_starttls {
+            "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
         } else if command.starts_with("HELO") {
             "250 OK\r\n".into()
         } else if command.starts_with("NOOP") {
@@ -166,7 +224,8 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                 Reply::Permanent => "550 5.1.1 No such user here\r\n".into(),
             }
         } else if command == "DATA" {
-            if writer
+            if session
+                .get_mut()
                 .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 .await
                 .is_err()
@@ -175,7 +234,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             }
             let mut data = String::new();
             let mut ended = false;
-            while let Ok(Some(line)) = lines.next_line().await {
+            while let Some(line) = next_line(&mut session).await {
                 if line == "." {
                     ended = true;
                     break;
@@ -192,25 +251,40 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                     recipients: std::mem::take(&mut recipients),
                     data,
                     received_at: std::time::Instant::now(),
+                    encrypted,
                 });
                 (state.messages.len(), state.delay)
             };
             tokio::time::sleep(delay).await;
             if state.lock().unwrap().close_after_message {
                 let answer = format!("250 2.0.0 Ok: queued as 4Q{count:08}\r\n");
-                let _ = writer.write_all(answer.as_bytes()).await;
+                let _ = session.get_mut().write_all(answer.as_bytes()).await;
                 return;
             }
             format!("250 2.0.0 Ok: queued as 4Q{count:08}\r\n")
         } else if command.starts_with("QUIT") {
-            let _ = writer.write_all(b"221 2.0.0 Bye\r\n").await;
+            let _ = session.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
             return;
         } else {
             "502 5.5.2 Command not recognized\r\n".into()
         };
-        if writer.write_all(answer.as_bytes()).await.is_err() {
+        if session
+            .get_mut()
+            .write_all(answer.as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
+    }
+}
+
+/// The next line the client sent, without its line ending; `None` once it is gone.
+async fn next_line(session: &mut BufReader<Box<dyn Io>>) -> Option<String> {
+    let mut line = String::new();
+    match session.read_line(&mut line).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
     }
 }
 
