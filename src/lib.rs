@@ -10,6 +10,7 @@ pub mod db;
 pub mod email;
 pub mod events;
 pub mod export;
+pub mod forward;
 pub mod health;
 pub mod import;
 pub mod input;

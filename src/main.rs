@@ -105,6 +105,17 @@ enum Command {
         #[arg(long)]
         workflows: bool,
     },
+    /// Forward the stored events that happened since a date to [forward.tinybird]
+    /// and [forward.clickhouse], with a progress bar.
+    ///
+    /// Puts them in each destination's outbox and sends them now, in order. Running it
+    /// again sends them again, and the destinations count each svix-id once. Events it
+    /// could not send stay in the outbox for `roster serve`. Needs DATABASE_URL.
+    Forward {
+        /// The first day (`2026-01-31`, UTC) or moment (RFC 3339) to forward from.
+        #[arg(long, value_parser = parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+    },
     /// Read Clerk's Backend API: backfill the audience, or reconcile it.
     ///
     /// Needs CLERK_SECRET_KEY (and DATABASE_URL); CLERK_API_URL is
@@ -199,6 +210,16 @@ fn load_dotenv() -> anyhow::Result<()> {
 }
 
 /// A progress bar on stderr (hidden when it is not a terminal) counting `unit`.
+/// `--since`: a UTC day or an RFC 3339 moment.
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.to_utc())
+        .map_err(|_| format!("{text:?} is not a day (2026-01-31) or an RFC 3339 time"))
+}
+
 fn progress_bar(unit: &str) -> indicatif::ProgressBar {
     let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{eta}} left)");
     indicatif::ProgressBar::new(0)
@@ -432,6 +453,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             list,
             file,
         } => export(&settings, segment.as_deref(), list.as_deref(), &file).await,
+        Command::Forward { since } => {
+            let pool = Database::open(&settings)?.pool(2);
+            db::migrate(&pool).await?;
+            let forwarder = roster::forward::Forwarder::new(&settings.file.forward)?;
+            let progress = progress_bar("events");
+            let done = roster::forward::backfill(&pool, &forwarder, since, &progress).await?;
+            println!(
+                "forwarded {} events since {since} to {}",
+                done.forwarded,
+                forwarder.names().join(" and ")
+            );
+            Ok(())
+        }
         Command::Replay {
             workflows: with_workflows,
         } => {

@@ -32,6 +32,10 @@ pub const EVENT_TO_EMAIL_SECONDS: &str = "roster_event_to_email_accepted_seconds
 /// Drift the last Clerk reconcile found, by `kind`: `missing_in_roster`,
 /// `missing_in_clerk`, `different`.
 pub const CLERK_DRIFT: &str = "roster_clerk_drift";
+/// Events a destination of `[forward.*]` accepted, by destination.
+pub const FORWARDED_EVENTS: &str = "roster_forwarded_events_total";
+/// Forward attempts a destination refused or did not answer (a 429 included).
+pub const FORWARD_FAILURES: &str = "roster_forward_failures_total";
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -101,6 +105,14 @@ pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
         }
         metrics::gauge!("roster_clerk_reconciled_timestamp_seconds")
             .set(last.finished_at.timestamp() as f64);
+    }
+    // What waits to be forwarded, whichever process forwards it.
+    if let Ok(outboxes) = crate::forward::outbox::lag(pool.get_ref()).await {
+        for outbox in outboxes {
+            let labels = [("destination", outbox.destination)];
+            metrics::gauge!("roster_forward_pending", &labels).set(outbox.pending as f64);
+            metrics::gauge!("roster_forward_lag_seconds", &labels).set(outbox.lag_seconds);
+        }
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

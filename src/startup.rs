@@ -23,9 +23,11 @@ use crate::config::{ConfigFile, Settings};
 use crate::db::Database;
 use crate::email::templates::Templates;
 use crate::email::unsubscribe::UnsubscribeKey;
+use crate::forward::{self, Forwarder};
 use crate::jobs::worker::{JobHandler, Worker, WorkerOptions, run_each};
 use crate::jobs::{BulkRoom, Job};
 use crate::relays::{Relays, webhook::receive_relay_webhook};
+use crate::telemetry::error_chain;
 use crate::web::dashboard::{self, Views, session::SessionKey};
 use crate::web::request_log::RouteSpan;
 use crate::web::{tracking, unsubscribe};
@@ -40,6 +42,8 @@ pub struct Application {
     server: Server,
     worker: Worker<Jobs>,
     reconciles: Option<ScheduledReconciles>,
+    /// Looked at once at start: events left in an outbox by an earlier process.
+    forwarding: (sqlx::PgPool, Forwarder),
 }
 
 /// `[clerk.reconcile]`: what the scheduled reconcile needs.
@@ -84,10 +88,12 @@ impl Application {
             templates.clone(),
             outbox,
         )?;
+        let forwarder = Forwarder::new(&settings.file.forward)?;
         let jobs = Jobs {
             engine,
             config: Arc::new(settings.file.clone()),
             webhooks: Deliverer::new(workflows.webhooks().clone())?,
+            forwarder: forwarder.clone(),
         };
         let reconciles = match &settings.file.clerk.reconcile {
             Some(reconcile) => Some(ScheduledReconciles {
@@ -101,13 +107,17 @@ impl Application {
             }),
             None => None,
         };
+        let forwarding = (jobs_pool.clone(), forwarder.clone());
         let worker = Worker::new(jobs_pool, jobs, WorkerOptions::default());
-        let server = http_server(&settings, database, workflows, templates, listener)?;
+        let server = http_server(
+            &settings, database, workflows, templates, forwarder, listener,
+        )?;
         Ok(Self {
             port,
             server,
             worker,
             reconciles,
+            forwarding,
         })
     }
 
@@ -125,6 +135,18 @@ impl Application {
     /// and the worker the jobs it has in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        let (pool, forwarder) = self.forwarding;
+        for destination in forwarder.names() {
+            let after = std::time::Duration::ZERO;
+            if let Err(error) = forward::outbox::enqueue_follow_up(&pool, &destination, after).await
+            {
+                tracing::warn!(
+                    destination,
+                    error = error_chain(&error),
+                    "cannot look at the forward outbox"
+                );
+            }
+        }
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
         let reconciles = self.reconciles.map(|r| {
             tokio::spawn(run_scheduled_reconciles(
@@ -146,13 +168,14 @@ impl Application {
     }
 }
 
-/// What the worker runs, by job kind: workflow steps (the engine), campaign starts and
-/// outgoing webhooks.
+/// What the worker runs, by job kind: workflow steps (the engine), campaign starts,
+/// outgoing webhooks and forwarded events.
 #[derive(Clone)]
 pub struct Jobs {
     pub engine: Engine,
     config: Arc<ConfigFile>,
     webhooks: Deliverer,
+    forwarder: Forwarder,
 }
 
 impl JobHandler for Jobs {
@@ -174,6 +197,9 @@ impl JobHandler for Jobs {
         }
         if job.kind == webhooks::DELIVER_JOB {
             return self.webhooks.run(&self.engine.pool, job).await;
+        }
+        if job.kind == forward::FORWARD_JOB {
+            return self.forwarder.run(&self.engine.pool, job).await;
         }
         self.engine.run(job).await
     }
@@ -214,6 +240,7 @@ fn http_server(
     database: Database,
     workflows: Arc<Workflows>,
     templates: Arc<Templates>,
+    forwarder: Forwarder,
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
     {
@@ -221,6 +248,7 @@ fn http_server(
         let verifier = web::Data::new(SignatureVerifier::new(&settings.clerk_webhook_secrets));
         let clerk_settings = web::Data::new(settings.file.clerk.clone());
         let config_file = web::Data::new(settings.file.clone());
+        let forwarder = web::Data::new(forwarder);
         let api_key = web::Data::new(ApiKey::new(settings.api_key.as_ref()));
         let templates = web::Data::from(templates);
         let views = web::Data::new(Views::new());
@@ -249,6 +277,7 @@ fn http_server(
                 .app_data(workflows.clone())
                 .app_data(unsubscribe_key.clone())
                 .app_data(config_file.clone())
+                .app_data(forwarder.clone())
                 .app_data(api_key.clone())
                 .app_data(templates.clone())
                 .app_data(views.clone())

@@ -16,6 +16,7 @@ use super::signature::{SignatureError, SignatureVerifier};
 use super::sync::{ContactChange, Mode, SyncError};
 use crate::config::clerk::ClerkSettings;
 use crate::events::insert_clerk_event;
+use crate::forward::Forwarder;
 use crate::telemetry::error_chain;
 use crate::workflows::Workflows;
 use crate::{db, monitoring};
@@ -112,6 +113,7 @@ pub async fn receive_clerk_webhook(
     settings: web::Data<ClerkSettings>,
     pool: web::Data<PgPool>,
     workflows: web::Data<Workflows>,
+    forwarder: web::Data<Forwarder>,
 ) -> Result<HttpResponse, WebhookError> {
     let started = Instant::now();
     let body = payload
@@ -121,7 +123,7 @@ pub async fn receive_clerk_webhook(
         .map_err(|_| WebhookError::UnreadableBody)?;
     let svix_id = verifier.verify(request.headers(), &body)?;
     tracing::Span::current().record("svix_id", svix_id.as_str());
-    let ingested = ingest(&pool, &settings, &workflows, &svix_id, &body).await?;
+    let ingested = ingest(&pool, &settings, &workflows, &forwarder, &svix_id, &body).await?;
     Ok(answer(
         started,
         ingested.status,
@@ -139,13 +141,15 @@ pub struct Ingested {
     pub change: Option<ContactChange>,
 }
 
-/// Stores a verified delivery (`body`, under `svix_id`) in the raw event log, applies
-/// it and starts the workflows it triggers, in one transaction; a `svix-id` already
-/// stored changes nothing.
+/// Stores a verified delivery (`body`, under `svix_id`) in the raw event log (and the
+/// outbox of each destination `forwarder` sends to), applies it and starts the
+/// workflows it triggers, in one transaction; a `svix-id` already stored changes
+/// nothing.
 pub async fn ingest(
     pool: &PgPool,
     settings: &ClerkSettings,
     workflows: &Workflows,
+    forwarder: &Forwarder,
     svix_id: &str,
     body: &[u8],
 ) -> Result<Ingested, WebhookError> {
@@ -156,7 +160,16 @@ pub async fn ingest(
     let event_type = envelope.event_type.as_ref();
 
     let mut tx = pool.begin().await?;
-    let stored = insert_clerk_event(&mut tx, svix_id, event_type, occurred_at, &payload).await?;
+    let forward = forwarder.names();
+    let stored = insert_clerk_event(
+        &mut tx,
+        svix_id,
+        event_type,
+        occurred_at,
+        &payload,
+        &forward,
+    )
+    .await?;
     if !stored {
         tracing::info!(svix_id, event_type, "duplicate delivery");
         return Ok(Ingested {

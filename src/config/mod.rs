@@ -16,6 +16,7 @@ use crate::config::sending::SendingSettings;
 
 pub mod clerk;
 mod env;
+pub mod forward;
 pub mod relays;
 pub mod sending;
 pub mod webhooks;
@@ -100,7 +101,8 @@ impl Default for DatabaseSettings {
 }
 
 /// The TOML file named by `ROSTER_CONFIG`: `team_name`, `[clerk.*]` settings,
-/// `[sending]`, `[relays.*]`, `[[lists]]`, `[[workflows]]` and `[[webhooks]]`.
+/// `[sending]`, `[relays.*]`, `[[lists]]`, `[[workflows]]`, `[[webhooks]]` and
+/// `[forward.*]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigFile {
@@ -114,6 +116,8 @@ pub struct ConfigFile {
     pub workflows: Vec<WorkflowConfig>,
     /// Endpoints Roster's events are posted to.
     pub webhooks: Vec<webhooks::WebhookConfig>,
+    /// Where stored Clerk events are forwarded for analytics.
+    pub forward: forward::ForwardSettings,
 }
 
 /// One `[[lists]]` entry.
@@ -168,6 +172,7 @@ impl Settings {
         let (config_path, file) = env::config_file(var, &mut errors);
         errors.extend(check_file(&file));
         errors.extend(webhooks::check(&file.webhooks));
+        errors.extend(forward::check(&file.forward));
         errors.extend(file.clerk.problems());
         let relays = file.relays.clone().with_env(var, &mut errors);
         if let Err(problems) = crate::relays::Relays::new(&relays) {

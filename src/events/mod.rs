@@ -12,20 +12,23 @@ use sqlx::PgConnection;
 /// Stores one event; returns `false` when this `svix-id` was stored before (a duplicate
 /// delivery), in which case nothing was written. The same statement adds the event to
 /// its day's count (`clerk_event_counts`) and notes a lifecycle step seen for the first
-/// time for its person (`clerk_event_firsts`), which analytics read.
+/// time for its person (`clerk_event_firsts`), which analytics read, and puts it in the
+/// outbox of each of `forward`'s destinations with the job that sends it
+/// (`forward::FORWARD_JOB`, one per destination and second).
 pub async fn insert_clerk_event(
     conn: &mut PgConnection,
     svix_id: &str,
     event_type: &str,
     occurred_at: DateTime<Utc>,
     payload_json: &str,
+    forward: &[String],
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query_scalar!(
+    let inserted = sqlx::query!(
         r#"with stored as (
                insert into clerk_events (svix_id, event_type, occurred_at, payload)
                values ($1, $2, $3, $4::text::jsonb)
                on conflict (svix_id) do nothing
-               returning event_type, subject_id, occurred_at, payload #>> '{data,status}' as status
+               returning id, event_type, subject_id, occurred_at, payload #>> '{data,status}' as status
            ),
            firsts as (
                insert into clerk_event_firsts (kind, subject_id, first_at)
@@ -41,14 +44,36 @@ pub async fn insert_clerk_event(
                from stored
                on conflict (day, event_type, shard) do update
                    set events = clerk_event_counts.events + 1
+           ),
+           outboxed as (
+               insert into forward_outbox (destination, event_id)
+               select d, id from stored, unnest($5::text[]) as d
+           ),
+           woken as (
+               insert into jobs (kind, key, payload, run_at, max_attempts)
+               select $6, d || ':' || extract(epoch from date_trunc('second', now()))::bigint,
+                      jsonb_build_object('destination', d),
+                      date_trunc('second', now()) + interval '1 second', $7
+               from stored, unnest($5::text[]) as d
+               on conflict (kind, key) do nothing
+               returning id
            )
-           select count(*) as "stored!" from stored"#,
+           select count(*) as "stored!", (select count(*) from woken) as "woken!" from stored"#,
         svix_id,
         event_type,
         occurred_at,
         payload_json,
+        forward,
+        crate::forward::FORWARD_JOB,
+        crate::forward::outbox::ATTEMPTS,
     )
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(inserted == 1)
+    if inserted.woken > 0 {
+        // Delivered at commit, and only then: a rolled-back job wakes nobody.
+        sqlx::query!("select pg_notify($1, '')", crate::jobs::NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(inserted.stored == 1)
 }

@@ -1,6 +1,7 @@
 //! The audience: contacts with search, filters, counts and pages; with no contacts
 //! yet, how to point Clerk at this Roster, and a sample Clerk event to see it work.
 
+use crate::forward::Forwarder;
 use actix_web::{HttpResponse, get, post, web};
 use minijinja::value::Serde;
 use minijinja::{Value, context};
@@ -145,6 +146,7 @@ pub async fn send_test_event(
     pool: web::Data<PgPool>,
     settings: web::Data<ClerkSettings>,
     workflows: web::Data<Workflows>,
+    forwarder: web::Data<Forwarder>,
 ) -> Result<HttpResponse, DashboardError> {
     session.check_csrf(&form.csrf)?;
     let email = normalise_email(form.email.clone())?;
@@ -161,7 +163,7 @@ pub async fn send_test_event(
     drop(conn);
     let body = serde_json::to_vec(&event).map_err(|e| DashboardError::Unexpected(e.into()))?;
     let svix_id = format!("msg_test{}", Uuid::now_v7().simple());
-    let ingested = ingest(&pool, &settings, &workflows, &svix_id, &body)
+    let ingested = ingest(&pool, &settings, &workflows, &forwarder, &svix_id, &body)
         .await
         .map_err(|error| match error {
             WebhookError::DatabaseUnavailable(_) => DashboardError::Unavailable(error.into()),

@@ -1,0 +1,176 @@
+//! Forwarding: every stored Clerk event (verified, deduplicated, redacted) also goes,
+//! in batches, to Tinybird's Events API and/or a ClickHouse HTTP endpoint, so that
+//! analytics at scale run on a column store with the figures Roster's own give.
+//!
+//! The event's transaction writes one `forward_outbox` row per destination and a
+//! `FORWARD_JOB` for it, one per destination and second, due at the end of that
+//! second. The job sends the outbox in order, 1,000 events a request, and deletes what
+//! the destination accepted; a follow-up 5 s later catches events whose transaction
+//! was still open. Delivery
+//! is at least once: a crash after the destination's answer sends that batch again,
+//! and downstream the svix-id is the dedupe key (a ReplacingMergeTree; Tinybird's data
+//! source in `analytics/tinybird/`). A 429 waits as the destination says; a 5xx or an
+//! unreachable destination is retried by the job queue with backoff.
+
+mod destination;
+pub mod outbox;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub use destination::{Destination, Refusal};
+
+use crate::config::forward::ForwardSettings;
+use crate::jobs::{Deferred, Job};
+use crate::monitoring;
+
+/// The job that sends one destination's outbox: `{"destination": "tinybird"}`.
+pub const FORWARD_JOB: &str = "forward.events";
+/// Events per request.
+pub const BATCH: i64 = 1000;
+/// When a forward job looks at the outbox again after it ran.
+const FOLLOW_UP: Duration = Duration::from_secs(5);
+
+/// The destinations `[forward.*]` configures, and the HTTP client they share.
+#[derive(Clone, Default)]
+pub struct Forwarder {
+    destinations: Vec<Destination>,
+}
+
+impl Forwarder {
+    pub fn new(settings: &ForwardSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            destinations: Destination::all(settings)?,
+        })
+    }
+
+    /// The names of the configured destinations, as the outbox keeps them.
+    pub fn names(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .map(|d| d.name().to_owned())
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.name() == name)
+    }
+
+    /// Runs a `FORWARD_JOB`: sends the destination's outbox until it is empty. `Err`
+    /// asks the queue to try again later; a 429 defers the job for as long as the
+    /// destination asked.
+    pub async fn run(&self, pool: &PgPool, job: &Job) -> anyhow::Result<()> {
+        let name = job.payload["destination"].as_str().unwrap_or_default();
+        let Some(destination) = self.get(name) else {
+            // Removed from the config file: its rows wait for it to come back.
+            tracing::warn!(
+                destination = name,
+                "events wait for a destination no longer configured"
+            );
+            return Ok(());
+        };
+        let mut forwarded = 0;
+        loop {
+            match outbox::send_batch(pool, destination).await {
+                Ok(0) => break,
+                Ok(sent) => forwarded += sent,
+                Err(error) => {
+                    let labels = [("destination", name.to_owned())];
+                    metrics::counter!(monitoring::FORWARD_FAILURES, &labels).increment(1);
+                    return Err(match error {
+                        outbox::SendError::Refused(Refusal::RateLimited(after)) => {
+                            Deferred { after }.into()
+                        }
+                        other => anyhow::anyhow!("{other}"),
+                    });
+                }
+            }
+        }
+        // An event whose transaction was still open while this ran found this
+        // second's job taken: look again a little later, and again while that finds
+        // events. (`roster serve` also looks once at start.)
+        let follow_up = job.payload["followUp"] == true;
+        if !follow_up || forwarded > 0 {
+            outbox::enqueue_follow_up(pool, name, FOLLOW_UP).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One event as it is forwarded, a line of NDJSON (Tinybird) or JSONEachRow
+/// (ClickHouse): its svix-id (the dedupe key), type, subject, when it happened and was
+/// received (UTC, `YYYY-MM-DD hh:mm:ss.mmm`, and in milliseconds since 1970), and the
+/// payload as stored, as JSON text.
+pub fn event_row(event: &outbox::OutboxEvent) -> Value {
+    let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    json!({
+        "svix_id": event.svix_id,
+        "event_type": event.event_type,
+        "subject_id": event.subject_id.as_deref().unwrap_or_default(),
+        "occurred_at": time(&event.occurred_at),
+        "occurred_at_ms": event.occurred_at.timestamp_millis(),
+        "received_at": time(&event.received_at),
+        "received_at_ms": event.received_at.timestamp_millis(),
+        "payload": event.payload.to_string(),
+    })
+}
+
+/// What `roster forward --since` did.
+#[derive(Debug, Default)]
+pub struct Backfilled {
+    pub forwarded: u64,
+}
+
+/// `roster forward --since`: puts every event that happened since `since` in each
+/// destination's outbox and sends them all now, in order, waiting out 429s and
+/// retrying failures a few times; idempotent (the svix-id dedupes downstream). Events
+/// it could not send stay in the outbox for `roster serve`.
+pub async fn backfill(
+    pool: &PgPool,
+    forwarder: &Forwarder,
+    since: chrono::DateTime<chrono::Utc>,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Backfilled> {
+    let names = forwarder.names();
+    anyhow::ensure!(
+        !names.is_empty(),
+        "no destination to forward to: add [forward.tinybird] or [forward.clickhouse] to the config file"
+    );
+    let pending = outbox::backfill(pool, &names, since).await?;
+    progress.set_length(u64::try_from(pending).unwrap_or(0));
+    let mut done = Backfilled::default();
+    for destination in &forwarder.destinations {
+        let mut failures = 0;
+        loop {
+            match outbox::send_batch(pool, destination).await {
+                Ok(0) => break,
+                Ok(sent) => {
+                    failures = 0;
+                    done.forwarded += sent as u64;
+                    progress.inc(sent as u64);
+                }
+                Err(outbox::SendError::Refused(Refusal::RateLimited(after))) => {
+                    tokio::time::sleep(after).await;
+                }
+                Err(error) if failures < BACKFILL_RETRIES => {
+                    failures += 1;
+                    let wait = crate::jobs::retry::backoff(failures);
+                    let name = destination.name();
+                    progress.println(format!("{name}: {error}; retrying in {wait:?}"));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => anyhow::bail!(
+                    "{}: {error}; the events not sent stay in its outbox, which roster serve sends",
+                    destination.name()
+                ),
+            }
+        }
+    }
+    progress.finish();
+    Ok(done)
+}
+
+/// How often `backfill` retries a failing batch before it gives up.
+const BACKFILL_RETRIES: i32 = 5;

@@ -1,0 +1,160 @@
+//! The forward outbox in SQL: a batch taken in event order and locked while it is
+//! sent (so two workers never send the same rows at once), deleted once the
+//! destination took it; the jobs that wake the sending; and the backfill of
+//! `roster forward --since`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::{BATCH, Destination, FORWARD_JOB, Refusal, event_row};
+use crate::jobs::queue::{NewJob, enqueue_job};
+use crate::monitoring;
+
+/// Attempts a forward job gets: a destination away for a few hours is retried through,
+/// and the next event's job tries again after that.
+pub const ATTEMPTS: i32 = 20;
+
+/// A stored event waiting in the outbox.
+#[derive(Debug)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub svix_id: String,
+    pub event_type: String,
+    pub subject_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Sends the next batch of `destination`'s outbox, oldest first, and deletes it once
+/// accepted. Returns how many events went; 0 when the outbox is empty (or every row is
+/// being sent by another worker).
+pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usize, SendError> {
+    let mut tx = pool.begin().await?;
+    let events = sqlx::query_as!(
+        OutboxEvent,
+        "select e.id, e.svix_id, e.event_type, e.subject_id, e.occurred_at, e.received_at, e.payload
+         from forward_outbox o join clerk_events e on e.id = o.event_id
+         where o.destination = $1
+         order by o.event_id
+         limit $2
+         for update of o skip locked",
+        destination.name(),
+        BATCH,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut lines = String::new();
+    for event in &events {
+        lines.push_str(&event_row(event).to_string());
+        lines.push('\n');
+    }
+    destination.post(lines).await?;
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    // A delete lost in a crash only sends the batch again, which the svix-id dedupes.
+    sqlx::query!(
+        "delete from forward_outbox
+         where destination = $1 and event_id = any($2)
+           and (select set_config('synchronous_commit', 'off', true)) is not null",
+        destination.name(),
+        &ids,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let labels = [("destination", destination.name().to_owned())];
+    metrics::counter!(monitoring::FORWARDED_EVENTS, &labels).increment(events.len() as u64);
+    Ok(events.len())
+}
+
+/// A follow-up forward job for `destination`, due `after` from now, at most one per
+/// second. (The jobs an event's transaction adds are keyed `{destination}:{second}`,
+/// these `{destination}:then:{second}`, so neither stands in for the other.)
+pub async fn enqueue_follow_up(
+    pool: &PgPool,
+    destination: &str,
+    after: Duration,
+) -> sqlx::Result<()> {
+    let run_at = Utc::now() + after;
+    let key = format!("{destination}:then:{}", run_at.timestamp());
+    let payload = serde_json::json!({ "destination": destination, "followUp": true });
+    let job = NewJob {
+        kind: FORWARD_JOB,
+        key: Some(&key),
+        payload: &payload,
+        run_at,
+        max_attempts: ATTEMPTS,
+    };
+    enqueue_job(&mut *pool.acquire().await?, &job).await?;
+    Ok(())
+}
+
+/// Puts every stored event that happened since `since` in the outbox of each of
+/// `destinations` (those already there stay once), and wakes the sending. Returns how
+/// many rows each destination's outbox holds now.
+pub async fn backfill(
+    pool: &PgPool,
+    destinations: &[String],
+    since: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query!(
+        "insert into forward_outbox (destination, event_id)
+         select d, e.id from clerk_events e, unnest($1::text[]) as d
+         where e.occurred_at >= $2
+         on conflict do nothing",
+        destinations,
+        since,
+    )
+    .execute(pool)
+    .await?;
+    for destination in destinations {
+        enqueue_follow_up(pool, destination, Duration::ZERO).await?;
+    }
+    pending(pool, destinations).await
+}
+
+/// How many events wait in the outboxes of `destinations`.
+pub async fn pending(pool: &PgPool, destinations: &[String]) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from forward_outbox where destination = any($1)"#,
+        destinations
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// What waits in one destination's outbox.
+pub struct Lag {
+    pub destination: String,
+    pub pending: i64,
+    /// How long ago the oldest waiting event was received; 0 when none waits.
+    pub lag_seconds: f64,
+}
+
+/// The outbox of each destination Roster forwards to; an empty one has no lag.
+pub async fn lag(pool: &PgPool) -> sqlx::Result<Vec<Lag>> {
+    sqlx::query_as!(
+        Lag,
+        r#"select d as "destination!",
+                  (select count(*) from forward_outbox o where o.destination = d) as "pending!",
+                  coalesce((select extract(epoch from now() - min(e.received_at))::float8
+                            from forward_outbox o join clerk_events e on e.id = o.event_id
+                            where o.destination = d), 0) as "lag_seconds!"
+           from unnest(array['tinybird', 'clickhouse']) as d"#
+    )
+    .fetch_all(pool)
+    .await
+}

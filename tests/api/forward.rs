@@ -1,0 +1,199 @@
+//! Forwarding stored Clerk events to Tinybird's Events API, through the stand-in in
+//! `tinybird.rs` (Tinybird cannot run here): each verified, deduplicated event reaches
+//! the data source once after merge, through redeliveries, 429s, 5xx answers and a
+//! batch sent twice; `roster forward --since` backfills idempotently.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use roster::config::forward::ForwardSettings;
+use roster::forward::{Forwarder, backfill};
+
+use crate::helpers::{TestApp, fixture, set, spawn_app_with_config};
+use crate::tinybird::Tinybird;
+
+const TOKEN: &str = "p.test-append-token";
+
+fn config(tinybird: &Tinybird) -> &'static str {
+    Box::leak(
+        format!(
+            "[forward.tinybird]\nurl = \"{}\"\ntoken = \"{TOKEN}\"\ndatasource = \"clerk_events\"\n",
+            tinybird.url
+        )
+        .into_boxed_str(),
+    )
+}
+
+/// Delivers `n` user.created events, each twice (Svix retries); returns their svix-ids.
+async fn deliver_users(app: &TestApp, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut event = fixture("user.created");
+        set(&mut event, "/data/id", json!(format!("user_fwd_{i}")));
+        let email = format!("f{i}@example.com");
+        set(
+            &mut event,
+            "/data/email_addresses/0/email_address",
+            json!(email),
+        );
+        let delivery = crate::helpers::Delivery::of(&event);
+        for _ in 0..2 {
+            assert_eq!(app.send(&delivery).await.status(), 200);
+        }
+        ids.push(delivery.id.clone());
+    }
+    ids
+}
+
+async fn outbox(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from forward_outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Runs the worker at later and later times, as the clock moves past retries.
+async fn drain(app: &TestApp) {
+    let now = Utc::now();
+    for minutes in [0, 1, 5, 30, 120] {
+        app.run_jobs_at(now + Duration::seconds(2) + Duration::minutes(minutes))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if outbox(app).await == 0 {
+            return;
+        }
+    }
+}
+
+#[sqlx::test]
+async fn each_event_reaches_tinybird_once_through_429s_and_5xx(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let tinybird = Tinybird::start(TOKEN).await;
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    let ids = deliver_users(&app, 30).await;
+    assert_eq!(
+        outbox(&app).await,
+        30,
+        "one row per stored event, not per delivery"
+    );
+    tinybird.refuse(&[429, 503, 500]);
+    drain(&app).await;
+    assert_eq!(outbox(&app).await, 0, "all sent");
+    assert!(tinybird.requests() >= 4, "the refusals were retried");
+    assert!(tinybird.every_request_waited(), "wait=true on every append");
+    let rows = tinybird.deduplicated("clerk_events");
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), expected);
+    // Each row is the stored event: verified, deduplicated and redacted as Roster keeps it.
+    let (svix_id, stored_payload, occurred_at): (String, serde_json::Value, chrono::DateTime<Utc>) =
+        sqlx::query_as("select svix_id, payload, occurred_at from clerk_events order by id limit 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let row = &rows[&svix_id];
+    assert_eq!(row["event_type"], "user.created");
+    assert_eq!(row["subject_id"], "user_fwd_0");
+    assert_eq!(row["occurred_at_ms"], occurred_at.timestamp_millis());
+    let payload: serde_json::Value =
+        serde_json::from_str(row["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, stored_payload);
+}
+
+#[sqlx::test]
+async fn a_batch_sent_again_and_a_backfill_count_once(_: PgPoolOptions, db: PgConnectOptions) {
+    let tinybird = Tinybird::start(TOKEN).await;
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    deliver_users(&app, 12).await;
+    drain(&app).await;
+    assert_eq!(tinybird.rows("clerk_events").len(), 12);
+    // A crash after Tinybird took the batch and before its rows left the outbox.
+    sqlx::query(
+        "insert into forward_outbox (destination, event_id) select 'tinybird', id from clerk_events",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    drain(&app).await;
+    assert_eq!(
+        tinybird.rows("clerk_events").len(),
+        24,
+        "sent again: at least once"
+    );
+    assert_eq!(
+        tinybird.deduplicated("clerk_events").len(),
+        12,
+        "counted once"
+    );
+    // `roster forward --since`, twice.
+    let settings: ForwardSettings = toml::from_str(&format!(
+        "[tinybird]\nurl = \"{}\"\ntoken = \"{TOKEN}\"\ndatasource = \"clerk_events\"\n",
+        tinybird.url
+    ))
+    .unwrap();
+    let forwarder = Forwarder::new(&settings).unwrap();
+    // The fixtures' events happened in the past; all of them are since 2000.
+    let since = "2000-01-01T00:00:00Z".parse().unwrap();
+    for _ in 0..2 {
+        let progress = indicatif::ProgressBar::hidden();
+        let done = backfill(&app.db, &forwarder, since, &progress)
+            .await
+            .unwrap();
+        assert_eq!(done.forwarded, 12);
+    }
+    assert_eq!(tinybird.deduplicated("clerk_events").len(), 12);
+    assert_eq!(outbox(&app).await, 0);
+    // Nothing before `since`.
+    let later = Utc::now() + Duration::days(1);
+    let done = backfill(
+        &app.db,
+        &forwarder,
+        later,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.forwarded, 0);
+}
+
+#[sqlx::test]
+async fn a_wrong_token_keeps_the_events_and_counts_the_failure(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let tinybird = Tinybird::start("p.another-token").await;
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    deliver_users(&app, 3).await;
+    app.run_jobs_at(Utc::now() + Duration::seconds(2)).await;
+    assert_eq!(outbox(&app).await, 3, "kept for when the token is fixed");
+    assert!(tinybird.rows("clerk_events").is_empty());
+    let error: String = sqlx::query_scalar(
+        "select last_error from jobs where kind = 'forward.events' and last_error is not null limit 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(error.contains("tinybird answered 403"), "{error}");
+    assert!(
+        !error.contains("another-token") && !error.contains(TOKEN),
+        "{error}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("roster_forward_pending{destination=\"tinybird\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roster_forward_failures_total{destination=\"tinybird\"}"),
+        "{text}"
+    );
+}

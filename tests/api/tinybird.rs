@@ -1,0 +1,145 @@
+//! A stand-in for Tinybird's Events API, which cannot run here. It follows the
+//! documented behaviour (https://www.tinybird.co/docs/api-reference/events-api):
+//! - `POST /v0/events?name=DATASOURCE`, the body NDJSON, one event per line;
+//! - `Authorization: Bearer TOKEN`, else 403; no `name`, 400;
+//! - `wait=true`: 200 once written, with `successful_rows` and `quarantined_rows`;
+//!   without it, 202;
+//! - over its rate limit: 429 with `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+//!   `X-RateLimit-Reset` and `Retry-After` (seconds);
+//! - a line that is not a JSON object is quarantined, not appended.
+//!
+//! The data source is a ReplacingMergeTree sorted by `svix_id`, as
+//! `analytics/tinybird/clerk_events.datasource` declares: `rows` is everything
+//! appended, `deduplicated` what a merge leaves (the last row of each svix-id).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct State {
+    token: String,
+    /// Rows appended, per data source.
+    rows: BTreeMap<String, Vec<Value>>,
+    /// Answers to give before taking requests again: 429 or a 5xx.
+    refusals: Vec<u16>,
+    requests: usize,
+    /// Whether each request asked `wait=true`.
+    waited: Vec<bool>,
+}
+
+#[derive(Clone)]
+pub struct Tinybird {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Tinybird {
+    pub async fn start(token: &str) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            token: token.to_owned(),
+            ..State::default()
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shared = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/v0/events", web::post().to(events))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Self { url, state }
+    }
+
+    /// The next requests get these answers (429s or 5xx), one each, in order.
+    pub fn refuse(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().refusals = statuses.to_vec();
+    }
+
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
+    }
+
+    pub fn every_request_waited(&self) -> bool {
+        self.state.lock().unwrap().waited.iter().all(|w| *w)
+    }
+
+    /// Everything appended to `datasource`, duplicates included.
+    pub fn rows(&self, datasource: &str) -> Vec<Value> {
+        let state = self.state.lock().unwrap();
+        state.rows.get(datasource).cloned().unwrap_or_default()
+    }
+
+    /// What a merge of the ReplacingMergeTree leaves: one row per svix-id.
+    pub fn deduplicated(&self, datasource: &str) -> BTreeMap<String, Value> {
+        self.rows(datasource)
+            .into_iter()
+            .map(|row| (row["svix_id"].as_str().unwrap_or_default().to_owned(), row))
+            .collect()
+    }
+}
+
+async fn events(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    let mut state = state.lock().unwrap();
+    state.requests += 1;
+    let bearer = format!("Bearer {}", state.token);
+    if request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(&bearer)
+    {
+        return HttpResponse::Forbidden().json(json!({ "error": "invalid authentication token" }));
+    }
+    let Some(name) = query.get("name").cloned() else {
+        return HttpResponse::BadRequest()
+            .json(json!({ "error": "The name parameter is required" }));
+    };
+    if !state.refusals.is_empty() {
+        let status = state.refusals.remove(0);
+        if status == 429 {
+            return HttpResponse::TooManyRequests()
+                .insert_header(("X-RateLimit-Limit", "100"))
+                .insert_header(("X-RateLimit-Remaining", "0"))
+                .insert_header(("X-RateLimit-Reset", "1"))
+                .insert_header(("Retry-After", "1"))
+                .json(json!({ "error": "Too many requests" }));
+        }
+        let status = actix_web::http::StatusCode::from_u16(status).unwrap();
+        return HttpResponse::build(status).json(json!({ "error": "try again" }));
+    }
+    let wait = query.get("wait").map(String::as_str) == Some("true");
+    state.waited.push(wait);
+    let (mut successful, mut quarantined) = (0, 0);
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<Value>(line) {
+            Ok(row) if row.is_object() => {
+                state.rows.entry(name.clone()).or_default().push(row);
+                successful += 1;
+            }
+            _ => quarantined += 1,
+        }
+    }
+    if wait {
+        HttpResponse::Ok()
+            .json(json!({ "successful_rows": successful, "quarantined_rows": quarantined }))
+    } else {
+        HttpResponse::Accepted()
+            .json(json!({ "successful_rows": successful, "quarantined_rows": quarantined }))
+    }
+}
