@@ -101,10 +101,10 @@ impl Forwarder {
 
 /// One event as it is forwarded, a line of NDJSON (Tinybird) or JSONEachRow
 /// (ClickHouse): its svix-id (the dedupe key), type, subject, when it happened and was
-/// received (UTC, `YYYY-MM-DD hh:mm:ss.mmm`, and in milliseconds since 1970), and the
-/// payload as stored, as JSON text.
+/// received (UTC, `YYYY-MM-DD hh:mm:ss` as any ClickHouse's `DateTime` parses it, and
+/// exactly, in milliseconds since 1970), and the payload as stored, as JSON text.
 pub fn event_row(event: &outbox::OutboxEvent) -> Value {
-    let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
     json!({
         "svix_id": event.svix_id,
         "event_type": event.event_type,

@@ -117,6 +117,10 @@ async fn a_batch_sent_again_and_a_backfill_count_once(_: PgPoolOptions, db: PgCo
     .execute(&app.db)
     .await
     .unwrap();
+    // The crashed job runs again once its lease ends.
+    roster::forward::outbox::enqueue_follow_up(&app.db, "tinybird", std::time::Duration::ZERO)
+        .await
+        .unwrap();
     drain(&app).await;
     assert_eq!(
         tinybird.rows("clerk_events").len(),

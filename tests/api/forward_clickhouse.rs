@@ -1,0 +1,245 @@
+//! Forwarding to a real ClickHouse server (Debian's 18.16, on loopback): the shipped
+//! table (`analytics/clickhouse/clerk_events.sql`) holds each event once after merge
+//! through redeliveries, a server killed and started again while events wait, and a
+//! batch sent twice; the shipped queries give the figures of `/api/v1/analytics/*`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::clickhouse::{ClickHouse, PASSWORD, USER};
+use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_config};
+
+const TABLE: &str = include_str!("../../analytics/clickhouse/clerk_events.sql");
+const EVENTS_BY_TYPE: &str = include_str!("../../analytics/clickhouse/events_by_type.sql");
+const ACTIVE_USERS: &str = include_str!("../../analytics/clickhouse/active_users.sql");
+
+fn config(clickhouse: &ClickHouse) -> &'static str {
+    Box::leak(
+        format!(
+            "[forward.clickhouse]\nurl = \"{}\"\ntable = \"clerk_events\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+            clickhouse.url
+        )
+        .into_boxed_str(),
+    )
+}
+
+/// The day the test's events start, and how many days they span.
+fn first_day() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap()
+}
+const DAYS: i64 = 9;
+
+/// Sign-ups, sessions and updates spread over `DAYS` days, each delivered twice.
+/// Returns how many distinct events were stored.
+async fn deliver_events(app: &TestApp) -> usize {
+    let mut stored = 0;
+    let send = async |event: Value| {
+        let delivery = Delivery::of(&event);
+        for _ in 0..2 {
+            assert_eq!(app.send(&delivery).await.status(), 200);
+        }
+    };
+    for i in 0..12i64 {
+        let at = first_day() + Duration::hours(i * 17) + Duration::milliseconds(i * 7);
+        let user = format!("user_ch_{i}");
+        let mut created = fixture("user.created");
+        set(&mut created, "/data/id", json!(user));
+        set(
+            &mut created,
+            "/data/email_addresses/0/email_address",
+            json!(format!("c{i}@example.com")),
+        );
+        set(&mut created, "/timestamp", json!(at.timestamp_millis()));
+        send(created).await;
+        stored += 1;
+        // Sessions: some users sign in several times, some not at all.
+        for s in 0..(i % 4) {
+            let mut session = fixture("session.created");
+            set(&mut session, "/data/id", json!(format!("sess_{i}_{s}")));
+            set(&mut session, "/data/user_id", json!(user));
+            let later = at + Duration::hours(20 * s + 3);
+            set(&mut session, "/timestamp", json!(later.timestamp_millis()));
+            send(session).await;
+            stored += 1;
+        }
+    }
+    stored
+}
+
+async fn outbox(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from forward_outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Runs the worker at later and later times, as the clock moves past retries.
+async fn drain(app: &TestApp) {
+    let now = Utc::now();
+    for minutes in [0, 1, 5, 30, 120, 600] {
+        app.run_jobs_at(now + Duration::seconds(2) + Duration::minutes(minutes))
+            .await;
+        if outbox(app).await == 0 {
+            return;
+        }
+    }
+}
+
+/// A shipped query with its range and bucket filled in.
+fn shipped(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, interval: &str) -> String {
+    let bucket = match interval {
+        "day" => "toStartOfDay",
+        "week" => "toMonday",
+        _ => "toStartOfMonth",
+    };
+    sql.replace("{from_ms}", &from.timestamp_millis().to_string())
+        .replace("{to_ms}", &to.timestamp_millis().to_string())
+        .replace("{bucket}", bucket)
+}
+
+#[sqlx::test]
+async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let mut clickhouse = ClickHouse::start().await;
+    clickhouse.query(TABLE).await;
+    let app = spawn_app_with_config(db, config(&clickhouse)).await;
+
+    // Events arrive while ClickHouse is down: they wait in the outbox.
+    clickhouse.kill().await;
+    let stored = deliver_events(&app).await;
+    assert_eq!(outbox(&app).await, stored as i64);
+    app.run_jobs_at(Utc::now() + Duration::seconds(2)).await;
+    assert_eq!(
+        outbox(&app).await,
+        stored as i64,
+        "kept while ClickHouse is away"
+    );
+    // Back on the same port and data, the retries get through.
+    clickhouse.resume().await;
+    drain(&app).await;
+    assert_eq!(outbox(&app).await, 0);
+    // A crash after ClickHouse took a batch and before its rows left the outbox.
+    sqlx::query(
+        "insert into forward_outbox (destination, event_id) select 'clickhouse', id from clerk_events",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // The crashed job runs again once its lease ends.
+    roster::forward::outbox::enqueue_follow_up(&app.db, "clickhouse", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    drain(&app).await;
+    let count = |sql: &'static str| {
+        let clickhouse = &clickhouse;
+        async move { clickhouse.query(sql).await.trim().parse::<usize>().unwrap() }
+    };
+    // Sent twice (a merge may already have folded the copies together).
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    let forwarded = format!(
+        "roster_forwarded_events_total{{destination=\"clickhouse\"}} {}",
+        2 * stored
+    );
+    assert!(text.contains(&forwarded), "{text}");
+    assert_eq!(
+        count("SELECT count() FROM clerk_events FINAL").await,
+        stored
+    );
+    clickhouse.query("OPTIMIZE TABLE clerk_events FINAL").await;
+    assert_eq!(
+        count("SELECT count() FROM clerk_events").await,
+        stored,
+        "once after merge"
+    );
+
+    // The shipped queries against the API, by day and by week.
+    for interval in ["day", "week"] {
+        let from = first_day() + Duration::hours(5);
+        let to = first_day() + Duration::days(DAYS) + Duration::hours(7);
+        let query = format!(
+            "?from={}&to={}&interval={interval}",
+            from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let (status, events) = app.api_get(&format!("/v1/analytics/events{query}")).await;
+        assert_eq!(status, 200, "{events}");
+        let range_from: DateTime<Utc> = events["from"].as_str().unwrap().parse().unwrap();
+        let mut api: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for bucket in events["buckets"].as_array().unwrap() {
+            let day = bucket["start"].as_str().unwrap()[..10].to_owned();
+            for (event_type, n) in bucket["counts"].as_object().unwrap() {
+                if n.as_i64().unwrap() > 0 {
+                    api.insert((day.clone(), event_type.clone()), n.as_i64().unwrap());
+                }
+            }
+        }
+        let mut shipped_counts = BTreeMap::new();
+        for row in clickhouse
+            .rows(&shipped(EVENTS_BY_TYPE, range_from, to, interval))
+            .await
+        {
+            let key = (
+                row["start"].as_str().unwrap().to_owned(),
+                row["event_type"].as_str().unwrap().to_owned(),
+            );
+            shipped_counts.insert(
+                key,
+                row["events"]
+                    .as_str()
+                    .map_or_else(|| row["events"].as_i64().unwrap(), |s| s.parse().unwrap()),
+            );
+        }
+        assert!(!api.is_empty());
+        assert_eq!(shipped_counts, api, "events by {interval}");
+
+        let (status, active) = app
+            .api_get(&format!("/v1/analytics/active-users{query}"))
+            .await;
+        assert_eq!(status, 200, "{active}");
+        let api: BTreeMap<String, (i64, i64)> = active["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["sessions"].as_i64().unwrap() > 0)
+            .map(|b| {
+                let day = b["start"].as_str().unwrap()[..10].to_owned();
+                (
+                    day,
+                    (
+                        b["activeUsers"].as_i64().unwrap(),
+                        b["sessions"].as_i64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        let number = |v: &Value| {
+            v.as_str()
+                .map_or_else(|| v.as_i64().unwrap(), |s| s.parse().unwrap())
+        };
+        let shipped_active: BTreeMap<String, (i64, i64)> = clickhouse
+            .rows(&shipped(ACTIVE_USERS, range_from, to, interval))
+            .await
+            .iter()
+            .map(|row| {
+                let day = row["start"].as_str().unwrap().to_owned();
+                (
+                    day,
+                    (number(&row["active_users"]), number(&row["sessions"])),
+                )
+            })
+            .collect();
+        assert!(!api.is_empty());
+        assert_eq!(shipped_active, api, "active users by {interval}");
+    }
+}
