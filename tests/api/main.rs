@@ -32,6 +32,7 @@ mod own_cluster;
 mod preferences;
 mod relay_webhooks;
 mod replay;
+mod replicas;
 mod roster_api;
 mod segments;
 mod send_rate;
