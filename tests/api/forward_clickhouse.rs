@@ -305,3 +305,52 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
         assert_eq!(shipped_growth, api, "growth by {interval}");
     }
 }
+
+/// The SQL of a file without its `--` comments and indentation.
+fn statement(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
+    let bucket = "{% if String(interval, 'day') == 'week' %}toMonday{% elif String(interval, 'day') == 'month' %}toStartOfMonth{% else %}toStartOfDay{% end %}";
+    for (pipe, query) in [
+        (
+            include_str!("../../analytics/tinybird/events_by_type.pipe"),
+            EVENTS_BY_TYPE,
+        ),
+        (
+            include_str!("../../analytics/tinybird/active_users.pipe"),
+            ACTIVE_USERS,
+        ),
+        (include_str!("../../analytics/tinybird/growth.pipe"), GROWTH),
+    ] {
+        let sql = pipe
+            .split_once("SQL >\n    %\n")
+            .and_then(|(_, rest)| rest.split_once("\nTYPE endpoint"))
+            .map(|(sql, _)| sql)
+            .expect("one SQL node, then TYPE endpoint");
+        let as_clickhouse = sql
+            .replace("{{Int64(from_ms)}}", "{from_ms}")
+            .replace("{{Int64(to_ms)}}", "{to_ms}")
+            .replace(bucket, "{bucket}");
+        assert_eq!(statement(&as_clickhouse), statement(query));
+    }
+    let datasource = include_str!("../../analytics/tinybird/clerk_events.datasource");
+    for column in [
+        "svix_id",
+        "event_type",
+        "subject_id",
+        "occurred_at",
+        "occurred_at_ms",
+        "received_at_ms",
+        "payload",
+    ] {
+        assert!(datasource.contains(&format!("`{column}`")), "{column}");
+        assert!(TABLE.contains(&format!("    {column} ")), "{column}");
+    }
+}
