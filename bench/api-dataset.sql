@@ -1,6 +1,8 @@
 -- The dataset of bench/api-queries.sh: 200,000 contacts and 1,000,000 raw Clerk events
 -- over the year before 2026-11-01, shaped like a live app's log. Run with psql, with
--- the variable user_fixture set to the user.created fixture.
+-- the variable user_fixture set to the user.created fixture, and extra_sessions (0 for
+-- the 1,000,000 events; 9000000 for 10,000,000) more session.created spread over the
+-- same year, as a busier app's log grows.
 --   contacts: 150,000 Clerk users (20,000 graduated from the waitlist), 40,000 on the
 --             waitlist, 10,000 from the API; every tenth unsubscribed
 --   events:   150,000 user.created, 10,000 user.deleted, 200,000 user.updated (0.5%
@@ -77,6 +79,13 @@ select 'msg_sc_' || n, 'session.created', pg_temp.at(n, 520000),
                           'data', jsonb_build_object('id', 'sess_' || n, 'object', 'session', 'status', 'active',
                                                      'user_id', 'user_' || (1 + hashint8(n) % 150000 + 150000) % 150000 + 1))
 from generate_series(1, 520000) as n;
+
+insert into clerk_events (svix_id, event_type, occurred_at, payload)
+select 'msg_sx_' || n, 'session.created', pg_temp.at(n, :extra_sessions),
+       jsonb_build_object('object', 'event', 'type', 'session.created',
+                          'data', jsonb_build_object('id', 'sess_x' || n, 'object', 'session', 'status', 'active',
+                                                     'user_id', 'user_' || (1 + hashint8(n + 7) % 150000 + 150000) % 150000 + 1))
+from generate_series(1, :extra_sessions) as n;
 
 insert into clerk_events (svix_id, event_type, occurred_at, payload)
 select 'msg_sr_' || n, 'session.revoked', pg_temp.at(n, 20000),

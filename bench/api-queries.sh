@@ -4,7 +4,8 @@
 # the plan PostgreSQL ran it with (auto_explain: EXPLAIN ANALYZE of the very statement
 # Roster sent), and the throughput of the Loops `find` route.
 # Usage: bench/api-queries.sh [requests per route] [find requests] [find concurrency]
-#        (200 50000 32). Plans go to bench/results/api-plans.txt.
+#        [extra session events] (200 50000 32 0). Plans go to bench/results/api-plans.txt.
+# 9000000 extra session events make the log 10,000,000 events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/roster.sh
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 per_route=${1:-200}
 find_requests=${2:-50000}
 find_concurrency=${3:-32}
+extra_sessions=${4:-0}
 roster_workdir roster-bench
 work=$ROSTER_WORK
 
@@ -26,8 +28,10 @@ db="postgres://postgres@127.0.0.1:$PG_PORT/roster_bench"
 
 DATABASE_URL="$db" ./target/release/roster migrate >/dev/null
 started=$(date +%s)
-psql_db "$db" -v user_fixture="$(cat src/clerk/samples/user.created.json)" -f bench/api-dataset.sql
+psql_db "$db" -v user_fixture="$(cat src/clerk/samples/user.created.json)" -v extra_sessions="$extra_sessions" \
+  -f bench/api-dataset.sql
 echo "dataset: $(psql_db "$db" -tAc 'select count(*) from contacts') contacts, $(psql_db "$db" -tAc 'select count(*) from clerk_events') events, loaded in $(( $(date +%s) - started )) s" >&2
+echo "database size: $(psql_db "$db" -tAc "select pg_size_pretty(pg_database_size(current_database()))"), of which the event log and its indexes $(psql_db "$db" -tAc "select pg_size_pretty(pg_total_relation_size('clerk_events'))")" >&2
 
 key="bench-key-$(head -c 32 /dev/urandom | base64 | tr -dc a-zA-Z0-9)"
 roster_serve ./target/release/roster "$work/roster.log" DATABASE_URL="$db" ROSTER_API_KEY="$key" \
