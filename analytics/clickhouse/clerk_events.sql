@@ -9,6 +9,8 @@ CREATE TABLE IF NOT EXISTS clerk_events (
     event_type String,
     -- data.user_id, else data.id: the person (or organization) the event is about.
     subject_id String,
+    -- data.status ('' when none): a waitlist entry's invited or rejected.
+    status String,
     occurred_at DateTime('UTC'),
     occurred_at_ms Int64,
     received_at_ms Int64,

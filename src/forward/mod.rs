@@ -100,7 +100,7 @@ impl Forwarder {
 }
 
 /// One event as it is forwarded, a line of NDJSON (Tinybird) or JSONEachRow
-/// (ClickHouse): its svix-id (the dedupe key), type, subject, when it happened and was
+/// (ClickHouse): its svix-id (the dedupe key), type, subject, `data.status`, when it happened and was
 /// received (UTC, `YYYY-MM-DD hh:mm:ss` as any ClickHouse's `DateTime` parses it, and
 /// exactly, in milliseconds since 1970), and the payload as stored, as JSON text.
 pub fn event_row(event: &outbox::OutboxEvent) -> Value {
@@ -109,6 +109,8 @@ pub fn event_row(event: &outbox::OutboxEvent) -> Value {
         "svix_id": event.svix_id,
         "event_type": event.event_type,
         "subject_id": event.subject_id.as_deref().unwrap_or_default(),
+        // What a waitlist entry's lifecycle step turns on (`lifecycle_step` in SQL).
+        "status": event.payload["data"]["status"].as_str().unwrap_or_default(),
         "occurred_at": time(&event.occurred_at),
         "occurred_at_ms": event.occurred_at.timestamp_millis(),
         "received_at": time(&event.received_at),

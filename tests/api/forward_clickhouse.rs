@@ -16,6 +16,7 @@ const TABLE: &str = include_str!("../../analytics/clickhouse/clerk_events.sql");
 const EVENTS_BY_TYPE: &str = include_str!("../../analytics/clickhouse/events_by_type.sql");
 const ACTIVE_USERS: &str = include_str!("../../analytics/clickhouse/active_users.sql");
 const GROWTH: &str = include_str!("../../analytics/clickhouse/growth.sql");
+const WAITLIST: &str = include_str!("../../analytics/clickhouse/waitlist.sql");
 
 fn config(clickhouse: &ClickHouse) -> &'static str {
     Box::leak(
@@ -77,6 +78,41 @@ async fn deliver_events(app: &TestApp) -> usize {
                 send(deleted).await;
                 stored += 1;
             }
+        }
+    }
+    // The waitlist: entries join, some are invited (one twice, under two svix-ids) or
+    // rejected days later.
+    for i in 0..10i64 {
+        let at = first_day() + Duration::hours(i * 19 + 1);
+        let entry = format!("wle_ch_{i}");
+        let mut joined = fixture("waitlistEntry.created");
+        set(&mut joined, "/data/id", json!(entry));
+        set(
+            &mut joined,
+            "/data/email_address",
+            json!(format!("w{i}@example.com")),
+        );
+        set(&mut joined, "/timestamp", json!(at.timestamp_millis()));
+        send(joined).await;
+        stored += 1;
+        let status = match i % 3 {
+            0 => continue,
+            1 => "invited",
+            _ => "rejected",
+        };
+        for copy in 0..(1 + i64::from(i == 4)) {
+            let mut updated = fixture("waitlistEntry.updated");
+            set(&mut updated, "/data/id", json!(entry));
+            set(
+                &mut updated,
+                "/data/email_address",
+                json!(format!("w{i}@example.com")),
+            );
+            set(&mut updated, "/data/status", json!(status));
+            let later = at + Duration::hours(50) + Duration::minutes(copy);
+            set(&mut updated, "/timestamp", json!(later.timestamp_millis()));
+            send(updated).await;
+            stored += 1;
         }
     }
     stored
@@ -303,6 +339,38 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
             "deletions seen"
         );
         assert_eq!(shipped_growth, api, "growth by {interval}");
+
+        let (status, waitlist) = app.api_get(&format!("/v1/analytics/waitlist{query}")).await;
+        assert_eq!(status, 200, "{waitlist}");
+        let steps = ["joined", "invited", "rejected"];
+        let api: BTreeMap<String, Vec<i64>> = waitlist["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let day = b["start"].as_str().unwrap()[..10].to_owned();
+                (
+                    day,
+                    steps
+                        .iter()
+                        .map(|f| b[*f].as_i64().unwrap())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, figures)| figures.iter().any(|n| *n > 0))
+            .collect();
+        let shipped_waitlist: BTreeMap<String, Vec<i64>> = clickhouse
+            .rows(&shipped(WAITLIST, range_from, to, interval))
+            .await
+            .iter()
+            .map(|row| {
+                let day = row["start"].as_str().unwrap().to_owned();
+                (day, steps.iter().map(|c| number(&row[*c])).collect())
+            })
+            .collect();
+        let total = |i: usize| api.values().map(|f| f[i]).sum::<i64>();
+        assert!(total(1) > 0 && total(2) > 0, "invited and rejected seen");
+        assert_eq!(shipped_waitlist, api, "waitlist by {interval}");
     }
 }
 
@@ -328,6 +396,10 @@ fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
             ACTIVE_USERS,
         ),
         (include_str!("../../analytics/tinybird/growth.pipe"), GROWTH),
+        (
+            include_str!("../../analytics/tinybird/waitlist.pipe"),
+            WAITLIST,
+        ),
     ] {
         let sql = pipe
             .split_once("SQL >\n    %\n")
@@ -345,6 +417,7 @@ fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
         "svix_id",
         "event_type",
         "subject_id",
+        "status",
         "occurred_at",
         "occurred_at_ms",
         "received_at_ms",
