@@ -4,7 +4,7 @@
 //! but those whose send was in flight at the crash (left `unknown`, never sent again).
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    API_KEY, AppOptions, database_url, free_port, roster, spawn_app_with, wait_until_ready,
+    API_KEY, AppOptions, free_port, roster_serve, spawn_app_with, wait_until_ready,
 };
 use crate::own_cluster::OwnCluster;
 use crate::smtp_server::SmtpServer;
@@ -45,22 +45,9 @@ impl Serve {
         let port = free_port();
         let config = std::env::temp_dir().join(format!("roster-crash-{port}.toml"));
         std::fs::write(&config, "[sending]\nrate = \"400/s\"\n").unwrap();
-        let child = roster()
-            .args(["serve"])
-            .env("DATABASE_URL", database_url(db))
+        let child = roster_serve(db, port, &smtp.url())
             .env("ROSTER_CONFIG", &config)
-            .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "ROSTER_TEMPLATES",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-            )
-            .env("ROSTER_API_KEY", API_KEY)
-            .env("MAIL_FROM", "Acme <hello@acme.test>")
             .env("ROSTER_UNSUBSCRIBE_SECRET", "crash-unsubscribe-secret-0123")
-            .env("SMTP_URL", smtp.url())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_until_ready(port).await;

@@ -46,20 +46,21 @@ async fn deliver_users(app: &TestApp, n: usize) -> Vec<String> {
     ids
 }
 
-async fn outbox(app: &TestApp) -> i64 {
+/// Events waiting in the outboxes.
+pub async fn outbox(app: &TestApp) -> i64 {
     sqlx::query_scalar("select count(*) from forward_outbox")
         .fetch_one(&app.db)
         .await
         .unwrap()
 }
 
-/// Runs the worker at later and later times, as the clock moves past retries.
-async fn drain(app: &TestApp) {
+/// Runs the worker at later and later times, as the clock moves past retries, until
+/// the outboxes are empty.
+pub async fn drain(app: &TestApp) {
     let now = Utc::now();
-    for minutes in [0, 1, 5, 30, 120] {
+    for minutes in [0, 1, 5, 30, 120, 600] {
         app.run_jobs_at(now + Duration::seconds(2) + Duration::minutes(minutes))
             .await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         if outbox(app).await == 0 {
             return;
         }

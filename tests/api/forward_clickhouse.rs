@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::clickhouse::{ClickHouse, PASSWORD, USER};
+use crate::forward::{drain, outbox};
 use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_config};
 
 const TABLE: &str = include_str!("../../analytics/clickhouse/clerk_events.sql");
@@ -116,25 +117,6 @@ async fn deliver_events(app: &TestApp) -> usize {
         }
     }
     stored
-}
-
-async fn outbox(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from forward_outbox")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-/// Runs the worker at later and later times, as the clock moves past retries.
-async fn drain(app: &TestApp) {
-    let now = Utc::now();
-    for minutes in [0, 1, 5, 30, 120, 600] {
-        app.run_jobs_at(now + Duration::seconds(2) + Duration::minutes(minutes))
-            .await;
-        if outbox(app).await == 0 {
-            return;
-        }
-    }
 }
 
 /// A shipped query with its range and bucket filled in.

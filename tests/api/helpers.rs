@@ -343,6 +343,28 @@ pub fn roster() -> std::process::Command {
     command
 }
 
+/// `roster serve` on `port`, against this test's database and the SMTP server at
+/// `smtp_url`, with the shipped templates, the test API key and warnings only; callers
+/// add their config file and the rest.
+pub fn roster_serve(db: &PgConnectOptions, port: u16, smtp_url: &str) -> std::process::Command {
+    let mut command = roster();
+    command
+        .args(["serve"])
+        .env("DATABASE_URL", database_url(db))
+        .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "ROSTER_TEMPLATES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        )
+        .env("ROSTER_API_KEY", API_KEY)
+        .env("MAIL_FROM", "Acme <hello@acme.test>")
+        .env("SMTP_URL", smtp_url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
 /// The URL of this test's database, for a `roster` process.
 pub fn database_url(db: &PgConnectOptions) -> String {
     format!(

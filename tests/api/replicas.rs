@@ -3,13 +3,13 @@
 //! each process.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{API_KEY, database_url, free_port, roster, wait_until_ready};
+use crate::helpers::{API_KEY, free_port, roster_serve, wait_until_ready};
 use crate::smtp_server::SmtpServer;
 
 /// A `roster serve` process, killed when dropped.
@@ -21,22 +21,9 @@ struct Replica {
 impl Replica {
     async fn start(db: &PgConnectOptions, smtp: &SmtpServer) -> Self {
         let port = free_port();
-        let child = roster()
-            .args(["serve"])
-            .env("DATABASE_URL", database_url(db))
+        let child = roster_serve(db, port, &smtp.url())
             .env("ROSTER_CONFIG", "/dev/null")
-            .env("ROSTER_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "ROSTER_TEMPLATES",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-            )
-            .env("ROSTER_API_KEY", API_KEY)
-            .env("MAIL_FROM", "Acme <hello@acme.test>")
-            .env("SMTP_URL", smtp.url())
             .env("SMTP_CONNECTIONS", "4")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_until_ready(port).await;
