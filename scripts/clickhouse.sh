@@ -16,6 +16,15 @@ ch_find_server() {
     fi
   done
   os_install clickhouse-server || return 1
+  # The package may start a system-wide server; the tests need none, so it is stopped
+  # and kept from starting at boot (the tests start their own).
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet clickhouse-server 2>/dev/null; then
+    $sudo systemctl disable --now clickhouse-server >&2 || true
+  elif command -v service >/dev/null 2>&1; then
+    $sudo service clickhouse-server stop >/dev/null 2>&1 || true
+  fi
   [ -x /usr/sbin/clickhouse-server ] || { echo "could not find or install clickhouse-server" >&2; return 1; }
   export CLICKHOUSE_SERVER=/usr/sbin/clickhouse-server
 }
