@@ -6,11 +6,11 @@
 //! `FORWARD_JOB` for it, one per destination and second, due at the end of that
 //! second. The job sends the outbox in order, 1,000 events a request, and deletes what
 //! the destination accepted; a follow-up 5 s later catches events whose transaction
-//! was still open. Delivery
-//! is at least once: a crash after the destination's answer sends that batch again,
-//! and downstream the svix-id is the dedupe key (a ReplacingMergeTree; Tinybird's data
-//! source in `analytics/tinybird/`). A 429 waits as the destination says; a 5xx or an
-//! unreachable destination is retried by the job queue with backoff.
+//! was still open. Delivery is at least once: a crash after the destination's answer
+//! sends that batch again, and downstream the svix-id is the dedupe key (a
+//! ReplacingMergeTree; Tinybird's data source in `analytics/tinybird/`). A 429 waits as
+//! the destination says; a 5xx or an unreachable destination is retried by the job
+//! queue with backoff.
 
 mod destination;
 pub mod outbox;
@@ -33,7 +33,7 @@ pub const BATCH: i64 = 1000;
 /// When a forward job looks at the outbox again after it ran.
 const FOLLOW_UP: Duration = Duration::from_secs(5);
 
-/// The destinations `[forward.*]` configures, and the HTTP client they share.
+/// The destinations `[forward.*]` configures (they share one HTTP client).
 #[derive(Clone, Default)]
 pub struct Forwarder {
     destinations: Vec<Destination>,
@@ -100,9 +100,10 @@ impl Forwarder {
 }
 
 /// One event as it is forwarded, a line of NDJSON (Tinybird) or JSONEachRow
-/// (ClickHouse): its svix-id (the dedupe key), type, subject, `data.status`, when it happened and was
-/// received (UTC, `YYYY-MM-DD hh:mm:ss` as any ClickHouse's `DateTime` parses it, and
-/// exactly, in milliseconds since 1970), and the payload as stored, as JSON text.
+/// (ClickHouse): its svix-id (the dedupe key), type, subject, `data.status`, when it
+/// happened and was received (UTC, `YYYY-MM-DD hh:mm:ss` as any ClickHouse's
+/// `DateTime` parses it, and exactly, in milliseconds since 1970), and the payload as
+/// stored, as JSON text.
 pub fn event_row(event: &outbox::OutboxEvent) -> Value {
     let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
     json!({
