@@ -401,3 +401,27 @@ async fn time_to_graduate_has_a_median_and_a_p90(_: PgPoolOptions, db: PgConnect
     // percentile_cont: 2 days + 0.8 of the 9 days between the second and the third.
     assert_eq!(body["p90SecondsToGraduate"], 794_880.0);
 }
+
+/// The indexes the analytics are written for, as their plans in BENCHMARKS.md use them;
+/// a migration that drops a column takes the indexes that include it along.
+#[sqlx::test]
+async fn every_index_the_analytics_read_exists(_: PgPoolOptions, db: PgConnectOptions) {
+    let app = spawn_app(db).await;
+    for index in [
+        "clerk_events_subject",
+        "clerk_events_type_occurred_at_subject",
+        "clerk_events_sessions",
+        "clerk_events_auth_signals",
+        "clerk_event_firsts_kind_first_at",
+        "contacts_graduated_at",
+        "contacts_waitlist_joined_at",
+    ] {
+        let exists: bool =
+            sqlx::query_scalar("select exists(select 1 from pg_indexes where indexname = $1)")
+                .bind(index)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert!(exists, "{index}");
+    }
+}
