@@ -54,6 +54,21 @@ pub async fn outbox(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// What a crash after `destination` took every event, and before their rows left the
+/// outbox, leaves: the rows back, and the crashed job due again (its lease ended).
+pub async fn crash_after_the_destination_took_everything(app: &TestApp, destination: &str) {
+    sqlx::query(
+        "insert into forward_outbox (destination, event_id) select $1, id from clerk_events",
+    )
+    .bind(destination)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    roster::forward::outbox::enqueue_follow_up(&app.db, destination, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+}
+
 /// Runs the worker at later and later times, as the clock moves past retries, until
 /// the outboxes are empty.
 pub async fn drain(app: &TestApp) {
@@ -111,17 +126,7 @@ async fn a_batch_sent_again_and_a_backfill_count_once(_: PgPoolOptions, db: PgCo
     deliver_users(&app, 12).await;
     drain(&app).await;
     assert_eq!(tinybird.rows("clerk_events").len(), 12);
-    // A crash after Tinybird took the batch and before its rows left the outbox.
-    sqlx::query(
-        "insert into forward_outbox (destination, event_id) select 'tinybird', id from clerk_events",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    // The crashed job runs again once its lease ends.
-    roster::forward::outbox::enqueue_follow_up(&app.db, "tinybird", std::time::Duration::ZERO)
-        .await
-        .unwrap();
+    crash_after_the_destination_took_everything(&app, "tinybird").await;
     drain(&app).await;
     assert_eq!(
         tinybird.rows("clerk_events").len(),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::clickhouse::{ClickHouse, PASSWORD, USER};
-use crate::forward::{drain, outbox};
+use crate::forward::{crash_after_the_destination_took_everything, drain, outbox};
 use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_config};
 
 const TABLE: &str = include_str!("../../analytics/clickhouse/clerk_events.sql");
@@ -154,17 +154,7 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
     clickhouse.resume().await;
     drain(&app).await;
     assert_eq!(outbox(&app).await, 0);
-    // A crash after ClickHouse took a batch and before its rows left the outbox.
-    sqlx::query(
-        "insert into forward_outbox (destination, event_id) select 'clickhouse', id from clerk_events",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    // The crashed job runs again once its lease ends.
-    roster::forward::outbox::enqueue_follow_up(&app.db, "clickhouse", std::time::Duration::ZERO)
-        .await
-        .unwrap();
+    crash_after_the_destination_took_everything(&app, "clickhouse").await;
     drain(&app).await;
     let count = |sql: &'static str| {
         let clickhouse = &clickhouse;
