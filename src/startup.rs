@@ -138,7 +138,7 @@ impl Application {
         let (pool, forwarder) = self.forwarding;
         for destination in forwarder.names() {
             let after = std::time::Duration::ZERO;
-            if let Err(error) = forward::outbox::enqueue_follow_up(&pool, &destination, after).await
+            if let Err(error) = forward::outbox::enqueue_follow_up(&pool, destination, after).await
             {
                 tracing::warn!(
                     destination,

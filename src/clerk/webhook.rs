@@ -161,15 +161,8 @@ pub async fn ingest(
 
     let mut tx = pool.begin().await?;
     let forward = forwarder.names();
-    let stored = insert_clerk_event(
-        &mut tx,
-        svix_id,
-        event_type,
-        occurred_at,
-        &payload,
-        &forward,
-    )
-    .await?;
+    let stored =
+        insert_clerk_event(&mut tx, svix_id, event_type, occurred_at, &payload, forward).await?;
     if !stored {
         tracing::info!(svix_id, event_type, "duplicate delivery");
         return Ok(Ingested {

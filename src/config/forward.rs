@@ -2,7 +2,7 @@
 //! scale, Tinybird's Events API and a ClickHouse HTTP endpoint. Secrets never appear in
 //! `Debug` output or in problems.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +47,11 @@ pub(super) fn check(forward: &ForwardSettings) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(tinybird) = &forward.tinybird {
         check_url("forward.tinybird.url", &tinybird.url, &mut problems);
+        if !is_header_safe(tinybird.token.expose_secret()) {
+            problems.push(
+                "forward.tinybird.token: a token of printable characters, without spaces".into(),
+            );
+        }
         if !is_identifier(&tinybird.datasource, false) {
             problems.push(
                 "forward.tinybird.datasource: letters, digits and _, starting with a letter"
@@ -63,11 +68,21 @@ pub(super) fn check(forward: &ForwardSettings) -> Vec<String> {
                     .to_owned(),
             );
         }
+        if let Some(password) = &clickhouse.password
+            && password.expose_secret().chars().any(char::is_control)
+        {
+            problems.push("forward.clickhouse.password: no control characters".into());
+        }
         if clickhouse.user.is_empty() || clickhouse.user.chars().any(char::is_control) {
             problems.push("forward.clickhouse.user: a user name without control characters".into());
         }
     }
     problems
+}
+
+/// What an HTTP header can carry as it is: printable ASCII, no spaces.
+fn is_header_safe(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn check_url(field: &str, text: &str, problems: &mut Vec<String>) {
@@ -120,18 +135,20 @@ mod tests {
             r#"
             [tinybird]
             url = "ftp://api.tinybird.co"
-            token = "p.secret-token"
+            token = "p.secret-token\n"
             datasource = "clerk events"
             [clickhouse]
             url = "http://user:pw@ch:8123"
             table = "db.t.x"
-            password = "hunter2"
+            password = "hunter2\u0000"
             "#,
         )
         .unwrap();
         let problems = check(&forward).join("\n");
         for field in [
             "forward.tinybird.url",
+            "forward.tinybird.token",
+            "forward.clickhouse.password",
             "forward.tinybird.datasource",
             "forward.clickhouse.url",
             "forward.clickhouse.table",

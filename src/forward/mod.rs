@@ -37,21 +37,23 @@ const FOLLOW_UP: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 pub struct Forwarder {
     destinations: Vec<Destination>,
+    /// Their names, as the outbox keeps them.
+    names: Vec<String>,
 }
 
 impl Forwarder {
     pub fn new(settings: &ForwardSettings) -> anyhow::Result<Self> {
+        let destinations = Destination::all(settings)?;
+        let names = destinations.iter().map(|d| d.name().to_owned()).collect();
         Ok(Self {
-            destinations: Destination::all(settings)?,
+            destinations,
+            names,
         })
     }
 
     /// The names of the configured destinations, as the outbox keeps them.
-    pub fn names(&self) -> Vec<String> {
-        self.destinations
-            .iter()
-            .map(|d| d.name().to_owned())
-            .collect()
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     pub fn get(&self, name: &str) -> Option<&Destination> {
@@ -141,7 +143,7 @@ pub async fn backfill(
         !names.is_empty(),
         "no destination to forward to: add [forward.tinybird] or [forward.clickhouse] to the config file"
     );
-    let pending = outbox::backfill(pool, &names, since).await?;
+    let pending = outbox::backfill(pool, names, since).await?;
     progress.set_length(u64::try_from(pending).unwrap_or(0));
     let mut done = Backfilled::default();
     for destination in &forwarder.destinations {
