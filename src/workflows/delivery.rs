@@ -252,9 +252,10 @@ async fn claim_ready(
             claimed.push(r);
             continue;
         }
+        // Its own failure only: the claimed sends are on disk as `sending` and must go.
         let steps = send.workflow.steps.len();
-        settle_earlier_attempt(&mut conn, send.run.id, send.step, steps, send.due).await?;
-        results[r.index] = Some(Ok(()));
+        let settled = settle_earlier_attempt(&mut conn, send.run.id, send.step, steps, send.due);
+        results[r.index] = Some(settled.await.map_err(anyhow::Error::from));
     }
     Ok(claimed)
 }
