@@ -179,6 +179,7 @@ pub async fn ingest(
     };
     let outcome = apply(&mut tx, &event, &stored, Mode::Live, Some(workflows)).await?;
     tx.commit().await?;
+    forwarder.wake(pool).await;
 
     let change = outcome.change;
     let status = if change.is_some() || outcome.facts_changed || outcome.runs_started > 0 {

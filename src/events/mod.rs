@@ -13,8 +13,8 @@ use sqlx::PgConnection;
 /// delivery), in which case nothing was written. The same statement adds the event to
 /// its day's count (`clerk_event_counts`) and notes a lifecycle step seen for the first
 /// time for its person (`clerk_event_firsts`), which analytics read, and puts it in the
-/// outbox of each of `forward`'s destinations with the job that sends it
-/// (`forward::FORWARD_JOB`, one per destination and second).
+/// outbox of each of `forward`'s destinations (`Forwarder::wake` then wakes the sending,
+/// after the commit).
 pub async fn insert_clerk_event(
     conn: &mut PgConnection,
     svix_id: &str,
@@ -23,7 +23,7 @@ pub async fn insert_clerk_event(
     payload_json: &str,
     forward: &[String],
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query!(
+    let inserted = sqlx::query_scalar!(
         r#"with stored as (
                insert into clerk_events (svix_id, event_type, occurred_at, payload)
                values ($1, $2, $3, $4::text::jsonb)
@@ -48,32 +48,15 @@ pub async fn insert_clerk_event(
            outboxed as (
                insert into forward_outbox (destination, event_id)
                select d, id from stored, unnest($5::text[]) as d
-           ),
-           woken as (
-               insert into jobs (kind, key, payload, run_at, max_attempts)
-               select $6, d || ':' || extract(epoch from date_trunc('second', now()))::bigint,
-                      jsonb_build_object('destination', d),
-                      date_trunc('second', now()) + interval '1 second', $7
-               from stored, unnest($5::text[]) as d
-               on conflict (kind, key) do nothing
-               returning id
            )
-           select count(*) as "stored!", (select count(*) from woken) as "woken!" from stored"#,
+           select count(*) as "stored!" from stored"#,
         svix_id,
         event_type,
         occurred_at,
         payload_json,
         forward,
-        crate::forward::FORWARD_JOB,
-        crate::forward::outbox::ATTEMPTS,
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    if inserted.woken > 0 {
-        // Delivered at commit, and only then: a rolled-back job wakes nobody.
-        sqlx::query!("select pg_notify($1, '')", crate::jobs::NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
-    }
-    Ok(inserted.stored == 1)
+    Ok(inserted == 1)
 }

@@ -2,9 +2,10 @@
 //! in batches, to Tinybird's Events API and/or a ClickHouse HTTP endpoint, so that
 //! analytics at scale run on a column store with the figures Roster's own give.
 //!
-//! The event's transaction writes one `forward_outbox` row per destination and a
-//! `FORWARD_JOB` for it, one per destination and second, due at the end of that
-//! second. The job sends the outbox in order, 1,000 events a request, and deletes what
+//! The event's transaction writes one `forward_outbox` row per destination; after its
+//! commit, `Forwarder::wake` adds a `FORWARD_JOB`, one per destination and second, due
+//! at the end of that second (outside the transaction, so concurrent webhooks never
+//! wait on each other's job key). The job sends the outbox in order, 1,000 events a request, and deletes what
 //! the destination accepted; a follow-up 5 s later catches events whose transaction
 //! was still open. Delivery is at least once: a crash after the destination's answer
 //! sends that batch again, and downstream the svix-id is the dedupe key (a
@@ -15,6 +16,8 @@
 mod destination;
 pub mod outbox;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -39,16 +42,41 @@ pub struct Forwarder {
     destinations: Vec<Destination>,
     /// Their names, as the outbox keeps them.
     names: Vec<String>,
+    /// The last second this process added each one's job for.
+    woken: Arc<Vec<AtomicI64>>,
 }
 
 impl Forwarder {
     pub fn new(settings: &ForwardSettings) -> anyhow::Result<Self> {
         let destinations = Destination::all(settings)?;
-        let names = destinations.iter().map(|d| d.name().to_owned()).collect();
+        let names: Vec<String> = destinations.iter().map(|d| d.name().to_owned()).collect();
+        let woken = Arc::new(names.iter().map(|_| AtomicI64::new(0)).collect());
         Ok(Self {
             destinations,
             names,
+            woken,
         })
+    }
+
+    /// After an event's commit: the job that sends each destination's outbox at the end
+    /// of this second, added at most once a second by this process (a replica adds its
+    /// own, keyed the same, so one runs). A failure is logged: the event waits in the
+    /// outbox for the next event's job, or `roster serve`'s look at start.
+    pub async fn wake(&self, pool: &PgPool) {
+        let now = chrono::Utc::now();
+        let second = now.timestamp();
+        for (name, woken) in self.names.iter().zip(self.woken.iter()) {
+            if woken.swap(second, Ordering::Relaxed) == second {
+                continue;
+            }
+            let key = format!("{name}:{second}");
+            let run_at = chrono::DateTime::from_timestamp(second + 1, 0).unwrap_or(now);
+            if let Err(error) = outbox::enqueue(pool, name, &key, run_at, false).await {
+                woken.store(0, Ordering::Relaxed);
+                let error = crate::telemetry::error_chain(&error);
+                tracing::warn!(destination = %name, error, "cannot wake the forwarding");
+            }
+        }
     }
 
     /// The names of the configured destinations, as the outbox keeps them.

@@ -81,8 +81,9 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
 }
 
 /// A follow-up forward job for `destination`, due `after` from now, at most one per
-/// second. (The jobs an event's transaction adds are keyed `{destination}:{second}`,
-/// these `{destination}:then:{second}`, so neither stands in for the other.)
+/// second. (The jobs `Forwarder::wake` adds after events are keyed
+/// `{destination}:{second}`, these `{destination}:then:{second}`, so neither stands in
+/// for the other.)
 pub async fn enqueue_follow_up(
     pool: &PgPool,
     destination: &str,
@@ -90,10 +91,22 @@ pub async fn enqueue_follow_up(
 ) -> sqlx::Result<()> {
     let run_at = Utc::now() + after;
     let key = format!("{destination}:then:{}", run_at.timestamp());
-    let payload = serde_json::json!({ "destination": destination, "followUp": true });
+    enqueue(pool, destination, &key, run_at, true).await
+}
+
+/// A forward job for `destination` under `key`, due at `run_at`; a key enqueued before
+/// adds nothing.
+pub async fn enqueue(
+    pool: &PgPool,
+    destination: &str,
+    key: &str,
+    run_at: DateTime<Utc>,
+    follow_up: bool,
+) -> sqlx::Result<()> {
+    let payload = serde_json::json!({ "destination": destination, "followUp": follow_up });
     let job = NewJob {
         kind: FORWARD_JOB,
-        key: Some(&key),
+        key: Some(key),
         payload: &payload,
         run_at,
         max_attempts: ATTEMPTS,
