@@ -14,6 +14,13 @@ CREATE TABLE IF NOT EXISTS clerk_events (
     occurred_at DateTime('UTC'),
     occurred_at_ms Int64,
     received_at_ms Int64,
+    -- What Roster's contact sync reads: the person's address, lowercased (a user's
+    -- primary one, a waitlist entry's; '' for other events), data.created_at (0 when
+    -- none), and the version it orders a subject's events by (data.updated_at, else
+    -- occurred_at_ms).
+    email String,
+    created_at_ms Int64,
+    updated_at_ms Int64,
     -- The event's JSON as Roster stores it.
     payload String
 ) ENGINE = ReplacingMergeTree(received_at_ms)

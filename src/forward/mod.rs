@@ -20,11 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 pub use destination::{Destination, Refusal};
 
+use crate::clerk::envelope::UserData;
 use crate::config::forward::ForwardSettings;
 use crate::jobs::{Deferred, Job};
 use crate::monitoring;
@@ -132,22 +134,45 @@ impl Forwarder {
 /// One event as it is forwarded, a line of NDJSON (Tinybird) or JSONEachRow
 /// (ClickHouse): its svix-id (the dedupe key), type, subject, `data.status`, when it
 /// happened and was received (UTC, `YYYY-MM-DD hh:mm:ss` as any ClickHouse's
-/// `DateTime` parses it, and exactly, in milliseconds since 1970), and the payload as
-/// stored, as JSON text.
+/// `DateTime` parses it, and exactly, in milliseconds since 1970), what Roster's
+/// contact sync reads of it (the person's address, `data.created_at`, and the version
+/// it orders a subject's events by), and the payload as stored, as JSON text.
 pub fn event_row(event: &outbox::OutboxEvent) -> Value {
     let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
+    let data = &event.payload["data"];
+    let occurred_at_ms = event.occurred_at.timestamp_millis();
     json!({
         "svix_id": event.svix_id,
         "event_type": event.event_type,
         "subject_id": event.subject_id.as_deref().unwrap_or_default(),
         // What a waitlist entry's lifecycle step turns on (`lifecycle_step` in SQL).
-        "status": event.payload["data"]["status"].as_str().unwrap_or_default(),
+        "status": data["status"].as_str().unwrap_or_default(),
         "occurred_at": time(&event.occurred_at),
-        "occurred_at_ms": event.occurred_at.timestamp_millis(),
+        "occurred_at_ms": occurred_at_ms,
         "received_at": time(&event.received_at),
         "received_at_ms": event.received_at.timestamp_millis(),
+        "email": person_email(&event.event_type, data),
+        "created_at_ms": data["created_at"].as_i64().unwrap_or_default(),
+        // The version the sync compares (`SyncEvent::apply`).
+        "updated_at_ms": data["updated_at"].as_i64().unwrap_or(occurred_at_ms),
         "payload": event.payload.to_string(),
     })
+}
+
+/// The address by which the contact sync finds the person an event is about,
+/// lowercased: a user's primary address, a waitlist entry's address; empty for other
+/// events (and a user without a primary address).
+fn person_email(event_type: &str, data: &Value) -> String {
+    let email = match event_type {
+        "user.created" | "user.updated" => UserData::deserialize(data)
+            .ok()
+            .and_then(|user| user.primary_email().map(str::to_owned)),
+        "waitlistEntry.created" | "waitlistEntry.updated" => {
+            data["email_address"].as_str().map(|e| e.trim().to_owned())
+        }
+        _ => None,
+    };
+    email.unwrap_or_default().to_lowercase()
 }
 
 /// What `roster forward --since` did.
@@ -207,3 +232,32 @@ pub async fn backfill(
 
 /// How often `backfill` retries a failing batch before it gives up.
 const BACKFILL_RETRIES: i32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_person_email_is_the_address_the_sync_matches_lowercased() {
+        let user = json!({
+            "id": "user_1",
+            "primary_email_address_id": "idn_2",
+            "email_addresses": [
+                {"id": "idn_1", "email_address": "old@example.com"},
+                {"id": "idn_2", "email_address": " New@Example.COM "},
+            ],
+        });
+        assert_eq!(person_email("user.updated", &user), "new@example.com");
+        let no_primary = json!({"id": "user_1", "email_addresses": []});
+        assert_eq!(person_email("user.created", &no_primary), "");
+        let entry = json!({"id": "wle_1", "email_address": " Ada@Example.com"});
+        assert_eq!(
+            person_email("waitlistEntry.created", &entry),
+            "ada@example.com"
+        );
+        let session = json!({"id": "sess_1", "user_id": "user_1"});
+        assert_eq!(person_email("session.created", &session), "");
+        // An address on an event the sync does not match people by is not read.
+        assert_eq!(person_email("email.created", &entry), "");
+    }
+}

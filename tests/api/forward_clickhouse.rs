@@ -18,6 +18,8 @@ const EVENTS_BY_TYPE: &str = include_str!("../../analytics/clickhouse/events_by_
 const ACTIVE_USERS: &str = include_str!("../../analytics/clickhouse/active_users.sql");
 const GROWTH: &str = include_str!("../../analytics/clickhouse/growth.sql");
 const WAITLIST: &str = include_str!("../../analytics/clickhouse/waitlist.sql");
+const GRADUATIONS: &str = include_str!("../../analytics/clickhouse/waitlist_graduations.sql");
+const CONVERSION: &str = include_str!("../../analytics/clickhouse/waitlist_conversion.sql");
 
 fn config(clickhouse: &ClickHouse) -> &'static str {
     Box::leak(
@@ -82,41 +84,73 @@ async fn deliver_events(app: &TestApp) -> usize {
         }
     }
     // The waitlist: entries join, some are invited (one twice, under two svix-ids) or
-    // rejected days later.
+    // rejected days later. The invited sign up, and their entry completes; one of
+    // them Clerk delivers sign-up and completion first. Someone who was a user before
+    // joining the waitlist has not graduated.
+    let mut early = fixture("user.created");
+    set(&mut early, "/data/id", json!("user_ch_early"));
+    set(
+        &mut early,
+        "/data/email_addresses/0/email_address",
+        json!("w9@example.com"),
+    );
+    versioned(&mut early, first_day(), first_day());
+    send(early).await;
+    stored += 1;
     for i in 0..10i64 {
         let at = first_day() + Duration::hours(i * 19 + 1);
         let entry = format!("wle_ch_{i}");
-        let mut joined = fixture("waitlistEntry.created");
-        set(&mut joined, "/data/id", json!(entry));
-        set(
-            &mut joined,
-            "/data/email_address",
-            json!(format!("w{i}@example.com")),
-        );
-        set(&mut joined, "/timestamp", json!(at.timestamp_millis()));
-        send(joined).await;
-        stored += 1;
-        let status = match i % 3 {
-            0 => continue,
-            1 => "invited",
-            _ => "rejected",
+        let email = format!("W{i}@example.com");
+        let entry_event = |kind: &str, status: &str, version: DateTime<Utc>| {
+            let mut event = fixture(kind);
+            set(&mut event, "/data/id", json!(entry));
+            set(&mut event, "/data/email_address", json!(email));
+            set(&mut event, "/data/status", json!(status));
+            versioned(&mut event, at, version);
+            event
         };
-        for copy in 0..(1 + i64::from(i == 4)) {
-            let mut updated = fixture("waitlistEntry.updated");
-            set(&mut updated, "/data/id", json!(entry));
-            set(
-                &mut updated,
-                "/data/email_address",
-                json!(format!("w{i}@example.com")),
-            );
-            set(&mut updated, "/data/status", json!(status));
+        let mut events = vec![entry_event("waitlistEntry.created", "pending", at)];
+        let status = match i % 3 {
+            0 => None,
+            1 => Some("invited"),
+            _ => Some("rejected"),
+        };
+        for copy in 0..i64::from(status.is_some()) * (1 + i64::from(i == 4)) {
             let later = at + Duration::hours(50) + Duration::minutes(copy);
-            set(&mut updated, "/timestamp", json!(later.timestamp_millis()));
-            send(updated).await;
-            stored += 1;
+            events.push(entry_event("waitlistEntry.updated", status.unwrap(), later));
+        }
+        if status == Some("invited") {
+            let signed_up = at + Duration::hours(60) + Duration::minutes(i * 7);
+            let mut user = fixture("user.created");
+            set(&mut user, "/data/id", json!(format!("user_ch_w{i}")));
+            let address = email.to_lowercase();
+            set(
+                &mut user,
+                "/data/email_addresses/0/email_address",
+                json!(address),
+            );
+            versioned(&mut user, signed_up, signed_up);
+            events.push(user);
+            let completed = signed_up + Duration::seconds(1);
+            events.push(entry_event("waitlistEntry.updated", "completed", completed));
+            if i == 7 {
+                events.rotate_right(2);
+            }
+        }
+        stored += events.len();
+        for event in events {
+            send(event).await;
         }
     }
     stored
+}
+
+/// Sets an event's `data.created_at`, `data.updated_at` (its version) and envelope
+/// timestamp.
+fn versioned(event: &mut Value, created: DateTime<Utc>, version: DateTime<Utc>) {
+    set(event, "/data/created_at", json!(created.timestamp_millis()));
+    set(event, "/data/updated_at", json!(version.timestamp_millis()));
+    set(event, "/timestamp", json!(version.timestamp_millis()));
 }
 
 /// A shipped query with its range and bucket filled in.
@@ -138,6 +172,7 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
 ) {
     let mut clickhouse = ClickHouse::start().await;
     clickhouse.query(TABLE).await;
+    clickhouse.query(GRADUATIONS).await;
     let app = spawn_app_with_config(db, config(&clickhouse)).await;
 
     // Events arrive while ClickHouse is down: they wait in the outbox.
@@ -314,7 +349,7 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
 
         let (status, waitlist) = app.api_get(&format!("/v1/analytics/waitlist{query}")).await;
         assert_eq!(status, 200, "{waitlist}");
-        let steps = ["joined", "invited", "rejected"];
+        let steps = ["joined", "invited", "graduated", "rejected"];
         let api: BTreeMap<String, Vec<i64>> = waitlist["buckets"]
             .as_array()
             .unwrap()
@@ -341,8 +376,29 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
             })
             .collect();
         let total = |i: usize| api.values().map(|f| f[i]).sum::<i64>();
-        assert!(total(1) > 0 && total(2) > 0, "invited and rejected seen");
+        assert!(
+            total(1) > 0 && total(2) > 0 && total(3) > 0,
+            "invited, graduated and rejected seen"
+        );
         assert_eq!(shipped_waitlist, api, "waitlist by {interval}");
+        let [conversion] = &clickhouse
+            .rows(&shipped(CONVERSION, range_from, to, interval))
+            .await[..]
+        else {
+            panic!("one row")
+        };
+        for (field, column) in [
+            ("conversionRate", "conversion_rate"),
+            ("medianSecondsToGraduate", "median_seconds_to_graduate"),
+            ("p90SecondsToGraduate", "p90_seconds_to_graduate"),
+        ] {
+            let (api, shipped) = (waitlist[field].as_f64(), conversion[column].as_f64());
+            assert!(api.is_some(), "{field} from {range_from}: {waitlist}");
+            assert!(
+                shipped.zip(api).is_some_and(|(s, a)| (s - a).abs() < 1e-6),
+                "{field} from {range_from}: {shipped:?} against {api:?}"
+            );
+        }
     }
 }
 
@@ -372,6 +428,10 @@ fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
             include_str!("../../analytics/tinybird/waitlist.pipe"),
             WAITLIST,
         ),
+        (
+            include_str!("../../analytics/tinybird/waitlist_conversion.pipe"),
+            CONVERSION,
+        ),
     ] {
         let sql = pipe
             .split_once("SQL >\n    %\n")
@@ -384,18 +444,25 @@ fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
             .replace(bucket, "{bucket}");
         assert_eq!(statement(&as_clickhouse), statement(query));
     }
+    // The graduations the waitlist pipes read: an internal pipe, the view's query.
+    let pipe = include_str!("../../analytics/tinybird/waitlist_graduations.pipe");
+    let (_, sql) = pipe.split_once("SQL >\n").expect("one SQL node");
+    let (create, view) = GRADUATIONS.split_once(" AS\n").expect("CREATE VIEW … AS");
+    assert!(create.ends_with("CREATE VIEW IF NOT EXISTS waitlist_graduations"));
+    assert_eq!(statement(sql), statement(view));
+    // The data source has the table's columns, each read from the line's field.
     let datasource = include_str!("../../analytics/tinybird/clerk_events.datasource");
-    for column in [
-        "svix_id",
-        "event_type",
-        "subject_id",
-        "status",
-        "occurred_at",
-        "occurred_at_ms",
-        "received_at_ms",
-        "payload",
-    ] {
-        assert!(datasource.contains(&format!("`{column}`")), "{column}");
-        assert!(TABLE.contains(&format!("    {column} ")), "{column}");
+    let columns: Vec<(&str, &str)> = TABLE
+        .lines()
+        .skip_while(|line| !line.starts_with("CREATE TABLE"))
+        .skip(1)
+        .take_while(|line| !line.starts_with(')'))
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .map(|line| line.trim().trim_end_matches(',').split_once(' ').unwrap())
+        .collect();
+    assert_eq!(columns.len(), 11, "{columns:?}");
+    for (column, kind) in columns {
+        let field = format!("`{column}` {kind} `json:$.{column}`");
+        assert!(datasource.contains(&field), "{field}");
     }
 }

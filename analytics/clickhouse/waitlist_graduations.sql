@@ -1,0 +1,31 @@
+-- The view the waitlist queries read (waitlist.sql, waitlist_conversion.sql): per
+-- address that joined the waitlist, when it joined (`data.created_at` of its latest
+-- entry event, as Roster's contact keeps `waitlistJoinedAt`) and when it graduated (0
+-- if it has not): the first event of a user whose first address was this one, after
+-- the entry joined. That is Roster's rule: a user's first event takes over the
+-- waitlist contact holding its address. Figures agree with Roster's under the default
+-- [clerk.user_deleted] action = "unsubscribe", with two exceptions: with "delete", or
+-- contacts deleted through the API, Roster forgets people this still counts; and a
+-- user who had the address before joining the waitlist graduates in Roster when the
+-- entry completes, and never here. Create it once, after clerk_events.sql.
+CREATE VIEW IF NOT EXISTS waitlist_graduations AS
+SELECT
+    email,
+    joined_ms,
+    minIf(first_ms, first_ms > joined_ms) AS graduated_ms
+FROM (
+    SELECT email, argMax(created_at_ms, updated_at_ms) AS joined_ms
+    FROM clerk_events FINAL
+    WHERE event_type IN ('waitlistEntry.created', 'waitlistEntry.updated') AND email != ''
+    GROUP BY email
+)
+ALL LEFT JOIN (
+    SELECT first_email AS email, first_ms
+    FROM (
+        SELECT argMin(email, updated_at_ms) AS first_email, min(updated_at_ms) AS first_ms
+        FROM clerk_events FINAL
+        WHERE event_type IN ('user.created', 'user.updated') AND email != ''
+        GROUP BY subject_id
+    )
+) USING email
+GROUP BY email, joined_ms
