@@ -137,9 +137,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (pool, forwarder) = self.forwarding;
         for destination in forwarder.names() {
-            let after = std::time::Duration::ZERO;
-            if let Err(error) = forward::outbox::enqueue_follow_up(&pool, destination, after).await
-            {
+            let now = chrono::Utc::now();
+            if let Err(error) = forward::outbox::wake(&pool, destination, now).await {
                 tracing::warn!(
                     destination,
                     error = error_chain(&error),

@@ -3,22 +3,21 @@
 //! analytics at scale run on a column store with the figures Roster's own give.
 //!
 //! The event's transaction writes one `forward_outbox` row per destination; after its
-//! commit, `Forwarder::wake` adds a `FORWARD_JOB`, one per destination and second, due
-//! at the end of that second (outside the transaction, so concurrent webhooks never
-//! wait on each other's job key). The job sends the outbox in order, 1,000 events a request, and deletes what
-//! the destination accepted; a follow-up 5 s later catches events whose transaction
-//! was still open. Delivery is at least once: a crash after the destination's answer
-//! sends that batch again, and downstream the svix-id is the dedupe key (a
-//! ReplacingMergeTree; Tinybird's data source in `analytics/tinybird/`). A 429 waits as
-//! the destination says; a 5xx or an unreachable destination is retried by the job
-//! queue with backoff.
+//! commit, `Forwarder::wake` asks for a run of the destination's `FORWARD_JOB` (one job
+//! per destination, re-armed: `outbox::wake`) at the end of that second, at most once
+//! a second per process and outside the transaction, so concurrent webhooks never wait
+//! on each other. The job sends the outbox in order, 1,000 events a request, and
+//! deletes what the destination accepted; asked for while it runs, it runs once more
+//! after. Delivery is at least once: a crash after the destination's answer sends that
+//! batch again, and downstream the svix-id is the dedupe key (a ReplacingMergeTree;
+//! Tinybird's data source in `analytics/tinybird/`). A 429 waits as the destination
+//! says; a 5xx or an unreachable destination is retried by the job queue with backoff.
 
 mod destination;
 pub mod outbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,8 +34,6 @@ use crate::monitoring;
 pub const FORWARD_JOB: &str = "forward.events";
 /// Events per request.
 pub const BATCH: i64 = 1000;
-/// When a forward job looks at the outbox again after it ran.
-const FOLLOW_UP: Duration = Duration::from_secs(5);
 
 /// The destinations `[forward.*]` configures (they share one HTTP client).
 #[derive(Clone, Default)]
@@ -60,10 +57,10 @@ impl Forwarder {
         })
     }
 
-    /// After an event's commit: the job that sends each destination's outbox at the end
-    /// of this second, added at most once a second by this process (a replica adds its
-    /// own, keyed the same, so one runs). A failure is logged: the event waits in the
-    /// outbox for the next event's job, or `roster serve`'s look at start.
+    /// After an event's commit: a run of each destination's job at the end of this
+    /// second, asked for at most once a second by this process (a replica asks for the
+    /// same job). A failure is logged: the event waits in the outbox for the next
+    /// event's ask, or `roster serve`'s at start.
     pub async fn wake(&self, pool: &PgPool) {
         let now = chrono::Utc::now();
         let second = now.timestamp();
@@ -71,9 +68,8 @@ impl Forwarder {
             if woken.swap(second, Ordering::Relaxed) == second {
                 continue;
             }
-            let key = format!("{name}:{second}");
             let run_at = chrono::DateTime::from_timestamp(second + 1, 0).unwrap_or(now);
-            if let Err(error) = outbox::enqueue(pool, name, &key, run_at, false).await {
+            if let Err(error) = outbox::wake(pool, name, run_at).await {
                 woken.store(0, Ordering::Relaxed);
                 let error = crate::telemetry::error_chain(&error);
                 tracing::warn!(destination = %name, error, "cannot wake the forwarding");
@@ -103,11 +99,10 @@ impl Forwarder {
             );
             return Ok(());
         };
-        let mut forwarded = 0;
         loop {
             match outbox::send_batch(pool, destination).await {
-                Ok(0) => break,
-                Ok(sent) => forwarded += sent,
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
                 Err(error) => {
                     let labels = [("destination", name.to_owned())];
                     metrics::counter!(monitoring::FORWARD_FAILURES, &labels).increment(1);
@@ -120,14 +115,6 @@ impl Forwarder {
                 }
             }
         }
-        // An event whose transaction was still open while this ran found this
-        // second's job taken: look again a little later, and again while that finds
-        // events. (`roster serve` also looks once at start.)
-        let follow_up = job.payload["followUp"] == true;
-        if !follow_up || forwarded > 0 {
-            outbox::enqueue_follow_up(pool, name, FOLLOW_UP).await?;
-        }
-        Ok(())
     }
 }
 

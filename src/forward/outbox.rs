@@ -3,17 +3,15 @@
 //! destination took it; the jobs that wake the sending; and the backfill of
 //! `roster forward --since`.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::{BATCH, Destination, FORWARD_JOB, Refusal, event_row};
-use crate::jobs::queue::{NewJob, enqueue_job};
+use crate::jobs::queue::{NewJob, rearm_job};
 use crate::monitoring;
 
 /// Attempts a forward job gets: a destination away for a few hours is retried through,
-/// and the next event's job tries again after that.
+/// and the next event wakes the job again after that.
 pub const ATTEMPTS: i32 = 20;
 
 /// A stored event waiting in the outbox.
@@ -80,39 +78,19 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
     Ok(events.len())
 }
 
-/// A follow-up forward job for `destination`, due `after` from now, at most one per
-/// second. (The jobs `Forwarder::wake` adds after events are keyed
-/// `{destination}:{second}`, these `{destination}:then:{second}`, so neither stands in
-/// for the other.)
-pub async fn enqueue_follow_up(
-    pool: &PgPool,
-    destination: &str,
-    after: Duration,
-) -> sqlx::Result<()> {
-    let run_at = Utc::now() + after;
-    let key = format!("{destination}:then:{}", run_at.timestamp());
-    enqueue(pool, destination, &key, run_at, true).await
-}
-
-/// A forward job for `destination` under `key`, due at `run_at`; a key enqueued before
-/// adds nothing.
-pub async fn enqueue(
-    pool: &PgPool,
-    destination: &str,
-    key: &str,
-    run_at: DateTime<Utc>,
-    follow_up: bool,
-) -> sqlx::Result<()> {
-    let payload = serde_json::json!({ "destination": destination, "followUp": follow_up });
+/// Asks for a run of `destination`'s forward job (one per destination) at `run_at`:
+/// many asks before it starts give one run, and an ask while it runs gives one more
+/// after it (`rearm_job`), so every event committed before the ask is sent.
+pub async fn wake(pool: &PgPool, destination: &str, run_at: DateTime<Utc>) -> sqlx::Result<()> {
+    let payload = serde_json::json!({ "destination": destination });
     let job = NewJob {
         kind: FORWARD_JOB,
-        key: Some(key),
+        key: Some(destination),
         payload: &payload,
         run_at,
         max_attempts: ATTEMPTS,
     };
-    enqueue_job(&mut *pool.acquire().await?, &job).await?;
-    Ok(())
+    rearm_job(&mut *pool.acquire().await?, &job).await
 }
 
 /// Puts every stored event that happened since `since` in the outbox of each of
@@ -134,7 +112,7 @@ pub async fn backfill(
     .execute(pool)
     .await?;
     for destination in destinations {
-        enqueue_follow_up(pool, destination, Duration::ZERO).await?;
+        wake(pool, destination, Utc::now()).await?;
     }
     pending(pool, destinations).await
 }

@@ -50,6 +50,39 @@ pub async fn enqueue_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Res
     Ok(id)
 }
 
+/// Asks for a run of the keyed job `job`: added if its key is new, scheduled again at
+/// `job.run_at` with fresh attempts if it is done or dead, left alone while scheduled
+/// (that run is still to come, after its backoff or deferral), and run once more after
+/// it finishes if it is running now: a run that began before the caller's commit never
+/// stands in for one after it. Many asks while one run is due or running give one run.
+pub async fn rearm_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<()> {
+    let state = sqlx::query_scalar!(
+        "insert into jobs (kind, key, payload, run_at, max_attempts)
+         values ($1, $2, $3, $4, $5)
+         on conflict (kind, key) do update set
+             state = case when jobs.state = 'running' then 'running' else 'scheduled' end,
+             run_at = case when jobs.state = 'running' then jobs.run_at else excluded.run_at end,
+             attempts = case when jobs.state = 'running' then jobs.attempts else 0 end,
+             finished_at = null,
+             rearmed = jobs.state = 'running'
+         where jobs.state <> 'scheduled'
+         returning state",
+        job.kind,
+        job.key,
+        job.payload,
+        job.run_at,
+        job.max_attempts,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if state.as_deref() == Some("scheduled") {
+        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Claims up to `limit` jobs due at `now`, oldest first: running ones whose lease has
 /// expired (their worker died), then scheduled ones, then at most `bulk_limit` bulk
 /// ones. Each gets `lease` to finish.
@@ -86,6 +119,7 @@ pub async fn claim_jobs(
              update jobs set
                  state = case when attempts >= max_attempts then 'dead' else 'running' end,
                  attempts = attempts + 1,
+                 rearmed = false,
                  locked_by = $2,
                  locked_until = $3,
                  last_error = case when attempts >= max_attempts
@@ -136,14 +170,22 @@ pub async fn renew_leases(
     Ok(result.rows_affected())
 }
 
-/// Marks the jobs `job_ids` done, in one statement. Returns how many this worker still
-/// held (one whose lease expired was claimed by another worker and is left alone).
+/// Marks the jobs `job_ids` done, in one statement (one re-armed while it ran is due
+/// again now, with fresh attempts). Returns how many this worker still held (one whose
+/// lease expired was claimed by another worker and is left alone).
 ///
 /// Committed without waiting for the WAL flush: a completion lost in a crash only
 /// means the job runs again, which jobs must survive anyway (they run at least once).
 pub async fn complete_jobs(pool: &PgPool, job_ids: &[i64], worker: Uuid) -> sqlx::Result<u64> {
     let result = sqlx::query!(
-        "update jobs set state = 'done', finished_at = now(), locked_by = null, locked_until = null
+        "update jobs set
+             state = case when rearmed then 'scheduled' else 'done' end,
+             run_at = case when rearmed then now() else run_at end,
+             attempts = case when rearmed then 0 else attempts end,
+             finished_at = case when rearmed then null else now() end,
+             rearmed = false,
+             locked_by = null,
+             locked_until = null
          where id = any($1) and locked_by = $2 and state = 'running'
            and (select set_config('synchronous_commit', 'off', true)) is not null",
         job_ids,

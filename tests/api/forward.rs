@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use roster::config::forward::ForwardSettings;
 use roster::forward::{Forwarder, backfill};
 
-use crate::helpers::{TestApp, fixture, set, spawn_app_with_config};
+use crate::helpers::{Delivery, TestApp, fixture, set, spawn_app_with_config};
 use crate::tinybird::Tinybird;
 
 const TOKEN: &str = "p.test-append-token";
@@ -64,7 +64,7 @@ pub async fn crash_after_the_destination_took_everything(app: &TestApp, destinat
     .execute(&app.db)
     .await
     .unwrap();
-    roster::forward::outbox::enqueue_follow_up(&app.db, destination, std::time::Duration::ZERO)
+    roster::forward::outbox::wake(&app.db, destination, Utc::now())
         .await
         .unwrap();
 }
@@ -117,6 +117,20 @@ async fn each_event_reaches_tinybird_once_through_429s_and_5xx(
     let payload: serde_json::Value =
         serde_json::from_str(row["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, stored_payload);
+
+    // Events of a later second ask the same job again: the queue keeps one per
+    // destination, not one per second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut later = fixture("user.created");
+    set(&mut later, "/data/id", json!("user_fwd_later"));
+    assert_eq!(app.send(&Delivery::of(&later)).await.status(), 200);
+    drain(&app).await;
+    assert_eq!(tinybird.deduplicated("clerk_events").len(), 31);
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where kind = 'forward.events'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
 }
 
 #[sqlx::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roster::jobs::Job;
-use roster::jobs::queue::{NewJob, claim_jobs, complete_jobs, enqueue_job};
+use roster::jobs::queue::{NewJob, claim_jobs, complete_jobs, enqueue_job, rearm_job};
 use roster::jobs::worker::{JobHandler, Worker, WorkerOptions};
 use serde_json::json;
 use sqlx::PgPool;
@@ -388,5 +388,85 @@ async fn a_running_job_renews_its_short_lease(_: PgPoolOptions, db: PgConnectOpt
     }
     assert_eq!(running.await.unwrap(), 1);
     assert_eq!(slow.attempts_of(job), 1);
+    assert_eq!(state_of(&pool, job).await.0, "done");
+}
+
+/// Asks for a run of the keyed job `rearmed` (as forwarding does) and returns its ID.
+async fn rearm(pool: &PgPool, run_at: DateTime<Utc>, max_attempts: i32) -> i64 {
+    let payload = json!({});
+    let job = NewJob {
+        kind: "test",
+        key: Some("rearmed"),
+        payload: &payload,
+        run_at,
+        max_attempts,
+    };
+    rearm_job(&mut pool.acquire().await.unwrap(), &job)
+        .await
+        .unwrap();
+    sqlx::query_scalar("select id from jobs where key = 'rearmed'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_keyed_job_asked_for_while_it_runs_runs_once_more_and_keeps_its_backoff(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let pool = pool(db).await;
+    let now = Utc::now();
+    let handler = CountingHandler {
+        delay: Duration::from_millis(300),
+        ..CountingHandler::default()
+    };
+    let worker = worker(&pool, &handler);
+
+    // Asked for twice before it starts: one run.
+    let job = rearm(&pool, now, 3).await;
+    assert_eq!(rearm(&pool, now + chrono::Duration::hours(1), 3).await, job);
+    assert_eq!(worker.run_due(now).await.unwrap(), 1);
+    assert_eq!(state_of(&pool, job).await.0, "done");
+    assert_eq!(worker.run_due(now).await.unwrap(), 0);
+
+    // Asked for again once done: it runs again. Asked for while it runs: once more
+    // after, however many times it was asked.
+    rearm(&pool, now, 3).await;
+    let running = {
+        let worker = self::worker(&pool, &handler);
+        tokio::spawn(async move { worker.run_due(now).await.unwrap() })
+    };
+    while handler.attempts_of(job) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..3 {
+        rearm(&pool, now, 3).await;
+    }
+    assert_eq!(running.await.unwrap(), 1);
+    assert_eq!(state_of(&pool, job).await.0, "scheduled");
+    assert_eq!(worker.run_due(Utc::now()).await.unwrap(), 1);
+    assert_eq!(state_of(&pool, job).await.0, "done");
+    assert_eq!(handler.attempts_of(job), 3);
+
+    // A failed run backs off, and being asked for does not cut the backoff short.
+    let failing = CountingHandler {
+        failures: 1,
+        ..CountingHandler::default()
+    };
+    let failing_worker = self::worker(&pool, &failing);
+    rearm(&pool, now, 3).await;
+    assert_eq!(failing_worker.run_due(now).await.unwrap(), 1);
+    let (state, error) = state_of(&pool, job).await;
+    assert_eq!((state.as_str(), error.is_some()), ("scheduled", true));
+    rearm(&pool, now, 3).await;
+    let later = now + chrono::Duration::seconds(5);
+    assert_eq!(
+        failing_worker.run_due(later).await.unwrap(),
+        0,
+        "backing off"
+    );
+    let retry = now + chrono::Duration::minutes(1);
+    assert_eq!(failing_worker.run_due(retry).await.unwrap(), 1);
     assert_eq!(state_of(&pool, job).await.0, "done");
 }
