@@ -63,7 +63,10 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 #[get("/metrics")]
-pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
+pub async fn serve_metrics(
+    pool: web::Data<PgPool>,
+    forwarder: web::Data<crate::forward::Forwarder>,
+) -> HttpResponse {
     let handle = handle();
     // The queue as the database has it; a scrape while it is down keeps the last values.
     let queue = sqlx::query!(
@@ -107,7 +110,7 @@ pub async fn serve_metrics(pool: web::Data<PgPool>) -> HttpResponse {
             .set(last.finished_at.timestamp() as f64);
     }
     // What waits to be forwarded, whichever process forwards it.
-    if let Ok(outboxes) = crate::forward::outbox::lag(pool.get_ref()).await {
+    if let Ok(outboxes) = crate::forward::outbox::lag(pool.get_ref(), forwarder.names()).await {
         for outbox in outboxes {
             let labels = [("destination", outbox.destination)];
             metrics::gauge!("roster_forward_pending", &labels).set(outbox.pending as f64);

@@ -135,8 +135,9 @@ pub struct Lag {
     pub lag_seconds: f64,
 }
 
-/// The outbox of each destination Roster forwards to; an empty one has no lag.
-pub async fn lag(pool: &PgPool) -> sqlx::Result<Vec<Lag>> {
+/// The outbox of each destination in `configured`, and of any other that still holds
+/// events (one removed from the config file); an empty one has no lag.
+pub async fn lag(pool: &PgPool, configured: &[String]) -> sqlx::Result<Vec<Lag>> {
     sqlx::query_as!(
         Lag,
         r#"select d as "destination!",
@@ -144,7 +145,9 @@ pub async fn lag(pool: &PgPool) -> sqlx::Result<Vec<Lag>> {
                   coalesce((select extract(epoch from now() - min(e.received_at))::float8
                             from forward_outbox o join clerk_events e on e.id = o.event_id
                             where o.destination = d), 0) as "lag_seconds!"
-           from unnest(array['tinybird', 'clickhouse']) as d"#
+           from unnest(array['tinybird', 'clickhouse']) as d
+           where d = any($1) or exists (select from forward_outbox o where o.destination = d)"#,
+        configured,
     )
     .fetch_all(pool)
     .await

@@ -208,6 +208,9 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
         2 * stored
     );
     assert!(text.contains(&forwarded), "{text}");
+    assert!(text.contains("roster_forward_pending{destination=\"clickhouse\"} 0"));
+    // (Each test runs in its own process under nextest: no other test's gauges.)
+    assert!(!text.contains("roster_forward_pending{destination=\"tinybird\"}"));
     assert_eq!(
         count("SELECT count() FROM clerk_events FINAL").await,
         stored
