@@ -6,9 +6,9 @@
 //! commit, `Forwarder::wake` asks for a run of the destination's `FORWARD_JOB` (one job
 //! per destination, re-armed: `outbox::wake`) at the end of that second, at most once
 //! a second per process and outside the transaction, so concurrent webhooks never wait
-//! on each other. The job sends the outbox in order, 1,000 events a request, and
-//! deletes what the destination accepted; asked for while it runs, it runs once more
-//! after. Delivery is at least once: a crash after the destination's answer sends that
+//! on each other. The job sends the outbox in order, 1,000 events (at most 8 MiB) a
+//! request, and deletes what the destination accepted; asked for while it runs, it runs
+//! once more after. Delivery is at least once: a crash after the destination's answer sends that
 //! batch again, and downstream the svix-id is the dedupe key (a ReplacingMergeTree;
 //! Tinybird's data source in `analytics/tinybird/`). A 429 waits as the destination
 //! says; a 5xx or an unreachable destination is retried by the job queue with backoff.
@@ -32,8 +32,12 @@ use crate::monitoring;
 
 /// The job that sends one destination's outbox: `{"destination": "tinybird"}`.
 pub const FORWARD_JOB: &str = "forward.events";
-/// Events per request.
+/// Events per request, at most.
 pub const BATCH: i64 = 1000;
+/// Bytes per request, at most (but always one event): under the 10 MB a request that
+/// Tinybird's Events API takes on every plan. An event is at most a 1 MiB webhook body,
+/// about 2 MiB once escaped as the row's `payload`.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
 /// The destinations `[forward.*]` configures (they share one HTTP client).
 #[derive(Clone, Default)]

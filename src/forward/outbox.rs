@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::{BATCH, Destination, FORWARD_JOB, Refusal, event_row};
+use super::{BATCH, Destination, FORWARD_JOB, MAX_REQUEST_BYTES, Refusal, event_row};
 use crate::jobs::queue::{NewJob, rearm_job};
 use crate::monitoring;
 
@@ -34,8 +34,8 @@ pub enum SendError {
     Refused(#[from] Refusal),
 }
 
-/// Sends the next batch of `destination`'s outbox, oldest first, and deletes it once
-/// accepted. Returns how many events went; 0 when the outbox is empty (or every row is
+/// Sends the next batch of `destination`'s outbox, oldest first (up to `BATCH` events
+/// and `MAX_REQUEST_BYTES`), and deletes it once accepted. Returns how many events went; 0 when the outbox is empty (or every row is
 /// being sent by another worker).
 pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usize, SendError> {
     let mut tx = pool.begin().await?;
@@ -55,13 +55,19 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
     if events.is_empty() {
         return Ok(0);
     }
+    // As many as fit in one request (the rest are unlocked at commit, for the next).
     let mut lines = String::new();
+    let mut ids = Vec::with_capacity(events.len());
     for event in &events {
-        lines.push_str(&event_row(event).to_string());
+        let line = event_row(event).to_string();
+        if !ids.is_empty() && lines.len() + line.len() + 1 > MAX_REQUEST_BYTES {
+            break;
+        }
+        lines.push_str(&line);
         lines.push('\n');
+        ids.push(event.id);
     }
     destination.post(lines).await?;
-    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     // A delete lost in a crash only sends the batch again, which the svix-id dedupes.
     sqlx::query!(
         "delete from forward_outbox
@@ -74,8 +80,8 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
     .await?;
     tx.commit().await?;
     let labels = [("destination", destination.name().to_owned())];
-    metrics::counter!(monitoring::FORWARDED_EVENTS, &labels).increment(events.len() as u64);
-    Ok(events.len())
+    metrics::counter!(monitoring::FORWARDED_EVENTS, &labels).increment(ids.len() as u64);
+    Ok(ids.len())
 }
 
 /// Asks for a run of `destination`'s forward job (one per destination) at `run_at`:

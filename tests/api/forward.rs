@@ -221,3 +221,37 @@ async fn a_wrong_token_keeps_the_events_and_counts_the_failure(
         "{text}"
     );
 }
+
+#[sqlx::test]
+async fn large_events_go_in_requests_tinybird_takes(_: PgPoolOptions, db: PgConnectOptions) {
+    let tinybird = Tinybird::start(TOKEN).await;
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    // Webhooks near the 1 MiB limit, all quotes: each doubles once escaped as the row's
+    // payload, and 24 of them make some 38 MB, beyond what one request may carry.
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let mut event = fixture("user.created");
+        set(&mut event, "/data/id", json!(format!("user_big_{i}")));
+        let email = format!("big{i}@example.com");
+        set(
+            &mut event,
+            "/data/email_addresses/0/email_address",
+            json!(email),
+        );
+        set(
+            &mut event,
+            "/data/unsafe_metadata",
+            json!({ "notes": "\"".repeat(400_000) }),
+        );
+        let delivery = Delivery::of(&event);
+        assert_eq!(app.send(&delivery).await.status(), 200);
+        ids.push(delivery.id.clone());
+    }
+    drain(&app).await;
+    assert_eq!(outbox(&app).await, 0, "no request refused as too large");
+    assert!(tinybird.requests() >= 5, "{} requests", tinybird.requests());
+    let mut expected = ids;
+    expected.sort();
+    let rows = tinybird.deduplicated("clerk_events");
+    assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), expected);
+}

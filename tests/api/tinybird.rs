@@ -6,6 +6,7 @@
 //!   without it, 202;
 //! - over its rate limit: 429 with `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
 //!   `X-RateLimit-Reset` and `Retry-After` (seconds);
+//! - a body over 10 MB (the limit of every plan): 413;
 //! - a line that is not a JSON object is quarantined, not appended.
 //!
 //! The data source is a ReplacingMergeTree sorted by `svix_id`, as
@@ -17,6 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
+
+/// The largest body the Events API takes (10 MB, on the Free plan; more on others).
+const MAX_REQUEST_BYTES: usize = 10_000_000;
 
 #[derive(Default)]
 struct State {
@@ -48,6 +52,7 @@ impl Tinybird {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(shared.clone())
+                .app_data(web::PayloadConfig::new(10 * MAX_REQUEST_BYTES))
                 .route("/v0/events", web::post().to(events))
         })
         .workers(1)
@@ -122,6 +127,10 @@ async fn events(
         }
         let status = actix_web::http::StatusCode::from_u16(status).unwrap();
         return HttpResponse::build(status).json(json!({ "error": "try again" }));
+    }
+    if body.len() > MAX_REQUEST_BYTES {
+        return HttpResponse::PayloadTooLarge()
+            .json(json!({ "error": "Request Entity Too Large" }));
     }
     let wait = query.get("wait").map(String::as_str) == Some("true");
     state.waited.push(wait);
