@@ -36,6 +36,9 @@ pub const CLERK_DRIFT: &str = "roster_clerk_drift";
 pub const FORWARDED_EVENTS: &str = "roster_forwarded_events_total";
 /// Forward attempts a destination refused or did not answer (a 429 included).
 pub const FORWARD_FAILURES: &str = "roster_forward_failures_total";
+/// Forwarded events Tinybird took into the data source's quarantine (rows its schema
+/// refused), by destination.
+pub const FORWARD_QUARANTINED: &str = "roster_forward_quarantined_total";
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {

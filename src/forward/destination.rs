@@ -100,8 +100,11 @@ impl Destination {
         }
     }
 
-    /// Sends one batch, `lines` of JSON each ended by a newline.
-    pub async fn post(&self, lines: String) -> Result<(), Refusal> {
+    /// Sends one batch, `lines` of JSON each ended by a newline. Returns how many of
+    /// its rows the destination quarantined rather than stored (Tinybird's
+    /// `quarantined_rows`: rows the data source's schema refused, kept in its
+    /// `_quarantine` data source; sending them again would only quarantine them again).
+    pub async fn post(&self, lines: String) -> Result<u64, Refusal> {
         let request = match &self.kind {
             Kind::Tinybird { url, token } => self
                 .client
@@ -125,7 +128,17 @@ impl Destination {
             .map_err(|error| Refusal::Failed(format!("{} unreachable: {error}", self.name())))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            let quarantined = match self.kind {
+                Kind::Tinybird { .. } => response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|answer| answer["quarantined_rows"].as_u64())
+                    .unwrap_or(0),
+                // An insert ClickHouse cannot store whole fails whole.
+                Kind::ClickHouse { .. } => 0,
+            };
+            return Ok(quarantined);
         }
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(Refusal::RateLimited(retry_after(response.headers())));

@@ -67,7 +67,7 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
         lines.push('\n');
         ids.push(event.id);
     }
-    destination.post(lines).await?;
+    let quarantined = destination.post(lines).await?;
     // A delete lost in a crash only sends the batch again, which the svix-id dedupes.
     sqlx::query!(
         "delete from forward_outbox
@@ -81,6 +81,14 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
     tx.commit().await?;
     let labels = [("destination", destination.name().to_owned())];
     metrics::counter!(monitoring::FORWARDED_EVENTS, &labels).increment(ids.len() as u64);
+    if quarantined > 0 {
+        metrics::counter!(monitoring::FORWARD_QUARANTINED, &labels).increment(quarantined);
+        tracing::warn!(
+            destination = destination.name(),
+            quarantined,
+            "the destination quarantined forwarded events: its data source's schema refused them"
+        );
+    }
     Ok(ids.len())
 }
 

@@ -255,3 +255,31 @@ async fn large_events_go_in_requests_tinybird_takes(_: PgPoolOptions, db: PgConn
     let rows = tinybird.deduplicated("clerk_events");
     assert_eq!(rows.keys().cloned().collect::<Vec<_>>(), expected);
 }
+
+#[sqlx::test]
+async fn rows_tinybird_quarantines_are_counted_not_sent_forever(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let tinybird = Tinybird::start(TOKEN).await;
+    // A data source with a column Roster does not send: every row is quarantined.
+    tinybird.add_column("plan");
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    deliver_users(&app, 5).await;
+    drain(&app).await;
+    assert_eq!(outbox(&app).await, 0, "taken (into the quarantine)");
+    assert!(tinybird.rows("clerk_events").is_empty());
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("roster_forward_quarantined_total{destination=\"tinybird\"} 5"),
+        "{text}"
+    );
+}

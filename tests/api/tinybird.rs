@@ -7,11 +7,14 @@
 //! - over its rate limit: 429 with `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
 //!   `X-RateLimit-Reset` and `Retry-After` (seconds);
 //! - a body over 10 MB (the limit of every plan): 413;
-//! - a line that is not a JSON object is quarantined, not appended.
+//! - a line that does not fit the data source's schema (not a JSON object, a column's
+//!   field missing or of another type) is quarantined (counted in `quarantined_rows`),
+//!   not appended.
 //!
-//! The data source is a ReplacingMergeTree sorted by `svix_id`, as
-//! `analytics/tinybird/clerk_events.datasource` declares: `rows` is everything
-//! appended, `deduplicated` what a merge leaves (the last row of each svix-id).
+//! The data source is `analytics/tinybird/clerk_events.datasource`, whatever `name`
+//! says: its columns are the schema, and it is a ReplacingMergeTree sorted by
+//! `svix_id`: `rows` is everything appended, `deduplicated` what a merge leaves (the
+//! last row of each svix-id).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,43 @@ struct State {
     requests: usize,
     /// Whether each request asked `wait=true`.
     waited: Vec<bool>,
+    /// Columns the data source has besides the shipped ones (a schema Roster's rows
+    /// do not fit).
+    extra_columns: Vec<String>,
+}
+
+/// The shipped data source's columns and whether each is a String (else a number;
+/// a DateTime is read from a string).
+fn schema() -> Vec<(String, bool)> {
+    let columns: Vec<(String, bool)> =
+        include_str!("../../analytics/tinybird/clerk_events.datasource")
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim().strip_prefix('`')?;
+                let (name, rest) = line.split_once('`')?;
+                let kind = rest.trim_start();
+                Some((name.to_owned(), !kind.starts_with("Int")))
+            })
+            .collect();
+    assert!(
+        columns.iter().any(|(column, _)| column == "svix_id"),
+        "{columns:?}"
+    );
+    columns
+}
+
+/// Whether `row` fits the data source (else Tinybird quarantines it).
+fn fits(row: &Value, extra_columns: &[String]) -> bool {
+    row.is_object()
+        && schema().iter().all(|(column, string)| {
+            let field = &row[column];
+            if *string {
+                field.is_string()
+            } else {
+                field.is_i64()
+            }
+        })
+        && extra_columns.iter().all(|column| !row[column].is_null())
 }
 
 #[derive(Clone)]
@@ -66,6 +106,15 @@ impl Tinybird {
     /// The next requests get these answers (429s or 5xx), one each, in order.
     pub fn refuse(&self, statuses: &[u16]) {
         self.state.lock().unwrap().refusals = statuses.to_vec();
+    }
+
+    /// The data source gets a column Roster's rows lack: they are quarantined.
+    pub fn add_column(&self, column: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .extra_columns
+            .push(column.to_owned());
     }
 
     pub fn requests(&self) -> usize {
@@ -137,7 +186,7 @@ async fn events(
     let (mut successful, mut quarantined) = (0, 0);
     for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice::<Value>(line) {
-            Ok(row) if row.is_object() => {
+            Ok(row) if fits(&row, &state.extra_columns) => {
                 state.rows.entry(name.clone()).or_default().push(row);
                 successful += 1;
             }
