@@ -132,12 +132,14 @@ async fn upsert_live_user(
     let by_user_id = store::find_contact_by_user_id(conn, &user.id).await?;
     let applied = by_user_id.as_ref().and_then(|c| c.clerk_updated_at);
     if applied.is_some_and(|applied| mode.is_stale(applied, version)) {
-        if let Some(contact) = &by_user_id
-            && let Some(merged) = graduate_late(conn, contact, email, version).await?
-        {
+        let Some(contact) = by_user_id else {
+            return Ok(Applied::new(ContactChange::Stale, None));
+        };
+        if let Some(merged) = graduate_late(conn, &contact, email, version).await? {
             return Ok(Applied::new(ContactChange::Graduated, Some(merged)));
         }
-        return Ok(Applied::new(ContactChange::Stale, by_user_id));
+        let contact = graduate_earlier(conn, contact, version).await?;
+        return Ok(Applied::new(ContactChange::Stale, Some(contact)));
     }
     let moved_from = by_user_id
         .as_ref()
@@ -169,9 +171,13 @@ async fn upsert_live_user(
             (contact.id, ContactChange::Updated)
         }
         (Some(contact), None) => (contact.id, ContactChange::Updated),
-        // A waitlist or API contact, or a deleted user's, becomes this user's.
+        // A waitlist or API contact, or a deleted user's, becomes this user's. A waitlist
+        // entry that joined after this event is not graduated by it: in order, the entry
+        // would have found this user's contact.
         (None, Some(holder)) => {
-            let graduates = holder.user_id.is_none() && holder.waitlist_entry_id.is_some();
+            let graduates = holder.user_id.is_none()
+                && holder.waitlist_entry_id.is_some()
+                && joined_before(&holder, version);
             let change = if graduates {
                 ContactChange::Graduated
             } else {
@@ -211,9 +217,11 @@ async fn record_address(
     version: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "insert into clerk_user_addresses (user_id, email, last_seen) values ($1, lower($2), $3)
-         on conflict (email, user_id) do update
-             set last_seen = greatest(clerk_user_addresses.last_seen, excluded.last_seen)",
+        "insert into clerk_user_addresses (user_id, email, first_seen, last_seen)
+         values ($1, lower($2), $3, $3)
+         on conflict (email, user_id) do update set
+             first_seen = least(clerk_user_addresses.first_seen, excluded.first_seen),
+             last_seen = greatest(clerk_user_addresses.last_seen, excluded.last_seen)",
         user_id,
         email,
         version,
@@ -240,11 +248,10 @@ async fn graduate_late(
     let Some(holder) = store::find_contact_by_email(conn, email).await? else {
         return Ok(None);
     };
-    let joined_before = holder
-        .waitlist_joined_at
-        .or(holder.waitlist_updated_at)
-        .is_some_and(|joined| joined < version);
-    if holder.user_id.is_some() || holder.waitlist_entry_id.is_none() || !joined_before {
+    if holder.user_id.is_some()
+        || holder.waitlist_entry_id.is_none()
+        || !joined_before(&holder, version)
+    {
         return Ok(None);
     }
     merge_contacts(conn, contact.id, holder.id).await?;
@@ -258,6 +265,61 @@ async fn graduate_late(
     .fetch_optional(conn)
     .await?;
     Ok(Some(expect_row(row)?))
+}
+
+/// An event older than the one that graduated `contact`, and now the user's first
+/// (see `first_address`): had it arrived in order, the graduation would have been at
+/// its time.
+async fn graduate_earlier(
+    conn: &mut PgConnection,
+    contact: Contact,
+    version: DateTime<Utc>,
+) -> Result<Contact, SyncError> {
+    let earlier = contact
+        .graduated_at
+        .is_some_and(|graduated| version < graduated)
+        && joined_before(&contact, version);
+    let Some(user_id) = contact.user_id.as_deref().filter(|_| earlier) else {
+        return Ok(contact);
+    };
+    if first_address(conn, user_id).await?.map(|first| first.1) != Some(version) {
+        return Ok(contact);
+    }
+    let row = sqlx::query_as!(
+        Contact,
+        "update contacts set graduated_at = $2, updated_at = now() where id = $1 returning *",
+        contact.id,
+        version,
+    )
+    .fetch_optional(conn)
+    .await?;
+    expect_row(row)
+}
+
+/// The address user `user_id`'s first event carried, and that event's time: the event
+/// that, in order, graduated the waitlist contact holding the address, if it joined
+/// before.
+pub(super) async fn first_address(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> sqlx::Result<Option<(String, DateTime<Utc>)>> {
+    let first = sqlx::query!(
+        "select email, first_seen from clerk_user_addresses
+         where user_id = $1 order by first_seen, email limit 1",
+        user_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(first.map(|first| (first.email, first.first_seen)))
+}
+
+/// Whether waitlist contact `holder` joined before a user event at `version`: only then
+/// would that event, delivered in order, have graduated it.
+pub(super) fn joined_before(holder: &Contact, version: DateTime<Utc>) -> bool {
+    holder
+        .waitlist_joined_at
+        .or(holder.waitlist_updated_at)
+        .is_some_and(|joined| joined < version)
 }
 
 /// Writes a Clerk user's fields onto contact `id`. Names overwrite when `update_names`

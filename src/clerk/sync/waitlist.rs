@@ -28,13 +28,22 @@ pub(super) async fn upsert_waitlist_entry(
     let found = match store::find_contact_by_email(conn, email).await? {
         Some(contact) => Some(contact),
         None => {
-            let joined = entry.created_at.unwrap_or(version);
-            match graduated_by(conn, email, joined, version).await? {
+            match graduated_by(conn, email, entry.created_at.unwrap_or(version), version).await? {
                 Graduate::Contact(contact) => Some(*contact),
                 Graduate::Deleted => return Ok(Applied::new(ContactChange::Stale, None)),
                 Graduate::Nobody => None,
             }
         }
+    };
+    // The user whose contact this is may have graduated the entry: in order, their first
+    // event met the entry's own contact.
+    let joined = entry.created_at.unwrap_or(version);
+    let graduated = match found.as_ref().and_then(|c| c.user_id.as_deref()) {
+        Some(user_id) => users::first_address(conn, user_id)
+            .await?
+            .filter(|(first, at)| first.eq_ignore_ascii_case(email) && *at > joined)
+            .map(|(_, at)| at),
+        None => None,
     };
     let (id, change) = match found {
         Some(contact) => {
@@ -66,8 +75,8 @@ pub(super) async fn upsert_waitlist_entry(
         }
     };
     // The waitlist user group is for people who are not users yet; a graduate keeps the
-    // group its user events gave it. A `completed` entry seen after the user's own event
-    // (out of order) still records the graduation.
+    // group its user events gave it. A `completed` entry of a user who had the address
+    // before it joined still records a graduation.
     let row = sqlx::query_as!(
         Contact,
         "update contacts set
@@ -76,7 +85,8 @@ pub(super) async fn upsert_waitlist_entry(
              waitlist_joined_at = coalesce($4, waitlist_joined_at),
              waitlist_updated_at = $5,
              user_group = case when user_id is null then coalesce($6, user_group) else user_group end,
-             graduated_at = case when user_id is not null and $3 = 'completed'
+             graduated_at = case when $7::timestamptz is not null then $7
+                                 when user_id is not null and $3 = 'completed'
                                  then coalesce(graduated_at, clerk_updated_at)
                                  else graduated_at end,
              updated_at = now()
@@ -88,6 +98,7 @@ pub(super) async fn upsert_waitlist_entry(
         entry.created_at,
         version,
         settings.user_group,
+        graduated,
     )
     .fetch_optional(conn)
     .await?;
