@@ -42,30 +42,37 @@ pub async fn enqueue_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Res
     .fetch_optional(&mut *conn)
     .await?;
     if id.is_some() {
-        // Delivered at commit, and only then: a rolled-back job wakes nobody.
-        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
+        wake_workers(conn).await?;
     }
     Ok(id)
 }
 
-/// Asks for a run of the keyed job `job`: added if its key is new, scheduled again at
-/// `job.run_at` with fresh attempts if it is done or dead, left alone while scheduled
-/// (that run is still to come, after its backoff or deferral), and run once more after
-/// it finishes if it is running now: a run that began before the caller's commit never
-/// stands in for one after it. Many asks while one run is due or running give one run.
+/// Wakes the workers when the caller's transaction commits, and only then: a
+/// rolled-back job wakes nobody.
+async fn wake_workers(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Asks for a run of the keyed job `job` at `job.run_at` or later, one that sees
+/// everything committed before the ask: added if its key is new; scheduled again, with
+/// fresh attempts, if it is done or dead; put off to `job.run_at` if it is scheduled
+/// sooner (a later run, after a backoff or deferral, stays as it is); and run once
+/// more after it finishes, at `job.run_at` at the earliest, if it is running now. Many
+/// asks before a run starts give that one run.
 pub async fn rearm_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<()> {
     let state = sqlx::query_scalar!(
         "insert into jobs (kind, key, payload, run_at, max_attempts)
          values ($1, $2, $3, $4, $5)
          on conflict (kind, key) do update set
              state = case when jobs.state = 'running' then 'running' else 'scheduled' end,
-             run_at = case when jobs.state = 'running' then jobs.run_at else excluded.run_at end,
-             attempts = case when jobs.state = 'running' then jobs.attempts else 0 end,
+             run_at = case when jobs.state in ('done', 'dead') then excluded.run_at
+                           else greatest(jobs.run_at, excluded.run_at) end,
+             attempts = case when jobs.state in ('done', 'dead') then 0 else jobs.attempts end,
              finished_at = null,
              rearmed = jobs.state = 'running'
-         where jobs.state <> 'scheduled'
          returning state",
         job.kind,
         job.key,
@@ -73,12 +80,10 @@ pub async fn rearm_job(conn: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Resul
         job.run_at,
         job.max_attempts,
     )
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    if state.as_deref() == Some("scheduled") {
-        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
+    if state == "scheduled" {
+        wake_workers(conn).await?;
     }
     Ok(())
 }
@@ -171,7 +176,7 @@ pub async fn renew_leases(
 }
 
 /// Marks the jobs `job_ids` done, in one statement (one re-armed while it ran is due
-/// again now, with fresh attempts). Returns how many this worker still held (one whose
+/// again at the time it was asked for, or now, with fresh attempts). Returns how many this worker still held (one whose
 /// lease expired was claimed by another worker and is left alone).
 ///
 /// Committed without waiting for the WAL flush: a completion lost in a crash only
@@ -180,7 +185,7 @@ pub async fn complete_jobs(pool: &PgPool, job_ids: &[i64], worker: Uuid) -> sqlx
     let result = sqlx::query!(
         "update jobs set
              state = case when rearmed then 'scheduled' else 'done' end,
-             run_at = case when rearmed then now() else run_at end,
+             run_at = case when rearmed then greatest(run_at, now()) else run_at end,
              attempts = case when rearmed then 0 else attempts end,
              finished_at = case when rearmed then null else now() end,
              rearmed = false,
@@ -306,9 +311,7 @@ pub async fn replay_dead_job(conn: &mut PgConnection, job_id: i64) -> sqlx::Resu
     .await?
     .rows_affected();
     if replayed == 1 {
-        sqlx::query!("select pg_notify($1, '')", NOTIFY_CHANNEL)
-            .execute(conn)
-            .await?;
+        wake_workers(&mut *conn).await?;
         return Ok(Replay::Replayed);
     }
     let state = sqlx::query_scalar!(

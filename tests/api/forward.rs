@@ -205,13 +205,7 @@ async fn a_wrong_token_keeps_the_events_and_counts_the_failure(
         !error.contains("another-token") && !error.contains(TOKEN),
         "{error}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = crate::monitoring::scrape(&app).await;
     assert!(
         text.contains("roster_forward_pending{destination=\"tinybird\"} 3"),
         "{text}"
@@ -269,15 +263,7 @@ async fn rows_tinybird_quarantines_are_counted_not_sent_forever(
     drain(&app).await;
     assert_eq!(outbox(&app).await, 0, "taken (into the quarantine)");
     assert!(tinybird.rows("clerk_events").is_empty());
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::monitoring::scrape(&app).await;
     assert!(
         text.contains("roster_forward_quarantined_total{destination=\"tinybird\"} 5"),
         "{text}"

@@ -188,13 +188,7 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
         async move { clickhouse.query(sql).await.trim().parse::<usize>().unwrap() }
     };
     // Sent twice (a merge may already have folded the copies together).
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = crate::monitoring::scrape(&app).await;
     let forwarded = format!(
         "roster_forwarded_events_total{{destination=\"clickhouse\"}} {}",
         2 * stored

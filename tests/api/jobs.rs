@@ -423,15 +423,23 @@ async fn a_keyed_job_asked_for_while_it_runs_runs_once_more_and_keeps_its_backof
     };
     let worker = worker(&pool, &handler);
 
-    // Asked for twice before it starts: one run.
+    // Asked for twice before it starts: one run, no sooner than the later ask wants
+    // (it must see what was committed before either).
     let job = rearm(&pool, now, 3).await;
-    assert_eq!(rearm(&pool, now + chrono::Duration::hours(1), 3).await, job);
-    assert_eq!(worker.run_due(now).await.unwrap(), 1);
+    let second = now + chrono::Duration::seconds(1);
+    assert_eq!(rearm(&pool, second, 3).await, job);
+    assert_eq!(rearm(&pool, now, 3).await, job);
+    assert_eq!(
+        worker.run_due(now).await.unwrap(),
+        0,
+        "put off to the later ask"
+    );
+    assert_eq!(worker.run_due(second).await.unwrap(), 1);
     assert_eq!(state_of(&pool, job).await.0, "done");
-    assert_eq!(worker.run_due(now).await.unwrap(), 0);
+    assert_eq!(worker.run_due(second).await.unwrap(), 0);
 
     // Asked for again once done: it runs again. Asked for while it runs: once more
-    // after, however many times it was asked.
+    // after, however many times it was asked, at the time asked.
     rearm(&pool, now, 3).await;
     let running = {
         let worker = self::worker(&pool, &handler);
@@ -440,12 +448,18 @@ async fn a_keyed_job_asked_for_while_it_runs_runs_once_more_and_keeps_its_backof
     while handler.attempts_of(job) < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let later = Utc::now() + chrono::Duration::seconds(10);
     for _ in 0..3 {
-        rearm(&pool, now, 3).await;
+        rearm(&pool, later, 3).await;
     }
     assert_eq!(running.await.unwrap(), 1);
     assert_eq!(state_of(&pool, job).await.0, "scheduled");
-    assert_eq!(worker.run_due(Utc::now()).await.unwrap(), 1);
+    assert_eq!(
+        worker.run_due(Utc::now()).await.unwrap(),
+        0,
+        "not before it was asked for"
+    );
+    assert_eq!(worker.run_due(later).await.unwrap(), 1);
     assert_eq!(state_of(&pool, job).await.0, "done");
     assert_eq!(handler.attempts_of(job), 3);
 
