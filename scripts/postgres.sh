@@ -44,11 +44,15 @@ pg_as_owner() {
   fi
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on right now.
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now, below the range
+# the kernel hands out to outgoing connections (so that none of the many loopback
+# connections a test run opens holds it by the time something listens on it).
 pg_free_port() {
-  local port
+  local port low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 12000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 50); do
-    port=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    port=$(( (RANDOM << 1 | RANDOM & 1) % (low - 10000) + 10000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
