@@ -1,6 +1,6 @@
 -- The view the waitlist queries read (waitlist.sql, waitlist_conversion.sql): per
 -- address that joined the waitlist, when it joined (`data.created_at` of its latest
--- entry event, as Roster's contact keeps `waitlistJoinedAt`) and when it graduated (0
+-- entry event that has one, as Roster's contact keeps `waitlistJoinedAt`) and when it graduated (0
 -- if it has not): the first event of a user whose first address was this one, after
 -- the entry joined. That is Roster's rule: a user's first event takes over the
 -- waitlist contact holding its address. Figures agree with Roster's under the default
@@ -14,7 +14,7 @@ SELECT
     joined_ms,
     minIf(first_ms, first_ms > joined_ms) AS graduated_ms
 FROM (
-    SELECT email, argMax(created_at_ms, updated_at_ms) AS joined_ms
+    SELECT email, argMaxIf(created_at_ms, updated_at_ms, created_at_ms != 0) AS joined_ms
     FROM clerk_events FINAL
     WHERE event_type IN ('waitlistEntry.created', 'waitlistEntry.updated') AND email != ''
     GROUP BY email

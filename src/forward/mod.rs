@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 pub use destination::{Destination, Refusal};
+pub use outbox::Batch;
 
 use crate::clerk::envelope::UserData;
 use crate::config::forward::ForwardSettings;
@@ -32,6 +33,10 @@ use crate::monitoring;
 
 /// The job that sends one destination's outbox: `{"destination": "tinybird"}`.
 pub const FORWARD_JOB: &str = "forward.events";
+/// How long one run of a forward job sends before it hands over to the next.
+const RUN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+/// When a run that found every waiting row held by another sender looks again.
+const LOCKED_RETRY: chrono::Duration = chrono::Duration::seconds(5);
 /// Events per request, at most.
 pub const BATCH: i64 = 1000;
 /// Bytes per request, at most (but always one event): under the 10 MB a request that
@@ -90,9 +95,11 @@ impl Forwarder {
         self.destinations.iter().find(|d| d.name() == name)
     }
 
-    /// Runs a `FORWARD_JOB`: sends the destination's outbox until it is empty. `Err`
-    /// asks the queue to try again later; a 429 defers the job for as long as the
-    /// destination asked.
+    /// Runs a `FORWARD_JOB`: sends the destination's outbox until it is empty, for
+    /// `RUN_TIME` at most (then it asks for the next run, so that a steady stream never
+    /// keeps one run going past its queue's time limit). Rows another sender holds are
+    /// looked at again `LOCKED_RETRY` later. `Err` asks the queue to try again later; a
+    /// 429 defers the job for as long as the destination asked.
     pub async fn run(&self, pool: &PgPool, job: &Job) -> anyhow::Result<()> {
         let name = job.payload["destination"].as_str().unwrap_or_default();
         let Some(destination) = self.get(name) else {
@@ -103,10 +110,13 @@ impl Forwarder {
             );
             return Ok(());
         };
+        let started = std::time::Instant::now();
         loop {
-            match outbox::send_batch(pool, destination).await {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
+            let again = match outbox::send_batch(pool, destination).await {
+                Ok(Batch::Empty) => return Ok(()),
+                Ok(Batch::Sent(_)) if started.elapsed() < RUN_TIME => continue,
+                Ok(Batch::Sent(_)) => chrono::Duration::zero(),
+                Ok(Batch::Locked) => LOCKED_RETRY,
                 Err(error) => {
                     let labels = [("destination", name.to_owned())];
                     metrics::counter!(monitoring::FORWARD_FAILURES, &labels).increment(1);
@@ -117,7 +127,9 @@ impl Forwarder {
                         other => anyhow::anyhow!("{other}"),
                     });
                 }
-            }
+            };
+            outbox::wake(pool, name, chrono::Utc::now() + again).await?;
+            return Ok(());
         }
     }
 }
@@ -194,8 +206,9 @@ pub async fn backfill(
         let mut failures = 0;
         loop {
             match outbox::send_batch(pool, destination).await {
-                Ok(0) => break,
-                Ok(sent) => {
+                // What `roster serve` holds, it sends.
+                Ok(Batch::Empty | Batch::Locked) => break,
+                Ok(Batch::Sent(sent)) => {
                     failures = 0;
                     done.forwarded += sent as u64;
                     progress.inc(sent as u64);
@@ -210,10 +223,14 @@ pub async fn backfill(
                     progress.println(format!("{name}: {error}; retrying in {wait:?}"));
                     tokio::time::sleep(wait).await;
                 }
-                Err(error) => anyhow::bail!(
-                    "{}: {error}; the events not sent stay in its outbox, which roster serve sends",
-                    destination.name()
-                ),
+                Err(error) => {
+                    // Handed to `roster serve`'s forward job, which retries with backoff.
+                    outbox::wake(pool, destination.name(), chrono::Utc::now()).await?;
+                    anyhow::bail!(
+                        "{}: {error}; the events not sent stay in its outbox, which roster serve sends",
+                        destination.name()
+                    )
+                }
             }
         }
     }

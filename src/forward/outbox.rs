@@ -34,10 +34,21 @@ pub enum SendError {
     Refused(#[from] Refusal),
 }
 
+/// What `send_batch` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// This many events went, and left the outbox.
+    Sent(usize),
+    /// The outbox is empty.
+    Empty,
+    /// Every waiting row is being sent by another sender (a run whose lease ran out,
+    /// `roster forward`): they are not this run's to send, but may come back.
+    Locked,
+}
+
 /// Sends the next batch of `destination`'s outbox, oldest first (up to `BATCH` events
-/// and `MAX_REQUEST_BYTES`), and deletes it once accepted. Returns how many events went; 0 when the outbox is empty (or every row is
-/// being sent by another worker).
-pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usize, SendError> {
+/// and `MAX_REQUEST_BYTES`), and deletes it once accepted.
+pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<Batch, SendError> {
     let mut tx = pool.begin().await?;
     let events = sqlx::query_as!(
         OutboxEvent,
@@ -53,7 +64,13 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
     .fetch_all(&mut *tx)
     .await?;
     if events.is_empty() {
-        return Ok(0);
+        let waiting = sqlx::query_scalar!(
+            r#"select exists (select from forward_outbox where destination = $1) as "waiting!""#,
+            destination.name(),
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        return Ok(if waiting { Batch::Locked } else { Batch::Empty });
     }
     // As many as fit in one request (the rest are unlocked at commit, for the next).
     let mut lines = String::new();
@@ -89,7 +106,7 @@ pub async fn send_batch(pool: &PgPool, destination: &Destination) -> Result<usiz
             "the destination quarantined forwarded events: its data source's schema refused them"
         );
     }
-    Ok(ids.len())
+    Ok(Batch::Sent(ids.len()))
 }
 
 /// Asks for a run of `destination`'s forward job (one per destination) at `run_at`:

@@ -106,7 +106,7 @@ pub async fn claim_jobs(
         Job,
         "with expired as (
              select id from jobs
-             where state = 'running' and locked_until <= $1
+             where state = 'running' and locked_until <= $1 and run_at <= $1
              order by locked_until limit $4
              for update skip locked
          ), due as (
@@ -120,17 +120,21 @@ pub async fn claim_jobs(
              order by run_at limit least($4, $5)
              for update skip locked
          ), claimed as (
-             -- A job whose worker died on its last attempt is dead, not run again.
+             -- A job whose worker died on its last attempt is dead, not run again
+             -- (unless it was asked for again meanwhile: then it starts afresh).
              update jobs set
-                 state = case when attempts >= max_attempts then 'dead' else 'running' end,
-                 attempts = attempts + 1,
+                 state = case when attempts >= max_attempts and not rearmed
+                              then 'dead' else 'running' end,
+                 attempts = case when attempts >= max_attempts and rearmed then 1
+                                 else attempts + 1 end,
                  rearmed = false,
                  locked_by = $2,
                  locked_until = $3,
-                 last_error = case when attempts >= max_attempts
+                 last_error = case when attempts >= max_attempts and not rearmed
                                    then 'its worker stopped during the last attempt'
                                    else last_error end,
-                 finished_at = case when attempts >= max_attempts then now() end
+                 finished_at = case when attempts >= max_attempts and not rearmed
+                                    then now() end
              where id in (
                  select id from (
                      select id, 1 as rank from expired
@@ -221,29 +225,36 @@ pub async fn fail_job(
     error: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FailedJob> {
-    let dead = job.attempts >= job.max_attempts;
+    let last = job.attempts >= job.max_attempts;
     let retry_at = now + retry::backoff(job.attempts);
-    let result = sqlx::query!(
+    // Out of attempts, it is dead, unless it was asked for again while it ran
+    // (`rearm_job`): then it starts afresh, as a dead job asked for does.
+    let state = sqlx::query_scalar!(
         "update jobs set
-             state = case when $3 then 'dead' else 'scheduled' end,
-             run_at = case when $3 then run_at else $4 end,
-             finished_at = case when $3 then now() end,
+             state = case when $3 and not rearmed then 'dead' else 'scheduled' end,
+             run_at = case when not $3 then greatest(run_at, $4)
+                           when rearmed then greatest(run_at, now())
+                           else run_at end,
+             attempts = case when $3 and rearmed then 0 else attempts end,
+             finished_at = case when $3 and not rearmed then now() end,
              last_error = $5,
+             rearmed = false,
              locked_by = null,
              locked_until = null
-         where id = $1 and locked_by = $2 and state = 'running'",
+         where id = $1 and locked_by = $2 and state = 'running'
+         returning state",
         job.id,
         worker,
-        dead,
+        last,
         retry_at,
         error,
     )
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(match (result.rows_affected(), dead) {
-        (0, _) => FailedJob::NotHeld,
-        (_, true) => FailedJob::Dead,
-        (_, false) => FailedJob::Retrying,
+    Ok(match state.as_deref() {
+        None => FailedJob::NotHeld,
+        Some("dead") => FailedJob::Dead,
+        Some(_) => FailedJob::Retrying,
     })
 }
 
@@ -258,8 +269,9 @@ pub async fn defer_job(
 ) -> sqlx::Result<bool> {
     let result = sqlx::query!(
         "update jobs set state = 'scheduled', attempts = attempts - 1,
-             run_at = clock_timestamp() + make_interval(secs => $3),
-             locked_by = null, locked_until = null
+             run_at = case when rearmed then greatest(run_at, clock_timestamp() + make_interval(secs => $3))
+                           else clock_timestamp() + make_interval(secs => $3) end,
+             rearmed = false, locked_by = null, locked_until = null
          where id = $1 and locked_by = $2 and state = 'running'",
         job_id,
         worker,
@@ -279,7 +291,7 @@ pub async fn next_due_at(
     sqlx::query_scalar!(
         r#"select least(
                (select min(run_at) from jobs where state = 'scheduled' and not bulk),
-               (select min(locked_until) from jobs where state = 'running'),
+               (select min(greatest(locked_until, run_at)) from jobs where state = 'running'),
                (select greatest(run_at, $1) from jobs
                 where state = 'scheduled' and bulk and $1 is not null order by run_at limit 1)
            ) as "due_at""#,

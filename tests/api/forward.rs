@@ -269,3 +269,25 @@ async fn rows_tinybird_quarantines_are_counted_not_sent_forever(
         "{text}"
     );
 }
+
+#[sqlx::test]
+async fn rows_another_sender_holds_are_looked_at_again(_: PgPoolOptions, db: PgConnectOptions) {
+    let tinybird = Tinybird::start(TOKEN).await;
+    let app = spawn_app_with_config(db, config(&tinybird)).await;
+    deliver_users(&app, 3).await;
+    // Another sender (`roster forward`, or a run whose lease ran out) holds every row
+    // while the job runs, and then fails.
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("select from forward_outbox for update")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    app.run_jobs_at(now + Duration::seconds(2)).await;
+    assert_eq!(tinybird.requests(), 0);
+    other.rollback().await.unwrap();
+    // No event comes to ask for a run: the job looks again by itself.
+    app.run_jobs_at(now + Duration::seconds(10)).await;
+    assert_eq!(outbox(&app).await, 0);
+    assert_eq!(tinybird.deduplicated("clerk_events").len(), 3);
+}

@@ -438,12 +438,20 @@ fn each_tinybird_pipe_runs_the_tested_clickhouse_query() {
             .replace(bucket, "{bucket}");
         assert_eq!(statement(&as_clickhouse), statement(query));
     }
-    // The graduations the waitlist pipes read: an internal pipe, the view's query.
-    let pipe = include_str!("../../analytics/tinybird/waitlist_graduations.pipe");
-    let (_, sql) = pipe.split_once("SQL >\n").expect("one SQL node");
+    // The graduations the waitlist pipes read: a node of each, the view's query.
     let (create, view) = GRADUATIONS.split_once(" AS\n").expect("CREATE VIEW … AS");
     assert!(create.ends_with("CREATE VIEW IF NOT EXISTS waitlist_graduations"));
-    assert_eq!(statement(sql), statement(view));
+    for pipe in [
+        include_str!("../../analytics/tinybird/waitlist.pipe"),
+        include_str!("../../analytics/tinybird/waitlist_conversion.pipe"),
+    ] {
+        let (_, node) = pipe
+            .split_once("NODE waitlist_graduations\n")
+            .expect("a waitlist_graduations node");
+        let (_, sql) = node.split_once("SQL >\n").expect("its SQL");
+        let (sql, _) = sql.split_once("\nNODE ").expect("then the endpoint's node");
+        assert_eq!(statement(sql), statement(view));
+    }
     // The data source has the table's columns, each read from the line's field.
     let datasource = include_str!("../../analytics/tinybird/clerk_events.datasource");
     let columns: Vec<(&str, &str)> = TABLE

@@ -484,3 +484,42 @@ async fn a_keyed_job_asked_for_while_it_runs_runs_once_more_and_keeps_its_backof
     assert_eq!(failing_worker.run_due(retry).await.unwrap(), 1);
     assert_eq!(state_of(&pool, job).await.0, "done");
 }
+
+#[sqlx::test]
+async fn a_keyed_job_asked_for_during_its_last_failing_attempt_starts_afresh(
+    _: PgPoolOptions,
+    db: PgConnectOptions,
+) {
+    let pool = pool(db).await;
+    let now = Utc::now();
+    let handler = CountingHandler {
+        failures: 1,
+        delay: Duration::from_millis(300),
+        ..CountingHandler::default()
+    };
+    let job = rearm(&pool, now, 1).await;
+    let running = {
+        let worker = worker(&pool, &handler);
+        tokio::spawn(async move { worker.run_due(now).await.unwrap() })
+    };
+    while handler.attempts_of(job) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let asked_for = Utc::now() + chrono::Duration::seconds(3);
+    rearm(&pool, asked_for, 1).await;
+    assert_eq!(running.await.unwrap(), 1);
+    let (state, error) = state_of(&pool, job).await;
+    assert_eq!(
+        (state.as_str(), error.is_some()),
+        ("scheduled", true),
+        "not dead"
+    );
+    let worker = worker(&pool, &handler);
+    assert_eq!(
+        worker.run_due(Utc::now()).await.unwrap(),
+        0,
+        "not before it was asked for"
+    );
+    assert_eq!(worker.run_due(asked_for).await.unwrap(), 1);
+    assert_eq!(state_of(&pool, job).await.0, "done");
+}
