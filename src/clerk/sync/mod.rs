@@ -7,6 +7,7 @@
 
 pub mod billing;
 pub mod facts;
+mod graduation;
 mod users;
 mod waitlist;
 

@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::facts::{UserFacts, write_user_facts};
+use super::graduation;
 use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row};
 use crate::clerk::envelope::UserData;
 use crate::config::clerk::{DeletedUserAction, UserEventSettings};
@@ -135,11 +136,15 @@ async fn upsert_live_user(
         let Some(contact) = by_user_id else {
             return Ok(Applied::new(ContactChange::Stale, None));
         };
-        if let Some(merged) = graduate_late(conn, &contact, email, version).await? {
-            return Ok(Applied::new(ContactChange::Graduated, Some(merged)));
-        }
-        let contact = graduate_earlier(conn, contact, version).await?;
-        return Ok(Applied::new(ContactChange::Stale, Some(contact)));
+        // Older, it may still be the user's first event: the one that, in order, met
+        // the waitlist contact.
+        let merged = merge_late(conn, &contact, email, version).await?;
+        let change = match merged {
+            Some(_) => ContactChange::Updated,
+            None => ContactChange::Stale,
+        };
+        let (contact, graduated) = graduation::refresh(conn, merged.unwrap_or(contact)).await?;
+        return Ok(Applied::new(graduated_or(change, graduated), Some(contact)));
     }
     let moved_from = by_user_id
         .as_ref()
@@ -171,20 +176,9 @@ async fn upsert_live_user(
             (contact.id, ContactChange::Updated)
         }
         (Some(contact), None) => (contact.id, ContactChange::Updated),
-        // A waitlist or API contact, or a deleted user's, becomes this user's. A waitlist
-        // entry that joined after this event is not graduated by it: in order, the entry
-        // would have found this user's contact.
-        (None, Some(holder)) => {
-            let graduates = holder.user_id.is_none()
-                && holder.waitlist_entry_id.is_some()
-                && joined_before(&holder, version);
-            let change = if graduates {
-                ContactChange::Graduated
-            } else {
-                ContactChange::Updated
-            };
-            (holder.id, change)
-        }
+        // A waitlist or API contact, or a deleted user's, becomes this user's (a waitlist
+        // contact graduating, when `graduation::refresh` says so).
+        (None, Some(holder)) => (holder.id, ContactChange::Updated),
         (None, None) => {
             let new = NewContact {
                 email,
@@ -203,10 +197,19 @@ async fn upsert_live_user(
             ));
         }
     };
-    let graduated = change == ContactChange::Graduated;
-    update_user_contact(conn, id, user, email, settings, version, graduated).await?;
-    let contact = write_user_facts(conn, id, &user.id, event.facts).await?;
-    Ok(Applied::new(change, Some(expect_row(contact)?)))
+    update_user_contact(conn, id, user, email, settings, version).await?;
+    let contact = expect_row(write_user_facts(conn, id, &user.id, event.facts).await?)?;
+    let (contact, graduated) = graduation::refresh(conn, contact).await?;
+    Ok(Applied::new(graduated_or(change, graduated), Some(contact)))
+}
+
+/// `Graduated` when the event graduated the contact, else `change`.
+fn graduated_or(change: ContactChange, graduated: bool) -> ContactChange {
+    if graduated {
+        ContactChange::Graduated
+    } else {
+        change
+    }
 }
 
 /// Remembers that the user had `email` at `version` (see `clerk_user_addresses`).
@@ -232,10 +235,10 @@ async fn record_address(
 }
 
 /// An event older than what the user's contact reflects, carrying an address the
-/// contact has since left: had it arrived in order, it would have graduated the
+/// contact has since left: had it arrived in order, the user would have met the
 /// waitlist contact that holds that address (one that joined before it). That contact
 /// is merged in now. Returns the contact after the merge, if there was one.
-async fn graduate_late(
+async fn merge_late(
     conn: &mut PgConnection,
     contact: &Contact,
     email: &str,
@@ -250,76 +253,14 @@ async fn graduate_late(
     };
     if holder.user_id.is_some()
         || holder.waitlist_entry_id.is_none()
-        || !joined_before(&holder, version)
+        || !graduation::joined_before(&holder, version)
     {
         return Ok(None);
     }
     merge_contacts(conn, contact.id, holder.id).await?;
-    let row = sqlx::query_as!(
-        Contact,
-        "update contacts set graduated_at = coalesce(graduated_at, $2), updated_at = now()
-         where id = $1 returning *",
-        contact.id,
-        version,
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(Some(expect_row(row)?))
-}
-
-/// An event older than the one that graduated `contact`, and now the user's first
-/// (see `first_address`): had it arrived in order, the graduation would have been at
-/// its time.
-async fn graduate_earlier(
-    conn: &mut PgConnection,
-    contact: Contact,
-    version: DateTime<Utc>,
-) -> Result<Contact, SyncError> {
-    let earlier = contact
-        .graduated_at
-        .is_some_and(|graduated| version < graduated)
-        && joined_before(&contact, version);
-    let Some(user_id) = contact.user_id.as_deref().filter(|_| earlier) else {
-        return Ok(contact);
-    };
-    if first_address(conn, user_id).await?.map(|first| first.1) != Some(version) {
-        return Ok(contact);
-    }
-    let row = sqlx::query_as!(
-        Contact,
-        "update contacts set graduated_at = $2, updated_at = now() where id = $1 returning *",
-        contact.id,
-        version,
-    )
-    .fetch_optional(conn)
-    .await?;
-    expect_row(row)
-}
-
-/// The address user `user_id`'s first event carried, and that event's time: the event
-/// that, in order, graduated the waitlist contact holding the address, if it joined
-/// before.
-pub(super) async fn first_address(
-    conn: &mut PgConnection,
-    user_id: &str,
-) -> sqlx::Result<Option<(String, DateTime<Utc>)>> {
-    let first = sqlx::query!(
-        "select email, first_seen from clerk_user_addresses
-         where user_id = $1 order by first_seen, email limit 1",
-        user_id
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(first.map(|first| (first.email, first.first_seen)))
-}
-
-/// Whether waitlist contact `holder` joined before a user event at `version`: only then
-/// would that event, delivered in order, have graduated it.
-pub(super) fn joined_before(holder: &Contact, version: DateTime<Utc>) -> bool {
-    holder
-        .waitlist_joined_at
-        .or(holder.waitlist_updated_at)
-        .is_some_and(|joined| joined < version)
+    Ok(Some(expect_row(
+        store::find_contact_by_id(conn, contact.id).await?,
+    )?))
 }
 
 /// Writes a Clerk user's fields onto contact `id`. Names overwrite when `update_names`
@@ -331,7 +272,6 @@ async fn update_user_contact(
     email: &str,
     settings: &UserEventSettings,
     version: DateTime<Utc>,
-    graduated: bool,
 ) -> Result<Contact, SyncError> {
     let row = sqlx::query_as!(
         Contact,
@@ -342,7 +282,6 @@ async fn update_user_contact(
              user_group = coalesce($6, user_group),
              user_id = $7,
              clerk_updated_at = $8,
-             graduated_at = case when $9 then coalesce(graduated_at, $8) else graduated_at end,
              updated_at = now()
          where id = $1
          returning *",
@@ -354,7 +293,6 @@ async fn update_user_contact(
         settings.user_group,
         user.id,
         version,
-        graduated,
     )
     .fetch_optional(conn)
     .await?;

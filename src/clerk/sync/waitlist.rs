@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row, users};
+use super::{Applied, CLERK_SOURCE, ContactChange, Mode, SyncError, expect_row, graduation, users};
 use crate::clerk::envelope::WaitlistEntryData;
 use crate::config::clerk::WaitlistEventSettings;
 use crate::contacts::Contact;
@@ -22,6 +22,7 @@ pub(super) async fn upsert_waitlist_entry(
         return Ok(Applied::new(ContactChange::NoEmail, None));
     }
     store::lock_person(conn, None, Some(email)).await?;
+    graduation::record_entry_address(conn, &entry.id, email).await?;
     // The contact with the address, else the one of the user who had it after the
     // entry joined (in order, that user's event would have graduated the entry's
     // contact, which has moved with the user since).
@@ -34,16 +35,6 @@ pub(super) async fn upsert_waitlist_entry(
                 Graduate::Nobody => None,
             }
         }
-    };
-    // The user whose contact this is may have graduated the entry: in order, their first
-    // event met the entry's own contact.
-    let joined = entry.created_at.unwrap_or(version);
-    let graduated = match found.as_ref().and_then(|c| c.user_id.as_deref()) {
-        Some(user_id) => users::first_address(conn, user_id)
-            .await?
-            .filter(|(first, at)| first.eq_ignore_ascii_case(email) && *at > joined)
-            .map(|(_, at)| at),
-        None => None,
     };
     let (id, change) = match found {
         Some(contact) => {
@@ -75,8 +66,7 @@ pub(super) async fn upsert_waitlist_entry(
         }
     };
     // The waitlist user group is for people who are not users yet; a graduate keeps the
-    // group its user events gave it. A `completed` entry of a user who had the address
-    // before it joined still records a graduation.
+    // group its user events gave it.
     let row = sqlx::query_as!(
         Contact,
         "update contacts set
@@ -85,10 +75,6 @@ pub(super) async fn upsert_waitlist_entry(
              waitlist_joined_at = coalesce($4, waitlist_joined_at),
              waitlist_updated_at = $5,
              user_group = case when user_id is null then coalesce($6, user_group) else user_group end,
-             graduated_at = case when $7::timestamptz is not null then $7
-                                 when user_id is not null and $3 = 'completed'
-                                 then coalesce(graduated_at, clerk_updated_at)
-                                 else graduated_at end,
              updated_at = now()
          where id = $1
          returning *",
@@ -98,11 +84,18 @@ pub(super) async fn upsert_waitlist_entry(
         entry.created_at,
         version,
         settings.user_group,
-        graduated,
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(Applied::new(change, Some(expect_row(row)?)))
+    // The user whose contact this is may have graduated the entry (in order, their
+    // first event met the entry's own contact), or Clerk completed it.
+    let (contact, graduated) = graduation::refresh(conn, expect_row(row)?).await?;
+    let change = if graduated {
+        ContactChange::Graduated
+    } else {
+        change
+    };
+    Ok(Applied::new(change, Some(contact)))
 }
 
 /// Whose the waitlist contact for `email`, joined at `joined`, would be in event-time
