@@ -75,17 +75,23 @@ async fn deliver_events(app: &TestApp) -> usize {
         }
     }
     // The waitlist: entries join, some are invited (one twice, under two svix-ids) or
-    // rejected days later. The invited sign up, and their entry completes. Someone who
-    // was a user before joining the waitlist has not graduated.
-    let mut early = fixture("user.created");
-    set(&mut early, "/data/id", json!("user_ch_early"));
-    set(
-        &mut early,
-        "/data/email_addresses/0/email_address",
-        json!("w9@example.com"),
-    );
-    versioned(&mut early, first_day(), first_day());
-    events.push(early);
+    // rejected days later. The invited sign up, and their entry completes. Two were
+    // users before joining the waitlist: one has not graduated, the other graduates
+    // when Clerk completes the entry.
+    for (user, address) in [
+        ("user_ch_early", "w6@example.com"),
+        ("user_ch_early_completed", "w9@example.com"),
+    ] {
+        let mut early = fixture("user.created");
+        set(&mut early, "/data/id", json!(user));
+        set(
+            &mut early,
+            "/data/email_addresses/0/email_address",
+            json!(address),
+        );
+        versioned(&mut early, first_day(), first_day());
+        events.push(early);
+    }
     for i in 0..10i64 {
         let at = first_day() + Duration::hours(i * 19 + 1);
         let entry = format!("wle_ch_{i}");
@@ -121,6 +127,10 @@ async fn deliver_events(app: &TestApp) -> usize {
             versioned(&mut user, signed_up, signed_up);
             person.push(user);
             let completed = signed_up + Duration::seconds(1);
+            person.push(entry_event("waitlistEntry.updated", "completed", completed));
+        }
+        if i == 9 {
+            let completed = at + Duration::hours(30);
             person.push(entry_event("waitlistEntry.updated", "completed", completed));
         }
         events.extend(person);
@@ -211,6 +221,11 @@ async fn clickhouse_holds_each_event_once_and_agrees_with_the_analytics_api(
         count("SELECT count() FROM clerk_events").await,
         stored,
         "once after merge"
+    );
+    // Three invited who signed up, and the user whose entry Clerk completed.
+    assert_eq!(
+        count("SELECT count() FROM waitlist_graduations WHERE graduated_ms != 0").await,
+        4
     );
 
     // The shipped queries against the API, by day and by week.
